@@ -1,0 +1,55 @@
+"""edgekit — run TFLite object detectors on small CPU-only devices.
+
+``import edgekit`` is cheap: it loads no TFLite runtime, TensorFlow, paho-mqtt or OpenCV,
+and not even numpy or Pillow; the names below are imported on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import (
+    ConfigError,
+    EdgekitError,
+    ImageError,
+    LayoutError,
+    ModelError,
+    RuntimeNotFoundError,
+    UnsupportedModelError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Detector": "detector",
+    "DetectorOptions": "detector",
+    "Detection": "results",
+    "DetectionResult": "results",
+    "InputSpec": "metadata",
+    "ModelMetadata": "metadata",
+    "read_metadata": "metadata",
+    "register_decoder": "decoders",
+    "Candidates": "decoders",
+    "DecodeContext": "decoders",
+    "OutputTensor": "decoders",
+    "find_runtime": "runtime",
+    "usable_cores": "device",
+}
+
+__all__ = sorted(
+    [*_LAZY, "__version__", "EdgekitError", "ConfigError", "ImageError", "LayoutError", "ModelError",
+     "RuntimeNotFoundError", "UnsupportedModelError"]
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'edgekit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

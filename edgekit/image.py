@@ -1,0 +1,269 @@
+"""Decode an image and turn it into a model input tensor — pure functions, no interpreter.
+
+Stages (each usable on its own thread in a pipeline):
+
+* :func:`load_image` — decode a path / PIL image / numpy array to an upright RGB PIL image,
+  using JPEG draft mode (DCT scaling) when the model input is much smaller than the photo.
+* :func:`fit_to_input` — stretch or letterbox to the model's input size; returns the pixels
+  (uint8 HxWx3) and the :class:`Transform` that maps model coordinates back to the image.
+* :func:`encode_pixels` — uint8 pixels to the input tensor's dtype with an :class:`InputEncoder`
+  computed once per model (normalisation and input quantization folded into one affine map,
+  and no float math at all when that map is the identity or a sign flip).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ConfigError, ImageError
+
+__all__ = [
+    "ImageSource",
+    "LoadedImage",
+    "Transform",
+    "InputEncoder",
+    "load_image",
+    "fit_to_input",
+    "make_encoder",
+    "encode_pixels",
+]
+
+ImageSource = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
+
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An upright RGB image (possibly decoded at reduced size) and its true size in pixels."""
+
+    image: Image.Image
+    width: int
+    height: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Transform:
+    """Maps model-input coordinates (normalised 0..1) back to original-image pixels."""
+
+    input_width: int
+    input_height: int
+    pad_x: float  # left padding in model-input pixels
+    pad_y: float
+    content_width: float  # size of the image inside the model input, in model-input pixels
+    content_height: float
+    image_width: int
+    image_height: int
+
+    def to_image(self, boxes: np.ndarray) -> np.ndarray:
+        """Normalised ``[x1, y1, x2, y2]`` boxes (N, 4) in model space → clipped image pixels."""
+        out = np.empty_like(boxes, dtype=np.float32)
+        sx = self.image_width / self.content_width
+        sy = self.image_height / self.content_height
+        out[:, 0::2] = (boxes[:, 0::2] * self.input_width - self.pad_x) * sx
+        out[:, 1::2] = (boxes[:, 1::2] * self.input_height - self.pad_y) * sy
+        np.clip(out[:, 0::2], 0, self.image_width, out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0, self.image_height, out=out[:, 1::2])
+        return out
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+def load_image(source: ImageSource, target: tuple[int, int] | None = None, resize: str | None = "stretch") -> LoadedImage:
+    """Decode ``source`` to an upright RGB image.
+
+    Args:
+        source: a file path, a PIL image, or an ``HxW``/``HxWx3``/``HxWx4`` uint8 RGB(A) array.
+        target: the model input size ``(width, height)``; with it, JPEGs are decoded at the
+            smallest DCT scale that still covers the size the image will be resized to.
+        resize: ``"stretch"`` or ``"letterbox"`` (affects the draft size only).
+    Raises:
+        ImageError: missing, empty, corrupt, unsupported or oversized (decompression bomb) input.
+    """
+    name = _source_name(source)
+    if isinstance(source, np.ndarray):
+        return LoadedImage(_array_to_image(source, name), source.shape[1], source.shape[0], name)
+    if isinstance(source, Image.Image):
+        img = ImageOps.exif_transpose(source)
+        return LoadedImage(_to_rgb(img), img.width, img.height, name)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageError(f"expected a file path, PIL image or numpy array, found {type(source).__name__}")
+    return _load_file(name, target, resize)
+
+
+def _load_file(path: str, target: tuple[int, int] | None, resize: str) -> LoadedImage:
+    try:
+        if os.path.getsize(path) == 0:
+            raise ImageError(f"{path}: file is empty (0 bytes); expected an image (JPEG, PNG, BMP, …)")
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+                width, height = img.size
+                if orientation in _TRANSPOSED_ORIENTATIONS:
+                    width, height = height, width
+                if target is not None and img.format == "JPEG":
+                    img.draft("RGB", _draft_size(img.size, target, resize, orientation))
+                img.load()
+                upright = ImageOps.exif_transpose(img)
+                return LoadedImage(_to_rgb(upright), width, height, path)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file; expected an image path") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory; pass image files, a directory as SOURCE, or a glob") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"{path}: image is larger than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} pixels "
+            "(possible decompression bomb); downscale it before detection"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read; expected JPEG, PNG, BMP, GIF, TIFF or WebP") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: corrupt or truncated image ({exc}); re-export or re-download it") from None
+
+
+def _draft_size(size: tuple[int, int], target: tuple[int, int], resize: str, orientation: int) -> tuple[int, int]:
+    tw, th = target
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        tw, th = th, tw  # the stored image is rotated relative to what the model will see
+    if resize == "letterbox":
+        scale = min(tw / size[0], th / size[1])
+        return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
+    return tw, th
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "P", "PA") and ("transparency" in img.info or "A" in img.mode):
+        # Composite on white rather than letting transparent pixels turn black.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _array_to_image(array: np.ndarray, name: str) -> Image.Image:
+    if array.dtype != np.uint8:
+        raise ImageError(f"{name}: expected a uint8 RGB array, found dtype {array.dtype}; convert with .astype(np.uint8)")
+    if array.ndim == 2:
+        return Image.fromarray(array, "L").convert("RGB")
+    if array.ndim == 3 and array.shape[2] in (3, 4) and array.shape[0] > 0 and array.shape[1] > 0:
+        return _to_rgb(Image.fromarray(np.ascontiguousarray(array), "RGB" if array.shape[2] == 3 else "RGBA"))
+    raise ImageError(f"{name}: expected an HxW, HxWx3 (RGB) or HxWx4 (RGBA) array, found shape {array.shape}")
+
+
+def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Bilinear resize with half-pixel centres and no antialiasing.
+
+    This is what TensorFlow's ``tf.image.resize`` and OpenCV's ``INTER_LINEAR`` do, i.e. what
+    detectors are trained with (Pillow's ``resize`` would low-pass filter and shift scores).
+    Large reductions first use an integer box reduction (JPEGs already got DCT draft scaling),
+    so the interpolation never skips more than one source pixel.
+    """
+    if img.size == size:
+        return img
+    factor = int(min(img.width / size[0], img.height / size[1]))
+    if factor >= 2:
+        img = img.reduce(factor)
+    matrix = (img.width / size[0], 0.0, 0.0, 0.0, img.height / size[1], 0.0)
+    return img.transform(size, Image.AFFINE, matrix, Image.BILINEAR)
+
+
+def fit_to_input(loaded: LoadedImage, size: tuple[int, int], resize: str = "stretch", pad_value: int = 114) -> tuple[np.ndarray, Transform]:
+    """Resize to the model input ``size`` (width, height): uint8 ``HxWx3`` pixels and the Transform."""
+    tw, th = size
+    if resize == "stretch":
+        transform = Transform(tw, th, 0.0, 0.0, float(tw), float(th), loaded.width, loaded.height)
+        return np.asarray(_resize(loaded.image, (tw, th))), transform
+    if resize != "letterbox":
+        raise ConfigError(f"resize mode must be 'stretch' or 'letterbox', found {resize!r}")
+    scale = min(tw / loaded.width, th / loaded.height)
+    cw, ch = max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale))
+    px, py = (tw - cw) // 2, (th - ch) // 2
+    canvas = np.full((th, tw, 3), pad_value, dtype=np.uint8)
+    canvas[py:py + ch, px:px + cw] = np.asarray(_resize(loaded.image, (cw, ch)))
+    return canvas, Transform(tw, th, float(px), float(py), float(cw), float(ch), loaded.width, loaded.height)
+
+
+@dataclass(frozen=True)
+class InputEncoder:
+    """How uint8 pixels become the input tensor: ``q = pixel * a + b`` then cast to ``dtype``.
+
+    ``kind`` is ``"copy"`` (uint8 identity), ``"flip"`` (uint8 → int8 by subtracting 128, done
+    as a bit flip), ``"affine"`` (quantized input, general case) or ``"float"``.
+    """
+
+    kind: str
+    dtype: Any
+    a: np.ndarray
+    b: np.ndarray
+    bgr: bool
+
+
+def make_encoder(dtype: Any, quantization: tuple[float, int], mean: tuple[float, ...] | None,
+                 std: tuple[float, ...] | None, color: str = "RGB") -> InputEncoder:
+    """Fold normalisation ``(pixel - mean) / std`` and input quantization into one affine map.
+
+    With no mean/std known, float inputs get ``[0, 1]`` (``pixel / 255``) and quantized inputs
+    get the raw pixels (uint8) or pixels − 128 (int8), which is what quantized detectors expect.
+    """
+    dtype = np.dtype(dtype)
+    scale, zero_point = quantization
+    bgr = color == "BGR"
+    if dtype == np.float32:
+        m = np.asarray(mean if mean is not None else (0.0,), np.float32)
+        s = np.asarray(std if std is not None else (255.0,), np.float32)
+        return InputEncoder("float", dtype, (1.0 / s).astype(np.float32), (-m / s).astype(np.float32), bgr)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.int8)):
+        raise ConfigError(f"model input dtype {dtype} is not supported; expected float32, uint8 or int8")
+    if mean is None or std is None or not scale:
+        offset = 0.0 if dtype == np.uint8 else -128.0
+        a, b = np.ones(1, np.float32), np.full(1, offset, np.float32)
+    else:
+        m, s = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        a = (1.0 / (s * scale)).astype(np.float32)
+        b = (zero_point - m / (s * scale)).astype(np.float32)
+    kind = "affine"
+    # Within half a quantization step of identity: skip float math entirely.
+    if np.all(np.abs(a - 1.0) * 255 < 0.5):
+        if dtype == np.uint8 and np.all(np.abs(b) < 0.5):
+            kind = "copy"
+        elif dtype == np.int8 and np.all(np.abs(b + 128.0) < 0.5):
+            kind = "flip"
+    return InputEncoder(kind, dtype, a, b, bgr)
+
+
+def encode_pixels(pixels: np.ndarray, encoder: InputEncoder) -> np.ndarray:
+    """uint8 ``HxWx3`` pixels → ``1xHxWx3`` input tensor as described by ``encoder``."""
+    if encoder.bgr:
+        pixels = pixels[..., ::-1]
+    if encoder.kind == "copy":
+        out = np.ascontiguousarray(pixels)
+    elif encoder.kind == "flip":
+        out = (np.ascontiguousarray(pixels) ^ np.uint8(0x80)).view(np.int8)
+    elif encoder.kind == "float":
+        out = pixels.astype(np.float32)
+        out *= encoder.a
+        out += encoder.b
+    else:
+        info = np.iinfo(encoder.dtype)
+        q = pixels.astype(np.float32) * encoder.a + encoder.b
+        out = np.clip(np.rint(q), info.min, info.max).astype(encoder.dtype)
+    return out[np.newaxis]

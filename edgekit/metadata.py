@@ -1,0 +1,224 @@
+"""Model metadata embedded in a ``.tflite`` file, readable without TensorFlow.
+
+Format: a ZIP archive appended to the flatbuffer, holding ``edgekit.json``. This is the same
+mechanism the TFLite Metadata standard uses for its associated files (``labelmap.txt`` …), so
+a model keeps loading in every TFLite runtime and models that already carry such a ZIP keep
+their members. Reading needs only :mod:`zipfile` and :mod:`json`.
+
+``edgekit.json`` (``schema_version`` 1)::
+
+    {"schema_version": 1, "name": "shapes-yolo", "labels": ["circle", ...],
+     "input": {"color": "RGB", "mean": [0, 0, 0], "std": [255, 255, 255],
+               "resize": "letterbox", "pad_value": 114},
+     "output": {"layout": "yolov8"},
+     "quantization": {"mode": "int8", "io": "uint8"},
+     "versions": {"edgekit": "0.1.0", "tensorflow": "2.21.0"}, "created": "2026-11-22T10:00:00Z"}
+
+Every field is optional; a missing one means "infer it from the tensors".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError, ModelError
+
+__all__ = [
+    "InputSpec",
+    "ModelMetadata",
+    "read_metadata",
+    "embed_metadata",
+    "split_model",
+    "parse_labels",
+    "read_labels",
+    "METADATA_MEMBER",
+    "SCHEMA_VERSION",
+]
+
+METADATA_MEMBER = "edgekit.json"
+SCHEMA_VERSION = 1
+_LABEL_MEMBERS = ("labelmap.txt", "labels.txt")  # names TFLite Metadata models use
+COLOR_ORDERS = ("RGB", "BGR")
+RESIZE_MODES = ("stretch", "letterbox")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How to turn pixels into the model's input: ``(pixel - mean) / std`` per channel."""
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    color: str = "RGB"
+    resize: str | None = None  # None: the output layout's convention (letterbox for YOLO)
+    pad_value: int = 114
+
+    def __post_init__(self) -> None:
+        if self.color not in COLOR_ORDERS:
+            raise ConfigError(f"colour order must be one of {COLOR_ORDERS}, found {self.color!r}")
+        if self.resize is not None and self.resize not in RESIZE_MODES:
+            raise ConfigError(f"resize mode must be one of {RESIZE_MODES}, found {self.resize!r}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and len(value) not in (1, 3):
+                raise ConfigError(f"{name} needs 1 or 3 values (one per channel), found {len(value)}")
+        if self.std is not None and any(s == 0 for s in self.std):
+            raise ConfigError("std must not be 0 (the input is divided by it)")
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What edgekit knows about a model beyond its tensors. ``None`` means unknown."""
+
+    name: str | None = None
+    labels: tuple[str, ...] | None = None
+    input: InputSpec = field(default_factory=InputSpec)
+    layout: str | None = None
+    quantization: Mapping[str, Any] | None = None
+    versions: Mapping[str, str] | None = None
+    created: str | None = None
+    source: str = "none"  # where it was read from: "edgekit", "tflite-metadata" or "none"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``edgekit.json`` document for this metadata."""
+        doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        if self.name is not None:
+            doc["name"] = self.name
+        if self.labels is not None:
+            doc["labels"] = list(self.labels)
+        doc["input"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.input).items()
+                        if v is not None}
+        if self.layout is not None:
+            doc["output"] = {"layout": self.layout}
+        for key in ("quantization", "versions", "created"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = dict(value) if isinstance(value, Mapping) else value
+        return doc
+
+    @classmethod
+    def from_json_dict(cls, doc: Mapping[str, Any], source: str = "edgekit") -> "ModelMetadata":
+        """Parse an ``edgekit.json`` document; raises ModelError on an unknown schema version."""
+        version = doc.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ModelError(
+                f"embedded edgekit.json has schema_version {version!r}, this edgekit reads "
+                f"{SCHEMA_VERSION}; upgrade edgekit or re-convert the model"
+            )
+        inp = dict(doc.get("input") or {})
+        for key in ("mean", "std"):
+            if inp.get(key) is not None:
+                inp[key] = tuple(float(v) for v in inp[key])
+        labels = doc.get("labels")
+        return cls(
+            name=doc.get("name"),
+            labels=tuple(labels) if labels is not None else None,
+            input=InputSpec(**inp),
+            layout=(doc.get("output") or {}).get("layout"),
+            quantization=doc.get("quantization"),
+            versions=doc.get("versions"),
+            created=doc.get("created"),
+            source=source,
+        )
+
+
+def parse_labels(text: str) -> tuple[str, ...]:
+    """Labels from a label file: index = class id.
+
+    Understands one name per line (a first line ``???`` is the TF Object Detection label-map
+    convention for the background class and is dropped) and ``<id> <name>`` lines.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    pairs = [line.split(maxsplit=1) for line in lines if line]
+    if pairs and all(len(p) == 2 and p[0].isdigit() for p in pairs):
+        size = max(int(p[0]) for p in pairs) + 1
+        labels = ["???"] * size
+        for idx, name in pairs:
+            labels[int(idx)] = name.strip()
+        return tuple(labels)
+    if lines and lines[0] == "???":
+        lines = lines[1:]
+    return tuple(lines)
+
+
+def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
+    """Read a label file (see :func:`parse_labels`); raises ConfigError if unreadable or empty."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            labels = parse_labels(fh.read())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{os.fspath(path)}: cannot read label file ({exc}); expected UTF-8 text, one label per line") from None
+    if not labels:
+        raise ConfigError(f"{os.fspath(path)}: label file is empty; expected one label per line")
+    return labels
+
+
+def _open_zip(fileobj: Any) -> zipfile.ZipFile | None:
+    try:
+        if not zipfile.is_zipfile(fileobj):
+            return None
+        fileobj.seek(0)
+        return zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None  # a weight buffer that happens to look like a ZIP end record
+
+
+def split_model(data: bytes) -> tuple[bytes, dict[str, bytes]]:
+    """Split a model into (flatbuffer bytes, members of an appended ZIP)."""
+    zf = _open_zip(io.BytesIO(data))
+    if zf is None or not zf.infolist():
+        return data, {}
+    with zf:
+        start = min(info.header_offset for info in zf.infolist())
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    return data[:start], members
+
+
+def embed_metadata(model: bytes, metadata: ModelMetadata) -> bytes:
+    """Return ``model`` with ``metadata`` embedded, replacing earlier edgekit metadata only."""
+    if len(model) < 8 or model[4:8] != b"TFL3":
+        raise ModelError("cannot embed metadata: the data is not a TFLite flatbuffer (no 'TFL3' identifier)")
+    flatbuffer, members = split_model(model)
+    members[METADATA_MEMBER] = json.dumps(metadata.to_json_dict(), indent=1).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return flatbuffer + buf.getvalue()
+
+
+def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
+    """Read embedded metadata from a model path or bytes; an empty ModelMetadata if there is none."""
+    if isinstance(model, (bytes, bytearray)):
+        zf = _open_zip(io.BytesIO(model))
+        return _from_zip(zf, "model bytes")
+    path = os.fspath(model)
+    try:
+        with open(path, "rb") as fh:
+            return _from_zip(_open_zip(fh), path)
+    except OSError:
+        return ModelMetadata()  # the loader reports a missing/unreadable file with a better message
+
+
+def _from_zip(zf: zipfile.ZipFile | None, where: str) -> ModelMetadata:
+    if zf is None:
+        return ModelMetadata()
+    with zf:
+        names = set(zf.namelist())
+        if METADATA_MEMBER in names:
+            try:
+                doc = json.loads(zf.read(METADATA_MEMBER))
+            except (ValueError, zipfile.BadZipFile) as exc:
+                raise ModelError(f"{where}: embedded edgekit.json is unreadable ({exc}); re-convert the model") from None
+            return ModelMetadata.from_json_dict(doc)
+        for member in _LABEL_MEMBERS:
+            if member in names:
+                text = zf.read(member).decode("utf-8", errors="replace")
+                return ModelMetadata(labels=parse_labels(text), source="tflite-metadata")
+    return ModelMetadata()

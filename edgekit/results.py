@@ -1,0 +1,49 @@
+"""Detection results: frozen, JSON-serialisable values."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Detection", "DetectionResult"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object; ``box`` is ``(x1, y1, x2, y2)`` in original-image pixels."""
+
+    label: str
+    class_id: int
+    score: float
+    box: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "class_id": self.class_id,
+            "score": round(self.score, 5),
+            "box": [round(v, 2) for v in self.box],
+        }
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """All detections in one image, best score first, with the image's size and source."""
+
+    source: str
+    width: int
+    height: int
+    detections: tuple[Detection, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "detections": [d.to_dict() for d in self.detections],
+        }
+
+    def to_json(self) -> str:
+        """One line of JSON (the format ``edgekit detect`` prints)."""
+        return json.dumps(self.to_dict(), separators=(", ", ": "))

@@ -1,0 +1,195 @@
+"""Find a TFLite runtime and create interpreters with it.
+
+Order: ``ai_edge_litert`` (LiteRT, the maintained one), ``tflite_runtime`` (frozen at 2.14: the
+only choice on 32-bit ARM, NumPy < 2 only), then ``tensorflow.lite`` (a workstation with TF).
+Nothing here is imported by ``import edgekit``; the runtime loads on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import ModelError, RuntimeNotFoundError, UnsupportedModelError
+
+__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "CANDIDATES"]
+
+# (import name, distribution to install, attribute path of the Interpreter class)
+CANDIDATES: tuple[tuple[str, str, str], ...] = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert", "Interpreter"),
+    ("tflite_runtime.interpreter", "tflite-runtime", "Interpreter"),
+    ("tensorflow", "tensorflow", "lite.Interpreter"),
+)
+
+_INSTALL_HINT = (
+    "install one: 'pip install ai-edge-litert' (x86_64, 64-bit ARM: Pi OS 64-bit), or on a 32-bit "
+    "Pi OS with Python <= 3.11: 'pip install tflite-runtime==2.14.* \"numpy<2\"'"
+)
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Which runtime edgekit uses: its module, the distribution name and version."""
+
+    module: str
+    distribution: str
+    version: str
+    interpreter_class: Any
+
+    def __str__(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+def _numpy_major() -> int:
+    import numpy
+
+    return int(numpy.__version__.split(".")[0])
+
+
+def _dist_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _resolve(module: Any, attr_path: str) -> Any:
+    obj = module
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+_cached: RuntimeInfo | None = None
+
+
+def find_runtime(
+    import_module: Callable[[str], Any] = importlib.import_module,
+    numpy_major: Callable[[], int] = _numpy_major,
+    dist_version: Callable[[str], str] = _dist_version,
+    prefer: str | None = None,
+) -> RuntimeInfo:
+    """Return the first usable runtime, or raise RuntimeNotFoundError saying what to install.
+
+    ``prefer`` (or the environment variable ``EDGEKIT_RUNTIME``) names a distribution to use
+    instead of the first that works, e.g. ``tflite-runtime``.
+    """
+    global _cached
+    use_cache = import_module is importlib.import_module and prefer is None
+    if use_cache and _cached is not None:
+        return _cached
+    prefer = prefer or os.environ.get("EDGEKIT_RUNTIME") or None
+    candidates = [c for c in CANDIDATES if prefer is None or c[1] == prefer]
+    if not candidates:
+        names = ", ".join(c[1] for c in CANDIDATES)
+        raise RuntimeNotFoundError(f"EDGEKIT_RUNTIME={prefer!r} is not a known runtime; use one of {names}")
+    problems: list[str] = []
+    for module_name, dist, attr in candidates:
+        try:
+            module = import_module(module_name)
+            cls = _resolve(module, attr)
+        except ImportError as exc:
+            problems.append(f"{dist}: not importable ({exc})")
+            continue
+        except Exception as exc:  # a broken wheel raises anything at import
+            problems.append(f"{dist}: import failed ({type(exc).__name__}: {exc})")
+            continue
+        version = dist_version(dist)
+        if dist == "tflite-runtime" and numpy_major() >= 2 and version.startswith(("2.", "unknown")):
+            # It imports, then fails creating the Interpreter ("_ARRAY_API not found"):
+            # it was built against NumPy 1.x and has no NumPy 2 release.
+            problems.append(
+                f"tflite-runtime {version}: built for NumPy 1.x but NumPy {_numpy_version()} is "
+                "installed; run 'pip install \"numpy<2\"' in this environment, or use ai-edge-litert "
+                "on 64-bit systems"
+            )
+            continue
+        info = RuntimeInfo(module_name, dist, version, cls)
+        if use_cache:
+            _cached = info
+        return info
+    raise RuntimeNotFoundError(
+        "no usable TFLite runtime found; tried: " + "; ".join(problems) + ". To fix, " + _INSTALL_HINT
+    )
+
+
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
+
+
+# Substrings of runtime errors that mean "the model needs an op this runtime lacks".
+_UNSUPPORTED_MARKERS = (
+    "unresolved custom op",
+    "Select TensorFlow op",
+    "Didn't find op for builtin opcode",
+    "Registration failed",
+    "is not supported",
+    "Op builtin_code out of range",
+    "Flex delegate",
+)
+
+
+def create_interpreter(model: str | os.PathLike | bytes, num_threads: int, runtime: RuntimeInfo | None = None):
+    """Create an interpreter for ``model`` (path or bytes) with ``num_threads`` and allocate it.
+
+    Raises ModelError for a missing/invalid file, UnsupportedModelError for a missing operator.
+    """
+    runtime = runtime or find_runtime()
+    source = "model bytes"
+    kwargs: dict[str, Any] = {"num_threads": int(num_threads)}
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        kwargs["model_content"] = bytes(model)
+    else:
+        path = os.fspath(model)
+        source = path
+        _check_model_file(path)
+        kwargs["model_path"] = path
+    try:
+        interpreter = runtime.interpreter_class(**kwargs)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError, SystemError) as exc:
+        raise _classify(exc, source, runtime) from None
+    return interpreter
+
+
+def _check_model_file(path: str) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file; expected a .tflite file path") from None
+    except IsADirectoryError:
+        raise ModelError(
+            f"{path}: is a directory, expected a .tflite file (convert a SavedModel with edgekit-convert)"
+        ) from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read model file ({exc.strerror})") from None
+    if len(head) == 0:
+        raise ModelError(f"{path}: model file is empty (0 bytes); re-download or re-convert it")
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ModelError(
+            f"{path}: not a TFLite model (expected the 'TFL3' flatbuffer identifier at byte 4, "
+            f"found {head[4:8]!r}); pass a .tflite file, or convert the model with edgekit-convert"
+        )
+
+
+def _classify(exc: Exception, source: str, runtime: RuntimeInfo) -> Exception:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if any(m in text for m in _UNSUPPORTED_MARKERS):
+        return UnsupportedModelError(
+            f"{source}: the model needs an operator that {runtime} does not provide ({first}); "
+            "re-convert it with built-in TFLite ops only (no SELECT_TF_OPS / custom ops)"
+        )
+    if "_ARRAY_API" in text or "NumPy" in text:
+        return ModelError(f"{source}: {runtime} failed with this NumPy ({first}); run 'edgekit doctor'")
+    return ModelError(
+        f"{source}: {runtime} could not load the model ({first}); the file may be truncated or "
+        "corrupt — re-download or re-convert it"
+    )
