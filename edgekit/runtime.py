@@ -7,8 +7,11 @@ Nothing here is imported by ``import edgekit``; the runtime loads on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -150,12 +153,38 @@ def create_interpreter(model: str | os.PathLike | bytes, num_threads: int, runti
         source = path
         _check_model_file(path)
         kwargs["model_path"] = path
+    native: list[str] = []
     try:
-        interpreter = runtime.interpreter_class(**kwargs)
-        interpreter.allocate_tensors()
+        with _native_stderr(native):
+            interpreter = runtime.interpreter_class(**kwargs)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError, SystemError) as exc:
-        raise _classify(exc, source, runtime) from None
+        raise _classify(exc, "\n".join(native), source, runtime) from None
+    noise = ("INFO: Created TensorFlow Lite", "INFO: Initialized TensorFlow Lite")
+    for line in native:
+        if line.strip() and not line.startswith(noise):
+            print(line, file=sys.stderr)
     return interpreter
+
+
+@contextlib.contextmanager
+def _native_stderr(lines: list[str]):
+    """Capture what native code writes to file descriptor 2 (the runtime logs load errors there)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (e.g. a daemon): nothing to capture
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode("utf-8", errors="replace").splitlines())
 
 
 def _check_model_file(path: str) -> None:
@@ -179,9 +208,10 @@ def _check_model_file(path: str) -> None:
         )
 
 
-def _classify(exc: Exception, source: str, runtime: RuntimeInfo) -> Exception:
-    text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+def _classify(exc: Exception, native: str, source: str, runtime: RuntimeInfo) -> Exception:
+    text = f"{native}\n{exc}"
+    details = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("INFO:")]
+    first = details[0] if details else type(exc).__name__
     if any(m in text for m in _UNSUPPORTED_MARKERS):
         return UnsupportedModelError(
             f"{source}: the model needs an operator that {runtime} does not provide ({first}); "

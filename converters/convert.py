@@ -1,0 +1,226 @@
+"""Convert a trained detector to TFLite (float32, float16, dynamic-range or full-int8) and
+embed the metadata the edgekit runtime needs.
+
+Conversion, calibration and evaluation are separate steps (:mod:`converters.calibration`,
+:func:`to_tflite`, :mod:`converters.evaluate`) so that an accuracy-gated search can call them
+one at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+import edgekit
+from edgekit.errors import ConfigError, ModelError
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata, split_model
+
+from . import calibration as calib
+from .evaluate import Agreement, compare, run_tflite
+from .source import Source, load_source
+
+__all__ = ["MODES", "IO_TYPES", "ConversionReport", "convert", "to_tflite"]
+
+MODES = ("float32", "float16", "dynamic", "int8")
+IO_TYPES = ("uint8", "int8", "float32")
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What ``convert`` did: sizes, time, and agreement with the source model."""
+
+    output: str
+    mode: str
+    io: str
+    size_bytes: int
+    float32_size_bytes: int | None
+    seconds: float
+    agreement: Agreement | None
+    evaluated_on: str
+    metadata: ModelMetadata = field(repr=False, default_factory=ModelMetadata)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.size_bytes / self.float32_size_bytes if self.float32_size_bytes else None
+
+    def table(self) -> str:
+        """A human-readable table of this report."""
+        rows = [("mode", self.mode), ("model I/O", self.io), ("size", f"{self.size_bytes / 1e6:.3f} MB")]
+        if self.ratio is not None:
+            rows.append(("ratio vs float32", f"{self.ratio:.2f}"))
+        rows.append(("conversion time", f"{self.seconds:.1f} s"))
+        if self.agreement is not None:
+            rows.append(("compared on", f"{self.agreement.images} {self.evaluated_on}"))
+            for name, err in self.agreement.max_abs_error.items():
+                rows.append((f"max|err| {name}", f"{err:.4g} (mean {self.agreement.mean_abs_error[name]:.3g})"))
+            if self.agreement.detection_recall is not None:
+                rows.append(("float detections kept", f"{self.agreement.detection_recall:.1%}"))
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{self.output}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
+        return "\n".join(lines)
+
+
+def _configure_tensorflow() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)  # share the GPU instead of grabbing it all
+        except RuntimeError:
+            pass  # already initialised by the caller: their setting stands
+    return tf
+
+
+def to_tflite(source: Source, mode: str, io_type: str = "float32", representative: np.ndarray | None = None,
+              progress: bool = True) -> bytes:
+    """Convert ``source`` in ``mode``; int8 needs ``representative`` (float NHWC batch)."""
+    tf = _configure_tensorflow()
+    converter = source.make_converter()
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if representative is None or len(representative) == 0:
+            raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
+                              "representative images, ~100-300 of them)")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: calib.iterate(representative, progress)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
+        converter.inference_input_type = dtype
+        converter.inference_output_type = dtype
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras export prints its signature
+            return converter.convert()
+    except Exception as exc:
+        message = str(exc).strip().splitlines()
+        raise ModelError(f"{source.name}: TensorFlow could not convert the model in {mode} mode "
+                         f"({message[0] if message else type(exc).__name__})") from None
+
+
+def _parse_channels(value: float | Sequence[float] | None, what: str) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, (int, float)) else tuple(value)
+    if len(values) not in (1, 3):
+        raise ConfigError(f"{what} needs 1 value or 3 (one per channel), found {len(values)}")
+    return tuple(float(v) for v in values)
+
+
+def _input_size(source: Source) -> tuple[int, int] | None:
+    shape = source.input_shape
+    if len(shape) != 4 or shape[3] != 3:
+        raise ModelError(f"{source.name}: expected an NHWC image input [N, H, W, 3], found {list(shape)}")
+    if shape[1] is None or shape[2] is None:
+        return None
+    return int(shape[2]), int(shape[1])
+
+
+def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calibration: str | None = None,
+            mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
+            labels: str | Sequence[str] | None = None, io: str | None = None, layout: str | None = None,
+            color: str = "RGB", resize: str | None = None, pad_value: int = 114, name: str | None = None,
+            max_calibration: int = 200, evaluate: bool = True, progress: bool = True) -> ConversionReport:
+    """Convert ``src`` (SavedModel dir, .keras/.h5 path, Keras model, or .tflite) to ``output``.
+
+    Args:
+        mode: float32, float16, dynamic or int8.
+        calibration: folder of representative images (required for int8; used for agreement).
+        mean, std: the model's input normalisation ``(pixel - mean) / std``; scalar or per channel.
+        labels: label file path or list (index = class id).
+        io: int8 model input/output type: uint8 (default), int8 or float32.
+        layout: output layout to record (ssd, yolov8, yolov5, or a custom decoder's name).
+        color, resize, pad_value: how the runtime must prepare pixels.
+    Returns:
+        A ConversionReport (print ``report.table()``).
+    Raises:
+        ConfigError for bad options, ModelError for an unusable source.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, found {mode!r}")
+    io = io or ("uint8" if mode == "int8" else "float32")
+    if io not in IO_TYPES:
+        raise ConfigError(f"--io must be one of {', '.join(IO_TYPES)}, found {io!r}")
+    if mode != "int8" and io != "float32":
+        raise ConfigError(f"--io {io} only applies to --mode int8 (float32/float16/dynamic models keep float I/O)")
+    spec = InputSpec(_parse_channels(mean, "--mean"), _parse_channels(std, "--std"), color, resize, pad_value)
+    label_list = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else (tuple(labels) if labels else None)
+    if mode == "int8" and calibration is None:
+        raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
+                          "~100-300 images like the ones the model will see)")
+    output = os.fspath(output)
+    source = load_source(src)
+    start = time.perf_counter()
+    if source.kind == "tflite":
+        return _add_metadata_only(source, output, spec, label_list, layout, name)
+    size = _input_size(source)
+    if size is None and mode == "int8":
+        raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
+                          "calibration needs one — export the model with a fixed input size")
+    images = calib.calibration_paths(calibration, max_calibration) if calibration else None
+    batch = None
+    if size is not None:
+        run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or "stretch", spec.pad_value)
+        batch = calib.load_calibration(images, size, run_spec) if images else calib.synthetic_inputs(size, run_spec)
+    data = to_tflite(source, mode, io, batch, progress)
+    seconds = time.perf_counter() - start
+    tf_version = _tf_version()
+    metadata = ModelMetadata(
+        name=name or source.name, labels=label_list, input=spec, layout=layout,
+        quantization={"mode": mode, "io": io},
+        versions={"edgekit": edgekit.__version__, "tensorflow": tf_version, "python": platform.python_version()},
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    final = embed_metadata(data, metadata)
+    _write(output, final)
+    float_size = len(data) if mode == "float32" else (len(to_tflite(source, "float32")) if evaluate else None)
+    agreement = None
+    if evaluate and batch is not None:
+        reference = [source.run(x[np.newaxis]) for x in batch]
+        converted = run_tflite(data, batch)
+        agreement = compare(reference, converted, layout, 0.25, size)
+    return ConversionReport(output, mode, io, len(final), float_size, seconds, agreement,
+                            "calibration images" if images else "random-pixel images", metadata)
+
+
+def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, layout, name) -> ConversionReport:
+    old = read_metadata(source.tflite_bytes)
+    flat, _ = split_model(source.tflite_bytes)
+    metadata = ModelMetadata(
+        name=name or old.name or source.name, labels=labels or old.labels, input=spec, layout=layout or old.layout,
+        quantization=old.quantization, versions={**(old.versions or {}), "edgekit": edgekit.__version__},
+        created=old.created,
+    )
+    final = embed_metadata(source.tflite_bytes, metadata)
+    _write(output, final)
+    return ConversionReport(output, "unchanged (metadata only)", "unchanged", len(final), None, 0.0, None, "", metadata)
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    try:
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)  # never leave a half-written model under the final name
+    except OSError as exc:
+        raise ConfigError(f"-o {path}: cannot write the model ({exc.strerror or exc})") from None
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__

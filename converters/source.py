@@ -1,0 +1,95 @@
+"""Load what the user wants converted: a SavedModel directory, a .keras/.h5 file, a Keras model
+object, or an existing .tflite (which only gets metadata). Also runs the source model, so the
+converted model can be compared with it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.errors import ConfigError, ModelError
+
+__all__ = ["Source", "load_source"]
+
+
+@dataclass
+class Source:
+    """A model to convert. ``run`` maps a float NHWC batch to ``{output name: array}``."""
+
+    kind: str  # "saved_model", "keras" or "tflite"
+    name: str
+    input_shape: tuple[int | None, ...]
+    make_converter: Callable[[], Any] | None
+    run: Callable[[np.ndarray], dict[str, np.ndarray]] | None
+    tflite_bytes: bytes | None = None
+
+
+def load_source(src: Any) -> Source:
+    """Recognise ``src`` (path or Keras model) and prepare it for conversion; raises ModelError."""
+    if not isinstance(src, (str, os.PathLike)):
+        return _from_keras(src, getattr(src, "name", "keras_model"))
+    path = os.fspath(src)
+    name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise ModelError(f"{path}: a directory without saved_model.pb; expected a TensorFlow SavedModel directory")
+        return _from_saved_model(path, name)
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such file or directory; expected a SavedModel directory, .keras, .h5 or .tflite file")
+    if path.endswith(".tflite"):
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+        return Source("tflite", name, (), None, None, data)
+    if path.endswith((".keras", ".h5")):
+        import keras
+
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as exc:
+            raise ModelError(f"{path}: Keras could not load it ({type(exc).__name__}: {exc})") from None
+        return _from_keras(model, name)
+    raise ModelError(f"{path}: unknown model format; expected a SavedModel directory, .keras, .h5 or .tflite file")
+
+
+def _from_keras(model: Any, name: str) -> Source:
+    import tensorflow as tf
+
+    if not hasattr(model, "inputs") or len(model.inputs) != 1:
+        raise ModelError(f"{name}: expected a Keras model with one image input")
+    shape = tuple(model.inputs[0].shape)
+    output_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        result = model(batch, training=False)
+        if isinstance(result, dict):
+            return {k: np.asarray(v) for k, v in result.items()}
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        return {n: np.asarray(v) for n, v in zip(output_names, result)}
+
+    return Source("keras", name, shape, lambda: tf.lite.TFLiteConverter.from_keras_model(model), run)
+
+
+def _from_saved_model(path: str, name: str) -> Source:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(path)
+        signature = loaded.signatures["serving_default"]
+    except (KeyError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot load the SavedModel's serving_default signature ({exc})") from None
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: expected one image input in serving_default, found {sorted(inputs)}")
+    input_name, spec = next(iter(inputs.items()))
+
+    def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+        result = signature(**{input_name: tf.constant(batch, dtype=spec.dtype)})
+        return {k: v.numpy() for k, v in result.items()}
+
+    return Source("saved_model", name, tuple(spec.shape), lambda: tf.lite.TFLiteConverter.from_saved_model(path), run)

@@ -1,0 +1,194 @@
+"""The ``edgekit`` command: ``detect`` and ``info``.
+
+Errors become one line on stderr and an exit code, here and nowhere else:
+0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
+5 at least one input failed (the rest of the batch still ran) · 70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import ConfigError, EdgekitError, ImageError
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, found {value}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    det = sub.add_parser("detect", help="detect objects in images; prints one JSON line per image")
+    det.add_argument("model", metavar="MODEL", help="a .tflite detection model")
+    det.add_argument("sources", metavar="SOURCE", nargs="+", help="image file, directory or glob pattern")
+    det.add_argument("--labels", metavar="FILE", help="label file (one per line) overriding embedded labels")
+    det.add_argument("--threshold", type=_unit_float, default=0.25, metavar="T", help="minimum score (default 0.25)")
+    det.add_argument("--max-results", type=_positive_int, default=100, metavar="N", help="per image (default 100)")
+    det.add_argument("--iou", type=_unit_float, default=0.45, metavar="T", help="NMS IoU threshold (default 0.45)")
+    det.add_argument("--layout", default="auto", metavar="NAME",
+                     help="output layout: auto, ssd, yolov8, yolov5 or a decoder registered by --plugin")
+    det.add_argument("--threads", type=_positive_int, metavar="N", help="default: the cores this process may use")
+    det.add_argument("--allow", action="append", metavar="LABEL", help="report only this label (repeatable)")
+    det.add_argument("--deny", action="append", metavar="LABEL", help="never report this label (repeatable)")
+    det.add_argument("--save-annotated", metavar="DIR", help="write each image with its boxes drawn to DIR")
+    det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                     help="import this Python file or module first (e.g. to register a decoder)")
+    det.add_argument("-v", "--verbose", action="store_true", help="say which runtime and settings are used")
+
+    info = sub.add_parser("info", help="show a model's inputs, outputs, layout and embedded metadata")
+    info.add_argument("model", metavar="MODEL")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--labels", metavar="FILE", help="label file overriding embedded labels")
+    info.add_argument("--layout", default="auto", metavar="NAME")
+    info.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE")
+    return parser
+
+
+def _load_plugins(plugins: Sequence[str] | None) -> None:
+    for plugin in plugins or ():
+        try:
+            if plugin.endswith(".py") or os.sep in plugin:
+                spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(plugin))[0], plugin)
+                if spec is None or spec.loader is None or not os.path.isfile(plugin):
+                    raise ConfigError(f"--plugin {plugin}: no such Python file")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except EdgekitError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"--plugin {plugin}: import failed ({type(exc).__name__}: {exc})") from None
+
+
+def _make_detector(args: argparse.Namespace, **extra):
+    from .detector import Detector, DetectorOptions
+
+    _load_plugins(args.plugin)
+    options = DetectorOptions(layout=None if args.layout == "auto" else args.layout, **extra)
+    return Detector(args.model, options, labels_path=args.labels)
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    detector = _make_detector(
+        args,
+        score_threshold=args.threshold,
+        max_results=args.max_results,
+        iou_threshold=args.iou,
+        num_threads=args.threads,
+        label_allowlist=frozenset(args.allow) if args.allow else None,
+        label_denylist=frozenset(args.deny) if args.deny else None,
+    )
+    if args.verbose:
+        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout}, "
+              f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
+    from .sources import expand_sources
+
+    failed = 0
+    for path, problem in expand_sources(args.sources):
+        try:
+            if problem is not None:
+                raise ImageError(f"{path}: {problem}")
+            loaded = detector.load(path)
+            tensor, transform = detector.preprocess(loaded)
+            from .results import DetectionResult
+
+            detections = detector.decode(detector.invoke(tensor), transform)
+            result = DetectionResult(loaded.source, loaded.width, loaded.height, detections)
+            print(result.to_json(), flush=True)
+            if args.save_annotated:
+                _save(loaded, result, args.save_annotated)
+        except ImageError as exc:
+            failed += 1
+            print(f"edgekit: {exc}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"edgekit: {failed} input(s) failed; the others were processed", file=sys.stderr)
+        return ImageError.exit_code
+    return 0
+
+
+def _save(loaded, result, out_dir: str) -> None:
+    from .annotate import save_annotated
+    from .image import load_image
+
+    try:
+        full = load_image(loaded.source).image  # full resolution, not the draft used for inference
+        save_annotated(full, result.detections, out_dir, loaded.source)
+    except OSError as exc:
+        raise ConfigError(f"--save-annotated {out_dir}: cannot write ({exc.strerror or exc})") from None
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    detector = _make_detector(args)
+    info = detector.describe()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"model:    {info['model']} ({info['size_bytes'] / 1e6:.2f} MB)")
+    print(f"runtime:  {info['runtime']} ({info['threads']} threads)")
+    print(f"layout:   {info['layout']}")
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            q = t["quantization"]
+            qtext = f" q=(scale {q['scale']:.6g}, zero point {q['zero_point']})" if q else ""
+            print(f"{kind[:-1]:<9} {t['name']} {t['shape']} {t['dtype']}{qtext}")
+    meta = info["metadata"]
+    print(f"metadata: {meta['source']}")
+    for key in ("name", "input", "output", "quantization", "versions", "created"):
+        if key in meta:
+            print(f"  {key}: {json.dumps(meta[key])}")
+    print(f"labels:   {info['labels']}" + (f" ({', '.join(detector.labels[:8])}{', …' if info['labels'] > 8 else ''})" if detector.labels else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgekit`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _cmd_detect(args) if args.command == "detect" else _cmd_info(args)
+    except EdgekitError as exc:
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()  # stdout closed early (e.g. `| head`): not an error
+        return 0
+    except Exception as exc:
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
+        print(f"edgekit: internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for a traceback "
+              "and please report it)", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())
