@@ -240,13 +240,13 @@ def make_encoder(dtype: Any, quantization: tuple[float, int], mean: tuple[float,
         m, s = np.asarray(mean, np.float64), np.asarray(std, np.float64)
         a = (1.0 / (s * scale)).astype(np.float32)
         b = (zero_point - m / (s * scale)).astype(np.float32)
+    # Within one quantization step of identity over 0..255 (e.g. SSD's (p - 127.5) / 127.5 with
+    # q = (1/128, 128), which every SSD pipeline feeds as raw pixels): skip float math entirely.
+    target = 0.0 if dtype == np.uint8 else -128.0
+    deviation = max(float(np.max(np.abs(b - target))), float(np.max(np.abs(255.0 * (a - 1.0) + b - target))))
     kind = "affine"
-    # Within half a quantization step of identity: skip float math entirely.
-    if np.all(np.abs(a - 1.0) * 255 < 0.5):
-        if dtype == np.uint8 and np.all(np.abs(b) < 0.5):
-            kind = "copy"
-        elif dtype == np.int8 and np.all(np.abs(b + 128.0) < 0.5):
-            kind = "flip"
+    if deviation <= 1.0 + 1e-3:
+        kind = "copy" if dtype == np.uint8 else "flip"
     return InputEncoder(kind, dtype, a, b, bgr)
 
 

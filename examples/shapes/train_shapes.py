@@ -1,0 +1,160 @@
+"""Train the demo detector that edgekit's README runs offline: a ~60k-parameter anchor-free
+detector for circles, squares and triangles with a YOLOv8-style head ([1, 4+C, N], cx,cy,w,h
+normalised, sigmoid class scores), then convert it to full-int8 with edgekit-convert.
+
+    python examples/shapes/train_shapes.py      # needs 'edgekit[convert]'; ~5 min on 2 CPU cores
+
+Writes shapes_int8.tflite, images/*.png and images/ground_truth.json next to this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from shapes_data import LABELS, scene  # noqa: E402
+
+SIZE = 128
+GRID = 16  # stride 8
+NC = len(LABELS)
+
+
+def letterboxed_scene(rng):
+    """A scene of random aspect ratio, letterboxed into SIZE x SIZE exactly like the runtime does."""
+    w, h = (SIZE, int(rng.integers(80, SIZE + 1))) if rng.random() < 0.5 else (int(rng.integers(80, SIZE + 1)), SIZE)
+    img, boxes, classes = scene(rng, w, h)
+    canvas = np.full((SIZE, SIZE, 3), 114, np.uint8)
+    px, py = (SIZE - w) // 2, (SIZE - h) // 2
+    canvas[py:py + h, px:px + w] = np.asarray(img)
+    boxes = [[b[0] + px, b[1] + py, b[2] + px, b[3] + py] for b in boxes]
+    return canvas, np.asarray(boxes, np.float32) / SIZE, classes
+
+
+def targets(boxes: np.ndarray, classes: list[int]):
+    """Per-cell class targets and box targets; positive cells lie within 1 cell of a centre."""
+    cls_t = np.zeros((GRID * GRID, NC), np.float32)
+    box_t = np.zeros((GRID * GRID, 4), np.float32)
+    pos = np.zeros((GRID * GRID,), np.float32)
+    for box, c in zip(boxes, classes):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        gx, gy = int(cx * GRID), int(cy * GRID)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                x, y = gx + dx, gy + dy
+                if not (0 <= x < GRID and 0 <= y < GRID):
+                    continue
+                ccx, ccy = (x + 0.5) / GRID, (y + 0.5) / GRID
+                if not (box[0] < ccx < box[2] and box[1] < ccy < box[3]) and (dx or dy):
+                    continue
+                i = y * GRID + x
+                cls_t[i, c] = 1.0
+                box_t[i] = [cx, cy, box[2] - box[0], box[3] - box[1]]
+                pos[i] = 1.0
+    return cls_t, box_t, pos
+
+
+def dataset(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    xs = np.zeros((n, SIZE, SIZE, 3), np.uint8)
+    cls_t = np.zeros((n, GRID * GRID, NC), np.float32)
+    box_t = np.zeros((n, GRID * GRID, 4), np.float32)
+    pos = np.zeros((n, GRID * GRID), np.float32)
+    for i in range(n):
+        xs[i], boxes, classes = letterboxed_scene(rng)
+        cls_t[i], box_t[i], pos[i] = targets(boxes, classes)
+    return xs, cls_t, box_t, pos
+
+
+def build_model():
+    import keras
+    from keras import layers, ops
+
+    inp = keras.Input((SIZE, SIZE, 3), name="image")
+    x = layers.Rescaling(1 / 255.0)(inp)
+    for filters in (16, 32, 48):
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    for rate in (2, 4):
+        x = layers.Conv2D(64, 3, padding="same", dilation_rate=rate, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    raw = layers.Conv2D(4 + NC, 1, name="head")(x)  # [B, 16, 16, 4+C]
+    raw = layers.Reshape((GRID * GRID, 4 + NC))(raw)
+    gx, gy = np.meshgrid(np.arange(GRID), np.arange(GRID))
+    grid = np.stack([gx.reshape(-1), gy.reshape(-1)], 1).astype(np.float32)
+    centre = (ops.tanh(raw[..., 0:2]) * 1.5 + (grid + 0.5)) / GRID
+    size = ops.sigmoid(raw[..., 2:4]) * 0.6
+    scores = ops.sigmoid(raw[..., 4:])
+    out = ops.concatenate([centre, size, scores], axis=-1)  # [B, N, 4+C]
+    out = layers.Permute((2, 1), name="detections")(out)  # [B, 4+C, N]: the YOLOv8 layout
+    return keras.Model(inp, out, name="shapes_detector")
+
+
+def loss_fn(y_true, y_pred):
+    from keras import ops
+
+    cls_t, box_t, pos = y_true[..., :NC], y_true[..., NC:NC + 4], y_true[..., NC + 4]
+    pred = ops.transpose(y_pred, (0, 2, 1))
+    box_p, cls_p = pred[..., :4], ops.clip(pred[..., 4:], 1e-6, 1 - 1e-6)
+    bce = -(cls_t * ops.log(cls_p) * 4.0 + (1 - cls_t) * ops.log(1 - cls_p))
+    cls_loss = ops.sum(bce) / (ops.sum(pos) + 1.0)
+    box_loss = ops.sum(ops.sum(ops.abs(box_p - box_t), -1) * pos) / (ops.sum(pos) + 1.0)
+    return cls_loss + 10.0 * box_loss
+
+
+def main() -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    xs, cls_t, box_t, pos = dataset(10000, seed=1)
+    y = np.concatenate([cls_t, box_t, pos[..., None]], -1)
+    model = build_model()
+    model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 10000 // 64 * 24)),
+                  loss=loss_fn)
+    model.fit(xs, y, batch_size=64, epochs=24, verbose=2, validation_split=0.05)
+
+    from converters import convert
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = os.path.join(tmp, "calibration")
+        os.makedirs(calib)
+        rng = np.random.default_rng(2)
+        for i in range(200):
+            img, _, _ = scene(rng, int(rng.integers(96, 320)), int(rng.integers(96, 320)))
+            img.save(os.path.join(calib, f"{i:03d}.png"))
+        keras_path = os.path.join(tmp, "shapes.keras")
+        model.save(keras_path)
+        report = convert(keras_path, os.path.join(HERE, "shapes_int8.tflite"), mode="int8", calibration=calib,
+                         mean=0.0, std=1.0, labels=list(LABELS), layout="yolov8", resize="letterbox",
+                         name="edgekit-shapes-demo")
+        print(report.table())
+    write_demo_images()
+
+
+def write_demo_images() -> None:
+    """Demo photos at 4:3 and 3:4 (the runtime letterboxes them) with their ground truth."""
+    out = os.path.join(HERE, "images")
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(2026)
+    truth = {}
+    for i, (w, h) in enumerate([(320, 240), (240, 320), (400, 300), (300, 300)]):
+        img, boxes, classes = scene(rng, w, h)
+        name = f"scene_{i}.png"
+        img.save(os.path.join(out, name), optimize=True)
+        truth[name] = [{"label": LABELS[c], "box": [round(v, 1) for v in b]} for b, c in zip(boxes, classes)]
+    with open(os.path.join(out, "ground_truth.json"), "w") as fh:
+        json.dump(truth, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
