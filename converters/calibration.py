@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterator
+from typing import Iterable, Iterator, TextIO
 
 import numpy as np
 
@@ -54,12 +54,13 @@ def synthetic_inputs(size: tuple[int, int], spec: InputSpec, count: int = 8, see
     return np.concatenate([encode_pixels(p, encoder) for p in pixels])
 
 
-def iterate(batch: np.ndarray, progress: bool) -> Iterator[list[np.ndarray]]:
-    """The representative dataset generator TFLite's converter wants, with a progress bar."""
-    items = range(len(batch))
-    if progress:
+def iterate(batch: np.ndarray, progress: TextIO | None = None) -> Iterator[list[np.ndarray]]:
+    """The representative dataset generator TFLite's converter wants, with a progress bar on
+    ``progress`` (a text stream) when given."""
+    items: Iterable[int] = range(len(batch))
+    if progress is not None:
         from tqdm import tqdm
 
-        items = tqdm(items, desc="calibrating", unit="img", file=sys.stderr, leave=False)
+        items = tqdm(items, desc="calibrating", unit="img", file=progress, leave=False)
     for i in items:
         yield [batch[i:i + 1]]

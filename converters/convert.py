@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -22,11 +23,12 @@ import numpy as np
 
 import edgekit
 from edgekit.errors import ConfigError, ModelError
+from edgekit.runtime import native_stderr
 from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata, split_model
 
 from . import calibration as calib
 from .evaluate import Agreement, compare, run_tflite
-from .source import Source, load_source
+from .source import Source, import_tensorflow, load_source
 
 __all__ = ["MODES", "IO_TYPES", "ConversionReport", "convert", "to_tflite"]
 
@@ -70,8 +72,7 @@ class ConversionReport:
 
 
 def _configure_tensorflow() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
@@ -81,11 +82,15 @@ def _configure_tensorflow() -> Any:
     return tf
 
 
+_CONVERTER_NOISE = ("fully_quantize:", "Statistics for quantized inputs", "warnings.warn(", "Estimated count of")
+
+
 def to_tflite(source: Source, mode: str, io_type: str = "float32", representative: np.ndarray | None = None,
               progress: bool = True) -> bytes:
     """Convert ``source`` in ``mode``; int8 needs ``representative`` (float NHWC batch)."""
     tf = _configure_tensorflow()
     converter = source.make_converter()
+    progress_stream = os.fdopen(os.dup(2), "w", buffering=1) if progress else None  # survives the capture below
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -96,18 +101,26 @@ def to_tflite(source: Source, mode: str, io_type: str = "float32", representativ
             raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                               "representative images, ~100-300 of them)")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: calib.iterate(representative, progress)
+        converter.representative_dataset = lambda: calib.iterate(representative, progress_stream)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
         converter.inference_input_type = dtype
         converter.inference_output_type = dtype
+    native: list[str] = []
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # Keras export prints its signature
+        with native_stderr(native), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs …": expected here
             return converter.convert()
     except Exception as exc:
-        message = str(exc).strip().splitlines()
-        raise ModelError(f"{source.name}: TensorFlow could not convert the model in {mode} mode "
-                         f"({message[0] if message else type(exc).__name__})") from None
+        details = [line for line in [*native, *str(exc).splitlines()] if "error" in line.lower()]
+        first = details[0].strip() if details else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{source.name}: TensorFlow could not convert the model in {mode} mode ({first})") from None
+    finally:
+        if progress_stream is not None:
+            progress_stream.close()
+        for line in native:
+            if line.strip() and not any(n in line for n in _CONVERTER_NOISE) and not os.environ.get("EDGEKIT_QUIET"):
+                print(line, file=sys.stderr)
 
 
 def _parse_channels(value: float | Sequence[float] | None, what: str) -> tuple[float, ...] | None:
@@ -161,6 +174,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                           "~100-300 images like the ones the model will see)")
     output = os.fspath(output)
+    images = calib.calibration_paths(calibration, max_calibration) if calibration else None  # fail fast
     source = load_source(src)
     start = time.perf_counter()
     if source.kind == "tflite":
@@ -169,7 +183,6 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
     if size is None and mode == "int8":
         raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
                           "calibration needs one — export the model with a fixed input size")
-    images = calib.calibration_paths(calibration, max_calibration) if calibration else None
     batch = None
     if size is not None:
         run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or "stretch", spec.pad_value)
@@ -221,6 +234,4 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _tf_version() -> str:
-    import tensorflow as tf
-
-    return tf.__version__
+    return import_tensorflow().__version__

@@ -5,14 +5,37 @@ converted model can be compared with it."""
 from __future__ import annotations
 
 import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.errors import ConfigError, ModelError
+from edgekit.errors import ModelError
+from edgekit.runtime import native_stderr
 
-__all__ = ["Source", "load_source"]
+__all__ = ["Source", "load_source", "import_tensorflow"]
+
+# TensorFlow's C++ start-up diagnostics (absl pre-init notice, CUDA probing on CPU-only machines,
+# CPU-feature hints): not actionable for a converter user. EDGEKIT_DEBUG=1 shows them.
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d|To enable the following"
+                       r"|This TensorFlow binary is optimized)")
+
+
+def import_tensorflow() -> Any:
+    """Import TensorFlow (once), dropping its start-up chatter from stderr."""
+    if "tensorflow" in sys.modules or os.environ.get("EDGEKIT_DEBUG"):
+        import tensorflow as tf
+
+        return tf
+    lines: list[str] = []
+    with native_stderr(lines):
+        import tensorflow as tf
+    for line in lines:
+        if line.strip() and not _TF_NOISE.match(line):
+            print(line, file=sys.stderr)
+    return tf
 
 
 @dataclass
@@ -46,6 +69,7 @@ def load_source(src: Any) -> Source:
             raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
         return Source("tflite", name, (), None, None, data)
     if path.endswith((".keras", ".h5")):
+        import_tensorflow()
         import keras
 
         try:
@@ -57,7 +81,7 @@ def load_source(src: Any) -> Source:
 
 
 def _from_keras(model: Any, name: str) -> Source:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if not hasattr(model, "inputs") or len(model.inputs) != 1:
         raise ModelError(f"{name}: expected a Keras model with one image input")
@@ -76,7 +100,7 @@ def _from_keras(model: Any, name: str) -> Source:
 
 
 def _from_saved_model(path: str, name: str) -> Source:
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         loaded = tf.saved_model.load(path)

@@ -155,7 +155,7 @@ def create_interpreter(model: str | os.PathLike | bytes, num_threads: int, runti
         kwargs["model_path"] = path
     native: list[str] = []
     try:
-        with _native_stderr(native):
+        with native_stderr(native):
             interpreter = runtime.interpreter_class(**kwargs)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError, SystemError) as exc:
@@ -168,7 +168,7 @@ def create_interpreter(model: str | os.PathLike | bytes, num_threads: int, runti
 
 
 @contextlib.contextmanager
-def _native_stderr(lines: list[str]):
+def native_stderr(lines: list[str]):
     """Capture what native code writes to file descriptor 2 (the runtime logs load errors there)."""
     try:
         saved = os.dup(2)
