@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -213,9 +214,11 @@ def _classify(exc: Exception, native: str, source: str, runtime: RuntimeInfo) ->
     details = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("INFO:")]
     first = details[0] if details else type(exc).__name__
     if any(m in text for m in _UNSUPPORTED_MARKERS):
+        op = re.search(r"\((Flex\w+)\)|custom op: (\w+)|builtin opcode '(\w+)'", text)
+        what = f"operator {next(g for g in op.groups() if g)}" if op else "an operator"
         return UnsupportedModelError(
-            f"{source}: the model needs an operator that {runtime} does not provide ({first}); "
-            "re-convert it with built-in TFLite ops only (no SELECT_TF_OPS / custom ops)"
+            f"{source}: the model needs {what}, which {runtime} does not provide; re-convert it with "
+            "built-in TFLite ops only (no SELECT_TF_OPS / custom ops), or use a runtime built with that op"
         )
     if "_ARRAY_API" in text or "NumPy" in text:
         return ModelError(f"{source}: {runtime} failed with this NumPy ({first}); run 'edgekit doctor'")
