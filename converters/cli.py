@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Sequence
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import ConfigError, EdgekitError
 
 from .convert import IO_TYPES, MODES
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         is_tflite = str(args.src).endswith(".tflite")
         if is_tflite and args.mode:
-            raise_config(f"{args.src} is already a TFLite model: --mode does not apply (edgekit-convert only adds "
+            raise ConfigError(f"{args.src} is already a TFLite model: --mode does not apply (edgekit-convert only adds "
                          "metadata to it); convert the original SavedModel/Keras model instead")
         report = convert(
             args.src, args.output, mode=args.mode or "float32", calibration=args.calibration,
@@ -72,12 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
     print(report.table())
     return 0
-
-
-def raise_config(message: str) -> None:
-    from edgekit.errors import ConfigError
-
-    raise ConfigError(message)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import edgekit
 from edgekit.errors import ConfigError, ModelError
 from edgekit.runtime import native_stderr
-from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata, split_model
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata
 
 from . import calibration as calib
 from .evaluate import Agreement, compare, run_tflite
@@ -71,24 +71,13 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def _configure_tensorflow() -> Any:
-    tf = import_tensorflow()
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)  # share the GPU instead of grabbing it all
-        except RuntimeError:
-            pass  # already initialised by the caller: their setting stands
-    return tf
-
-
 _CONVERTER_NOISE = ("fully_quantize:", "Statistics for quantized inputs", "warnings.warn(", "Estimated count of")
 
 
 def to_tflite(source: Source, mode: str, io_type: str = "float32", representative: np.ndarray | None = None,
               progress: bool = True) -> bytes:
     """Convert ``source`` in ``mode``; int8 needs ``representative`` (float NHWC batch)."""
-    tf = _configure_tensorflow()
+    tf = import_tensorflow()
     converter = source.make_converter()
     progress_stream = os.fdopen(os.dup(2), "w", buffering=1) if progress else None  # survives the capture below
     if mode == "float16":
@@ -210,7 +199,6 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
 
 def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, layout, name) -> ConversionReport:
     old = read_metadata(source.tflite_bytes)
-    flat, _ = split_model(source.tflite_bytes)
     metadata = ModelMetadata(
         name=name or old.name or source.name, labels=labels or old.labels, input=spec, layout=layout or old.layout,
         quantization=old.quantization, versions={**(old.versions or {}), "edgekit": edgekit.__version__},

@@ -23,18 +23,30 @@ _TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d
                        r"|This TensorFlow binary is optimized)")
 
 
+_configured = False
+
+
 def import_tensorflow() -> Any:
-    """Import TensorFlow (once), dropping its start-up chatter from stderr."""
+    """Import TensorFlow, dropping its start-up chatter from stderr, and on first use turn on GPU
+    memory growth (before anything can initialise the GPU), so conversion shares the GPU instead
+    of reserving all of its memory."""
+    global _configured
     if "tensorflow" in sys.modules or os.environ.get("EDGEKIT_DEBUG"):
         import tensorflow as tf
-
-        return tf
-    lines: list[str] = []
-    with native_stderr(lines):
-        import tensorflow as tf
-    for line in lines:
-        if line.strip() and not _TF_NOISE.match(line):
-            print(line, file=sys.stderr)
+    else:
+        lines: list[str] = []
+        with native_stderr(lines):
+            import tensorflow as tf
+        for line in lines:
+            if line.strip() and not _TF_NOISE.match(line):
+                print(line, file=sys.stderr)
+    if not _configured:
+        _configured = True
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass  # the caller initialised the GPU already: their setting stands
     return tf
 
 

@@ -37,10 +37,12 @@ _LAZY = {
     "usable_cores": "device",
 }
 
-__all__ = sorted(
-    [*_LAZY, "__version__", "EdgekitError", "ConfigError", "ImageError", "LayoutError", "ModelError",
-     "RuntimeNotFoundError", "UnsupportedModelError"]
-)
+__all__ = [
+    "Candidates", "ConfigError", "DecodeContext", "Detection", "DetectionResult", "Detector", "DetectorOptions",
+    "EdgekitError", "ImageError", "InputSpec", "LayoutError", "ModelError", "ModelMetadata", "OutputTensor",
+    "RuntimeNotFoundError", "UnsupportedModelError", "__version__", "find_runtime", "read_metadata",
+    "register_decoder", "usable_cores",
+]
 
 
 def __getattr__(name: str) -> Any:

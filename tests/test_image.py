@@ -1,7 +1,5 @@
 """Decoding and preprocessing: draft mode, EXIF, bad files, transforms, input encoders."""
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image

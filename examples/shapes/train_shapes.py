@@ -4,7 +4,8 @@ normalised, sigmoid class scores), then convert it to full-int8 with edgekit-con
 
     python examples/shapes/train_shapes.py      # needs 'edgekit[convert]'; ~5 min on 2 CPU cores
 
-Writes shapes_int8.tflite, images/*.png and images/ground_truth.json next to this file.
+Writes shapes.keras (the float model, for converter tests), shapes_int8.tflite, images/*.png and
+images/ground_truth.json next to this file.
 """
 
 from __future__ import annotations
@@ -122,23 +123,30 @@ def main() -> None:
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 10000 // 64 * 24)),
                   loss=loss_fn)
     model.fit(xs, y, batch_size=64, epochs=24, verbose=2, validation_split=0.05)
+    keras_path = os.path.join(HERE, "shapes.keras")
+    clean = build_model()  # same weights, no optimizer state: a small file to commit
+    clean.set_weights(model.get_weights())
+    clean.save(keras_path)
 
     from converters import convert
 
     with tempfile.TemporaryDirectory() as tmp:
         calib = os.path.join(tmp, "calibration")
-        os.makedirs(calib)
-        rng = np.random.default_rng(2)
-        for i in range(200):
-            img, _, _ = scene(rng, int(rng.integers(96, 320)), int(rng.integers(96, 320)))
-            img.save(os.path.join(calib, f"{i:03d}.png"))
-        keras_path = os.path.join(tmp, "shapes.keras")
-        model.save(keras_path)
+        write_calibration(calib)
         report = convert(keras_path, os.path.join(HERE, "shapes_int8.tflite"), mode="int8", calibration=calib,
                          mean=0.0, std=1.0, labels=list(LABELS), layout="yolov8", resize="letterbox",
                          name="edgekit-shapes-demo")
         print(report.table())
     write_demo_images()
+
+
+def write_calibration(directory: str, count: int = 200, seed: int = 2) -> None:
+    """Calibration scenes of random sizes (the runtime letterboxes them)."""
+    os.makedirs(directory, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        img, _, _ = scene(rng, int(rng.integers(96, 320)), int(rng.integers(96, 320)))
+        img.save(os.path.join(directory, f"{i:03d}.png"))
 
 
 def write_demo_images() -> None:
