@@ -118,11 +118,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             if problem is not None:
                 raise ImageError(f"{path}: {problem}")
             loaded = detector.load(path)
-            tensor, transform = detector.preprocess(loaded)
-            from .results import DetectionResult
-
-            detections = detector.decode(detector.invoke(tensor), transform)
-            result = DetectionResult(loaded.source, loaded.width, loaded.height, detections)
+            result = detector.detect_loaded(loaded)
             print(result.to_json(), flush=True)
             if args.save_annotated:
                 _save(loaded, result, args.save_annotated)

@@ -169,7 +169,10 @@ class Detector:
 
     def detect(self, source: ImageSource) -> DetectionResult:
         """Detect objects in one image. Raises ImageError for an unreadable image."""
-        loaded = self.load(source)
+        return self.detect_loaded(self.load(source))
+
+    def detect_loaded(self, loaded: LoadedImage) -> DetectionResult:
+        """Detect objects in an image already decoded by :meth:`load`."""
         tensor, transform = self.preprocess(loaded)
         detections = self.decode(self.invoke(tensor), transform)
         return DetectionResult(loaded.source, loaded.width, loaded.height, detections)

@@ -97,7 +97,9 @@ def load_image(source: ImageSource, target: tuple[int, int] | None = None, resiz
     if isinstance(source, np.ndarray):
         return LoadedImage(_array_to_image(source, name), source.shape[1], source.shape[0], name)
     if isinstance(source, Image.Image):
-        img = ImageOps.exif_transpose(source)
+        img = source
+        if img.getexif().get(0x0112, 1) != 1:  # exif_transpose always copies; only pay when rotated
+            img = ImageOps.exif_transpose(img)
         return LoadedImage(_to_rgb(img), img.width, img.height, name)
     if not isinstance(source, (str, os.PathLike)):
         raise ImageError(f"expected a file path, PIL image or numpy array, found {type(source).__name__}")

@@ -148,3 +148,9 @@ def test_bgr_encoder_swaps_channels():
     enc = make_encoder(np.float32, (0.0, 0), (0.0,), (1.0,), "BGR")
     px = np.array([[[1, 2, 3]]], np.uint8)
     assert encode_pixels(px, enc)[0, 0, 0].tolist() == [3, 2, 1]
+
+
+def test_pil_image_with_exif_orientation_is_rotated(tmp_path):
+    path = _jpeg(tmp_path / "rot.jpg", (400, 200), orientation=6)
+    loaded = load_image(Image.open(path))
+    assert (loaded.width, loaded.height) == (200, 400)
