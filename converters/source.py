@@ -5,23 +5,15 @@ converted model can be compared with it."""
 from __future__ import annotations
 
 import os
-import re
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from edgekit.errors import ModelError
-from edgekit.runtime import native_stderr
+from edgekit.runtime import quiet_import
 
 __all__ = ["Source", "load_source", "import_tensorflow"]
-
-# TensorFlow's C++ start-up diagnostics (absl pre-init notice, CUDA probing on CPU-only machines,
-# CPU-feature hints): not actionable for a converter user. EDGEKIT_DEBUG=1 shows them.
-_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d|To enable the following"
-                       r"|This TensorFlow binary is optimized)")
-
 
 _configured = False
 
@@ -31,15 +23,7 @@ def import_tensorflow() -> Any:
     memory growth (before anything can initialise the GPU), so conversion shares the GPU instead
     of reserving all of its memory."""
     global _configured
-    if "tensorflow" in sys.modules or os.environ.get("EDGEKIT_DEBUG"):
-        import tensorflow as tf
-    else:
-        lines: list[str] = []
-        with native_stderr(lines):
-            import tensorflow as tf
-        for line in lines:
-            if line.strip() and not _TF_NOISE.match(line):
-                print(line, file=sys.stderr)
+    tf = quiet_import("tensorflow")
     if not _configured:
         _configured = True
         for gpu in tf.config.list_physical_devices("GPU"):

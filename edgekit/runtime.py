@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -70,9 +71,28 @@ def _resolve(module: Any, attr_path: str) -> Any:
 
 _cached: RuntimeInfo | None = None
 
+# TensorFlow's C++ start-up diagnostics (absl pre-init notice, CUDA probing on CPU-only machines,
+# CPU-feature hints): not actionable here. EDGEKIT_DEBUG=1 shows them.
+_TF_NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} \d\d:\d\d:\d\d|To enable the following"
+                       r"|This TensorFlow binary is optimized)")
+
+
+def quiet_import(name: str) -> Any:
+    """Import ``name``, dropping TensorFlow's start-up chatter from stderr (other lines pass)."""
+    if name.split(".")[0] in sys.modules or os.environ.get("EDGEKIT_DEBUG"):
+        return importlib.import_module(name)
+    lines: list[str] = []
+    try:
+        with native_stderr(lines):
+            return importlib.import_module(name)
+    finally:
+        for line in lines:
+            if line.strip() and not _TF_NOISE.match(line):
+                print(line, file=sys.stderr)
+
 
 def find_runtime(
-    import_module: Callable[[str], Any] = importlib.import_module,
+    import_module: Callable[[str], Any] = quiet_import,
     numpy_major: Callable[[], int] = _numpy_major,
     dist_version: Callable[[str], str] = _dist_version,
     prefer: str | None = None,
@@ -83,7 +103,7 @@ def find_runtime(
     instead of the first that works, e.g. ``tflite-runtime``.
     """
     global _cached
-    use_cache = import_module is importlib.import_module and prefer is None
+    use_cache = import_module is quiet_import and prefer is None
     if use_cache and _cached is not None:
         return _cached
     prefer = prefer or os.environ.get("EDGEKIT_RUNTIME") or None
@@ -156,7 +176,8 @@ def create_interpreter(model: str | os.PathLike | bytes, num_threads: int, runti
         kwargs["model_path"] = path
     native: list[str] = []
     try:
-        with native_stderr(native):
+        with native_stderr(native), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # tf.lite.Interpreter's deprecation notice
             interpreter = runtime.interpreter_class(**kwargs)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError, SystemError) as exc:
