@@ -19,19 +19,27 @@ _configured = False
 
 
 def import_tensorflow() -> Any:
-    """Import TensorFlow, dropping its start-up chatter from stderr, and on first use turn on GPU
-    memory growth (before anything can initialise the GPU), so conversion shares the GPU instead
-    of reserving all of its memory."""
+    """Import TensorFlow without its start-up chatter and, the first time, turn on GPU memory
+    growth (before anything can initialise the GPU)."""
     global _configured
     tf = quiet_import("tensorflow")
     if not _configured:
         _configured = True
-        for gpu in tf.config.list_physical_devices("GPU"):
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:
-                pass  # the caller initialised the GPU already: their setting stands
+        enable_memory_growth(tf)
     return tf
+
+
+def enable_memory_growth(tf: Any) -> int:
+    """Let TensorFlow grow GPU memory as needed instead of reserving all of it, so a conversion
+    can share a workstation GPU. Returns how many GPUs were set."""
+    count = 0
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+            count += 1
+        except RuntimeError:
+            pass  # the caller initialised the GPU already: their setting stands
+    return count
 
 
 @dataclass

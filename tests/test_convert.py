@@ -164,3 +164,24 @@ def test_metadata_only_for_downloaded_tflite(ssd, ssd_labels, images, tmp_path):
     det = Detector(out, DetectorOptions(score_threshold=0.5))  # labels now come from the model itself
     labels = {d.label for d in det.detect(images / "coral_kite_and_cold.jpg").detections}
     assert {"person", "kite"} <= labels
+
+
+def test_gpu_memory_growth_logic():
+    """Logic only (no GPU here): every visible GPU gets memory growth; an already-initialised
+    GPU (TensorFlow raises RuntimeError) is left as the caller set it."""
+    from types import SimpleNamespace
+
+    from converters.source import enable_memory_growth
+
+    calls = []
+
+    def set_memory_growth(gpu, flag):
+        if gpu == "GPU:1":
+            raise RuntimeError("Physical devices cannot be modified after being initialized")
+        calls.append((gpu, flag))
+
+    tf = SimpleNamespace(config=SimpleNamespace(
+        list_physical_devices=lambda kind: ["GPU:0", "GPU:1"] if kind == "GPU" else [],
+        experimental=SimpleNamespace(set_memory_growth=set_memory_growth)))
+    assert enable_memory_growth(tf) == 1 and calls == [("GPU:0", True)]
+    assert enable_memory_growth(tensorflow) == len(tensorflow.config.list_physical_devices("GPU"))
