@@ -1,4 +1,4 @@
-"""The ``edgekit`` command: ``detect`` and ``info``.
+"""The ``edgekit`` command: ``detect``, ``info`` and ``doctor``.
 
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--labels", metavar="FILE", help="label file overriding embedded labels")
     info.add_argument("--layout", default="auto", metavar="NAME")
     info.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE")
+    info.add_argument("--safe", action="store_true",
+                      help="load the model in a child process first, so a runtime crash cannot take this one down")
+
+    doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -143,6 +148,10 @@ def _save(loaded, result, out_dir: str) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.safe and not args.plugin:
+        from .doctor import check_model_safely
+
+        check_model_safely(args.model)  # raises ModelError naming the signal if the child crashed
     detector = _make_detector(args)
     info = detector.describe()
     if args.json:
@@ -165,11 +174,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_report, run_doctor
+
+    report = run_doctor()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else 1
+
+
+_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "doctor": _cmd_doctor}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgekit`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return _cmd_detect(args) if args.command == "detect" else _cmd_info(args)
+        return _COMMANDS[args.command](args)
     except EdgekitError as exc:
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -55,3 +55,7 @@ def test_tflite_runtime_with_numpy1_then_numpy2(tflite_runtime_venv, ssd, ssd_la
     assert r.returncode == 3, r.stderr
     assert "built for NumPy 1.x" in r.stderr and 'numpy<2' in r.stderr
     assert "Traceback" not in r.stderr and "_ARRAY_API" not in r.stderr  # refused before it can crash
+    r = _edgekit(py, "doctor", "--json")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert {f["topic"] for f in doc["findings"] if f["level"] == "error"} >= {"runtime", "numpy"}
