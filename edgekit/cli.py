@@ -1,8 +1,9 @@
-"""The ``edgekit`` command: ``detect``, ``info`` and ``doctor``.
+"""The ``edgekit`` command: ``detect``, ``info``, ``plan`` and ``doctor``.
 
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
-5 at least one input failed (the rest of the batch still ran) · 70 internal error.
+5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory
+(refused before loading) · 70 internal error.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def _unit_float(text: str) -> float:
     return value
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1920x1080, found {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, found {text!r}")
+    return w, h
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
@@ -61,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--save-annotated", metavar="DIR", help="write each image with its boxes drawn to DIR")
     det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
                      help="import this Python file or module first (e.g. to register a decoder)")
-    det.add_argument("-v", "--verbose", action="store_true", help="say which runtime and settings are used")
+    det.add_argument("--no-plan", action="store_true",
+                     help="skip the memory/threads plan (a trial load in a child process, cached per model)")
+    det.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
+                     help="largest image the plan must leave memory for (default 1920x1080)")
+    det.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
 
     info = sub.add_parser("info", help="show a model's inputs, outputs, layout and embedded metadata")
     info.add_argument("model", metavar="MODEL")
@@ -71,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE")
     info.add_argument("--safe", action="store_true",
                       help="load the model in a child process first, so a runtime crash cannot take this one down")
+
+    pl = sub.add_parser("plan", help="choose threads and model variant for this device; refuse if nothing fits")
+    pl.add_argument("model", metavar="MODEL_OR_BUNDLE")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--threads", type=_positive_int, metavar="N", help="use N threads instead of choosing")
+    pl.add_argument("--max-latency-ms", type=float, metavar="MS", help="only variants whose invoke takes at most MS")
+    pl.add_argument("--fps", type=float, help="only variants fast enough for this frame rate")
+    pl.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
+                    help="largest image to leave memory for (default 1920x1080)")
+    pl.add_argument("--autotune", action="store_true", help="time 1..N threads on this device (cached)")
+    pl.add_argument("--no-cache", action="store_true", help="measure again instead of using cached costs")
 
     doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
     doc.add_argument("--json", action="store_true", help="machine-readable output")
@@ -94,21 +120,32 @@ def _load_plugins(plugins: Sequence[str] | None) -> None:
             raise ConfigError(f"--plugin {plugin}: import failed ({type(exc).__name__}: {exc})") from None
 
 
-def _make_detector(args: argparse.Namespace, **extra):
+def _make_detector(args: argparse.Namespace, model: str | None = None, **extra):
     from .detector import Detector, DetectorOptions
 
     _load_plugins(args.plugin)
     options = DetectorOptions(layout=None if args.layout == "auto" else args.layout, **extra)
-    return Detector(args.model, options, labels_path=args.labels)
+    return Detector(model or args.model, options, labels_path=args.labels)
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    model, threads = args.model, args.threads
+    if not args.no_plan:
+        from .plan import make_plan
+
+        plan = make_plan(args.model, threads=args.threads, max_image=args.max_image)  # PlanError: refused
+        model, threads = plan.chosen.path, plan.threads
+        if args.verbose:
+            print(plan.explain(), file=sys.stderr)
+    elif os.path.isdir(args.model):
+        raise ConfigError(f"{args.model} is a bundle directory: it needs the planner to pick a variant (drop --no-plan)")
     detector = _make_detector(
         args,
+        model,
         score_threshold=args.threshold,
         max_results=args.max_results,
         iou_threshold=args.iou,
-        num_threads=args.threads,
+        num_threads=threads,
         label_allowlist=frozenset(args.allow) if args.allow else None,
         label_denylist=frozenset(args.deny) if args.deny else None,
     )
@@ -174,6 +211,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import make_plan
+
+    latency = args.max_latency_ms
+    if args.fps:
+        latency = min(latency or float("inf"), 1000.0 / args.fps)
+    plan = make_plan(args.model, threads=args.threads, max_latency_ms=latency, max_image=args.max_image,
+                     use_cache=not args.no_cache, autotune=args.autotune)
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.explain())
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import format_report, run_doctor
 
@@ -182,7 +231,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "doctor": _cmd_doctor}
+_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

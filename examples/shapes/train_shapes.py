@@ -38,7 +38,7 @@ def letterboxed_scene(rng):
 
 
 def targets(boxes: np.ndarray, classes: list[int]):
-    """Per-cell class targets and box targets; positive cells lie within 1 cell of a centre."""
+    """Per-cell class targets and box targets; cells within 1 cell of a centre (and inside the box) learn the box."""
     cls_t = np.zeros((GRID * GRID, NC), np.float32)
     box_t = np.zeros((GRID * GRID, 4), np.float32)
     pos = np.zeros((GRID * GRID,), np.float32)
@@ -54,7 +54,9 @@ def targets(boxes: np.ndarray, classes: list[int]):
                 if not (box[0] < ccx < box[2] and box[1] < ccy < box[3]) and (dx or dy):
                     continue
                 i = y * GRID + x
-                cls_t[i, c] = 1.0
+                # Only the centre cell is a full positive; neighbours learn the box but a low score,
+                # so NMS keeps the best-placed box instead of several shifted ones.
+                cls_t[i, c] = max(cls_t[i, c], 1.0 if (dx, dy) == (0, 0) else 0.3)
                 box_t[i] = [cx, cy, box[2] - box[0], box[3] - box[1]]
                 pos[i] = 1.0
     return cls_t, box_t, pos

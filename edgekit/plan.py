@@ -1,0 +1,376 @@
+"""Plan how to run a model on this device — threads, variant, memory — and refuse before an OOM.
+
+Memory model (measured, then cached): predicted peak RSS =
+    baseline (this process with numpy, Pillow and the TFLite runtime imported, read from /proc)
+  + model cost (peak RSS a child process gains creating the interpreter, allocating tensors and
+    invoking once: the mapped model file, the tensor arena and XNNPACK's packed weights and
+    buffers — with XNNPACK most of it is touched at allocate_tensors)
+  + image buffers (a decoded image of ``max_image`` pixels, an RGB copy, the model-input canvas
+    and tensor).
+The child volunteers as the OOM killer's first victim (``oom_score_adj`` 1000), so a model that
+does not fit kills the child, never this process; a cost in the model's metadata (written by
+``edgekit-convert``) lets the planner refuse without loading anything at all.
+
+Variants: a bundle is a directory with ``manifest.json`` listing several ``.tflite`` files of one
+model (input sizes × quantization modes). The planner keeps the variants that fit the budget
+(and a latency target), then prefers the largest input, then the mode this CPU runs fastest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .device import DeviceInfo, probe
+from .errors import ConfigError, EdgekitError, ModelError
+
+__all__ = ["PlanError", "ModelCost", "Candidate", "Plan", "measure_cost", "make_plan", "default_threads",
+           "load_variants", "current_rss", "image_buffer_bytes"]
+
+MANIFEST = "manifest.json"
+_MIB = 1 << 20
+
+
+class PlanError(EdgekitError):
+    """Nothing fits this device: refused before loading."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Measured in a child process: bytes of peak RSS the model adds, and invoke latency."""
+
+    sha256: str
+    threads: int
+    load_bytes: int  # RSS gained by create + allocate_tensors
+    peak_bytes: int  # RSS gained at the peak, after one invoke
+    invoke_ms: float  # median of 3 invokes after a warm-up
+    runtime: str
+    input_size: tuple[int, int]  # (width, height) of the model input
+    input_bytes: int  # bytes of the input tensor
+    mode: str  # quantization inferred from tensor types: int8, dynamic, float16 or float32
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One variant as the planner judged it."""
+
+    path: str
+    input_size: tuple[int, int] | None
+    mode: str | None
+    cost: ModelCost | None
+    predicted_peak: int | None
+    fits: bool
+    note: str
+
+
+@dataclass
+class Plan:
+    """The decision and everything it was based on."""
+
+    device: DeviceInfo
+    budget: int
+    baseline: int
+    image_bytes: int
+    threads: int
+    threads_reason: str
+    candidates: list[Candidate]
+    chosen: Candidate | None
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["device"] = self.device.to_dict()
+        return doc
+
+    def explain(self) -> str:
+        """One screen: what was probed, the budget, each candidate, the pick and why."""
+        cpu, mem = self.device.cpu, self.device.memory
+        lines = [
+            f"device   {cpu.board or cpu.model_name or cpu.arch} ({cpu.arch}, ISA {', '.join(sorted(cpu.isa)) or '-'})",
+            f"cores    {cpu.usable_cores} usable (online {cpu.online_cores}, affinity {cpu.affinity_cores}, quota "
+            + (f"{cpu.cgroup_cpu_quota:g}" if cpu.cgroup_cpu_quota else "none") + ")",
+            f"memory   budget {self.budget / _MIB:.0f} MiB (available {mem.available / _MIB:.0f} MiB"
+            + (f", cgroup limit {mem.cgroup_limit / _MIB:.0f} MiB" if mem.cgroup_limit else "") + ")",
+            f"fixed    baseline {self.baseline / _MIB:.0f} MiB + image buffers {self.image_bytes / _MIB:.0f} MiB",
+            f"threads  {self.threads} ({self.threads_reason})",
+            "candidates:",
+        ]
+        for c in self.candidates:
+            size = f"{c.input_size[0]}x{c.input_size[1]}" if c.input_size else "?"
+            peak = f"{c.predicted_peak / _MIB:6.0f} MiB" if c.predicted_peak is not None else "     ? MiB"
+            lat = f"{c.cost.invoke_ms:7.1f} ms" if c.cost else "      ? ms"
+            mark = "*" if c is self.chosen else ("+" if c.fits else "-")
+            lines.append(f"  {mark} {os.path.basename(c.path):<36} {size:>9} {c.mode or '?':<8} {peak} {lat}  {c.note}")
+        lines += [f"pick     {os.path.basename(self.chosen.path) if self.chosen else 'nothing'}"]
+        lines += [f"         {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+
+def current_rss() -> int:
+    """This process's resident set size in bytes (VmRSS), 0 where /proc is unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080)) -> int:
+    """Image memory outside the interpreter: one RGB decode of ``max_image`` (JPEG draft mode
+    usually decodes smaller; PNGs and camera frames do not), the uint8 model-input canvas and the
+    encoded input tensor (640x640 float32 assumed before the model is measured)."""
+    w, h = max_image
+    pixels = cost.input_size[0] * cost.input_size[1] if cost else 640 * 640
+    tensor = cost.input_bytes if cost else pixels * 3 * 4
+    return w * h * 3 + pixels * 3 + tensor
+
+
+def default_threads(usable: int) -> tuple[int, str]:
+    """Inference threads: all usable cores, but keep one for decode/publish when there are ≥ 3."""
+    if usable >= 3:
+        return usable - 1, f"{usable} usable cores, one kept for decode/publish"
+    return usable, f"{usable} usable core{'s' if usable > 1 else ''}"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """The user cache directory for measured costs and autotune results."""
+    base = os.environ.get("EDGEKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgekit")
+    return Path(base)
+
+
+def _cache_key(sha: str, threads: int, runtime: str, device: DeviceInfo) -> str:
+    return f"v2:{sha}:{threads}:{runtime}:{device.cpu.arch}:{device.cpu.model_name}"
+
+
+def _cache_read(name: str) -> dict[str, Any]:
+    try:
+        return json.loads((cache_dir() / name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _cache_write(name: str, key: str, value: Any) -> None:
+    data = _cache_read(name)
+    data[key] = value
+    try:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir() / f".{name}.{os.getpid()}"
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, cache_dir() / name)
+    except OSError:
+        pass  # a read-only home is no reason to fail: we just measure again next time
+
+
+_CHILD = r"""
+import json, os, statistics, sys, time
+try:
+    with open("/proc/self/oom_score_adj", "w") as fh:
+        fh.write("1000")  # if memory runs out, kill me, not my parent
+except OSError:
+    pass
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+    return 0
+import numpy as np
+from edgekit.runtime import create_interpreter, find_runtime
+runtime = find_runtime()
+before = rss("VmRSS:")
+it = create_interpreter(sys.argv[1], int(sys.argv[2]), runtime)
+loaded = rss("VmRSS:")
+inp = it.get_input_details()[0]
+it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+times = []
+for _ in range(4):
+    t = time.perf_counter(); it.invoke(); times.append((time.perf_counter() - t) * 1000)
+peak = max(rss("VmHWM:"), rss("VmRSS:"))
+types = {np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
+if np.dtype(inp["dtype"]).name in ("int8", "uint8"):
+    mode = "int8"
+else:
+    mode = "dynamic" if "int8" in types else ("float16" if "float16" in types else "float32")
+print(json.dumps({"load": loaded - before, "peak": peak - before, "ms": statistics.median(times[1:]),
+                  "runtime": str(runtime), "size": [int(inp["shape"][2]), int(inp["shape"][1])],
+                  "input_bytes": int(np.prod(inp["shape"])) * np.dtype(inp["dtype"]).itemsize, "mode": mode}))
+"""
+
+
+def measure_cost(model: str, threads: int, device: DeviceInfo | None = None, use_cache: bool = True,
+                 timeout: float = 300) -> ModelCost:
+    """Measure a model's memory and latency in a child process (cached per model, threads, runtime, CPU).
+
+    Raises PlanError if the child is killed (out of memory) and ModelError if the model is unusable.
+    """
+    from .runtime import find_runtime
+
+    device = device or probe()
+    sha = _sha256(model)
+    runtime = str(find_runtime())
+    key = _cache_key(sha, threads, runtime, device)
+    if use_cache and key in (cached := _cache_read("costs.json")):
+        return ModelCost(**{**cached[key], "input_size": tuple(cached[key]["input_size"])})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
+                                                                       os.environ.get("PYTHONPATH")]))}
+    try:
+        r = subprocess.run([sys.executable, "-c", _CHILD, model, str(threads)], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{model}: measuring it took longer than {timeout:.0f} s; try --no-plan") from None
+    if r.returncode < 0:
+        raise PlanError(f"{model}: the trial load was killed (signal {-r.returncode}; out of memory?) — it does not "
+                        f"fit in the {device.memory.budget / _MIB:.0f} MiB this process may use; pick a smaller "
+                        "model/variant or raise the memory limit")
+    if r.returncode != 0:
+        lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
+        raise ModelError(lines[-1].split(": ", 1)[-1] if lines else f"{model}: trial load failed")
+    doc = json.loads(r.stdout.strip().splitlines()[-1])
+    cost = ModelCost(sha, threads, doc["load"], doc["peak"], round(doc["ms"], 2), doc["runtime"],
+                     tuple(doc["size"]), doc["input_bytes"], doc["mode"])
+    _cache_write("costs.json", key, asdict(cost))
+    return cost
+
+
+def load_variants(path: str) -> list[tuple[str, tuple[int, int] | None, str | None]]:
+    """``(file, input size, mode)`` for a model file or each variant of a bundle directory."""
+    if os.path.isdir(path):
+        manifest = os.path.join(path, MANIFEST)
+        try:
+            with open(manifest) as fh:
+                doc = json.load(fh)
+            variants = doc["variants"]
+            return [(os.path.join(path, v["file"]), tuple(v["input_size"]) if v.get("input_size") else None,
+                     v.get("mode")) for v in variants]
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: a directory without {MANIFEST}; expected a .tflite file or a bundle made by "
+                              "edgekit-convert --bundle") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{manifest}: not a valid bundle manifest ({exc}); re-create it with edgekit-convert "
+                              "--bundle") from None
+    from .metadata import read_metadata
+
+    meta = read_metadata(path)
+    mode = (meta.quantization or {}).get("mode")
+    return [(path, None, mode)]
+
+
+def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
+    """Higher is preferred. int8 first where the ISA has fast int8 dot products (VNNI, AVX2,
+    ARM dot product) and in general on ARM; dynamic-range last on x86, where XNNPACK runs it
+    ~3x slower than float32 (only chosen there on a measured latency)."""
+    isa, arch = device.cpu.isa, device.cpu.arch
+    fast_int8 = bool(isa & {"avx512_vnni", "avx_vnni", "avx2", "dotprod", "i8mm"}) or arch in ("aarch64", "armv7l")
+    order = ["dynamic", "float32", "float16", "int8"] if fast_int8 else ["dynamic", "int8", "float16", "float32"]
+    if mode == "dynamic" and arch in ("x86_64", "i686") and not measured:
+        return -1
+    return order.index(mode) if mode in order else 0
+
+
+def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float | None = None,
+              max_image: tuple[int, int] = (1920, 1080), device: DeviceInfo | None = None,
+              use_cache: bool = True, measure: bool = True, autotune: bool = False) -> Plan:
+    """Decide threads and variant for ``model`` (a .tflite or a bundle directory).
+
+    Raises PlanError (before this process loads any model) when nothing fits the memory budget.
+    """
+    from . import image as _image  # noqa: F401  (numpy + Pillow: part of the baseline)
+    from .runtime import find_runtime
+
+    device = device or probe()
+    find_runtime()  # import it here so that the baseline below includes it
+    baseline = current_rss()
+    budget = device.memory.budget
+    variants = load_variants(model)
+    if threads is not None:
+        why = "asked for"
+    elif autotune:
+        threads, why = _autotune(variants, device, use_cache)
+    else:
+        threads, why = default_threads(device.cpu.usable_cores)
+    candidates: list[Candidate] = []
+    for path, size, mode in variants:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{path}: listed in the bundle but missing; re-create the bundle")
+        # The mapped file alone is known without loading anything.
+        floor = baseline + image_buffer_bytes(None, max_image) + os.path.getsize(path)
+        if floor > budget:
+            candidates.append(Candidate(path, size, mode, None, floor, False,
+                                        f"needs at least {floor / _MIB:.0f} MiB before loading"))
+            continue
+        if not measure:
+            candidates.append(Candidate(path, size, mode, None, None, True, "not measured"))
+            continue
+        try:
+            cost = measure_cost(path, threads, device, use_cache)
+        except PlanError as exc:
+            candidates.append(Candidate(path, size, mode, None, None, False, str(exc).split(" — ")[0]))
+            continue
+        peak = baseline + cost.peak_bytes + image_buffer_bytes(cost, max_image)
+        slow = max_latency_ms is not None and cost.invoke_ms > max_latency_ms
+        note = "too slow" if slow else ("fits" if peak <= budget else "over budget")
+        candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, peak,
+                                    peak <= budget and not slow, note))
+    return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms)
+
+
+def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
+    """Time 1..usable threads on the largest variant (cached per model and device)."""
+    usable = device.cpu.usable_cores
+    path = variants[0][0]
+    key = f"{_sha256(path)}:{device.cpu.arch}:{device.cpu.model_name}:{usable}"
+    if use_cache and key in (cached := _cache_read("threads.json")):
+        return cached[key]["threads"], f"autotuned earlier: {cached[key]['ms']} ms"
+    timings = {t: measure_cost(path, t, device, use_cache).invoke_ms for t in range(1, usable + 1)}
+    best = min(timings, key=timings.get)
+    _cache_write("threads.json", key, {"threads": best, "ms": timings[best]})
+    return best, "autotuned: " + ", ".join(f"{t}T {ms:.1f} ms" for t, ms in timings.items())
+
+
+def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, baseline: int,
+            max_image: tuple[int, int], threads: int, why: str, max_latency_ms: float | None) -> Plan:
+    fitting = [c for c in candidates if c.fits]
+    chosen_cost = next((c.cost for c in candidates if c.cost), None)
+    plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image), threads, why, list(candidates),
+                None)
+    if not fitting:
+        needs = [c.predicted_peak for c in candidates if c.predicted_peak]
+        smallest = min(needs) if needs else None
+        raise PlanError(
+            f"nothing fits: this process may use {budget / _MIB:.0f} MiB"
+            + (f" (cgroup limit {device.memory.cgroup_limit / _MIB:.0f} MiB)" if device.memory.cgroup_limit else "")
+            + (f", the smallest candidate needs {smallest / _MIB:.0f} MiB" if smallest else "")
+            + (f" or is slower than {max_latency_ms:g} ms" if max_latency_ms else "")
+            + "; use a smaller input size or int8 variant, raise the memory limit, or free memory")
+    def key(c: Candidate) -> tuple:
+        area = c.input_size[0] * c.input_size[1] if c.input_size else 0
+        return (area, _mode_rank(c.mode, device, c.cost is not None and max_latency_ms is not None),
+                -(c.cost.invoke_ms if c.cost else 0))
+    plan.chosen = max(fitting, key=key)
+    c = plan.chosen
+    plan.reasons.append(f"{len(fitting)} of {len(candidates)} candidate(s) fit the {budget / _MIB:.0f} MiB budget"
+                        + (f" and {max_latency_ms:g} ms" if max_latency_ms else ""))
+    if c.predicted_peak is not None:
+        plan.reasons.append(f"predicted peak {c.predicted_peak / _MIB:.0f} MiB, "
+                            f"{(budget - c.predicted_peak) / _MIB:.0f} MiB to spare")
+    if len(fitting) > 1:
+        plan.reasons.append("preferred the largest input, then the quantization mode this CPU runs fastest")
+    return plan
