@@ -7,6 +7,7 @@ import os as _os
 # on machines without a GPU) is not news to a converter user. Set it yourself to see it.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from .bundle import convert_bundle
 from .convert import IO_TYPES, MODES, ConversionReport, convert, to_tflite
 
-__all__ = ["convert", "to_tflite", "ConversionReport", "MODES", "IO_TYPES"]
+__all__ = ["convert", "convert_bundle", "to_tflite", "ConversionReport", "MODES", "IO_TYPES"]

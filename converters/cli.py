@@ -24,11 +24,35 @@ def _channels(text: str) -> list[float]:
     return values
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for part in text.split(","):
+        w, _, h = part.strip().lower().partition("x")
+        try:
+            sizes.append((int(w), int(h or w)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected sizes like 320x320,256 — found {part!r}") from None
+    return sizes
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"modes must be from {', '.join(MODES)}, found {text!r}")
+    return modes
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgekit-convert", description=__doc__)
-    p.add_argument("src", metavar="SRC", help="SavedModel directory, .keras/.h5 file, or .tflite (metadata only)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.tflite")
+    p.add_argument("src", metavar="SRC", nargs="+",
+                   help="SavedModel directory, .keras/.h5 file, or .tflite (metadata only); several with --bundle")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tflite|DIR")
     p.add_argument("--mode", choices=MODES, default=None, help="default float32 (not allowed for .tflite input)")
+    p.add_argument("--bundle", action="store_true",
+                   help="write a directory of variants (SRC x --sizes x --modes) with manifest.json for edgekit plan")
+    p.add_argument("--sizes", type=_sizes, metavar="WxH,...", help="bundle input sizes, e.g. 128x128,96x96 (or 128,96)")
+    p.add_argument("--modes", type=_modes, metavar="MODE,...", help="bundle modes, e.g. int8,float32")
     p.add_argument("--calibration", metavar="DIR", help="representative images (required for int8)")
     p.add_argument("--max-calibration", type=int, default=200, metavar="N", help="use at most N images (default 200)")
     p.add_argument("--mean", type=_channels, metavar="M", help="input normalisation (pixel - M) / S; 1 or 3 values")
@@ -47,18 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from .bundle import convert_bundle
         from .convert import convert
 
-        is_tflite = str(args.src).endswith(".tflite")
-        if is_tflite and args.mode:
-            raise ConfigError(f"{args.src} is already a TFLite model: --mode does not apply (edgekit-convert only adds "
-                         "metadata to it); convert the original SavedModel/Keras model instead")
-        report = convert(
-            args.src, args.output, mode=args.mode or "float32", calibration=args.calibration,
-            mean=args.mean, std=args.std, labels=args.labels, io=args.io, layout=args.layout, color=args.color,
-            resize=args.resize, pad_value=args.pad_value, name=args.name, max_calibration=args.max_calibration,
-            evaluate=not args.no_eval, progress=sys.stderr.isatty(),
-        )
+        if any(str(src).endswith(".tflite") for src in args.src) and (args.mode or args.modes):
+            raise ConfigError(f"{args.src[0]} is already a TFLite model: --mode does not apply (edgekit-convert only "
+                              "adds metadata to it); convert the original SavedModel/Keras model instead")
+        if not args.bundle and (len(args.src) > 1 or args.sizes or args.modes):
+            raise ConfigError("several sources, --sizes and --modes make a bundle: add --bundle (and -o DIR)")
+        options = dict(calibration=args.calibration, mean=args.mean, std=args.std, labels=args.labels, io=args.io,
+                       layout=args.layout, color=args.color, resize=args.resize, pad_value=args.pad_value,
+                       max_calibration=args.max_calibration, evaluate=not args.no_eval, progress=sys.stderr.isatty())
+        if args.bundle:
+            modes = args.modes or [args.mode or "float32"]
+            reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name, **options)
+        else:
+            reports = [convert(args.src[0], args.output, mode=args.mode or "float32", name=args.name, **options)]
     except EdgekitError as exc:
         print(f"edgekit-convert: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -70,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgekit-convert: internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for a traceback)",
               file=sys.stderr)
         return 70
-    print(report.table())
+    print("\n".join(report.table() for report in reports))
     return 0
 
 

@@ -164,7 +164,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
                           "~100-300 images like the ones the model will see)")
     output = os.fspath(output)
     images = calib.calibration_paths(calibration, max_calibration) if calibration else None  # fail fast
-    source = load_source(src)
+    source = src if isinstance(src, Source) else load_source(src)
     start = time.perf_counter()
     if source.kind == "tflite":
         return _add_metadata_only(source, output, spec, label_list, layout, name)

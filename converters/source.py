@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgekit.errors import ModelError
+from edgekit.errors import ConfigError, ModelError
 from edgekit.runtime import quiet_import
 
-__all__ = ["Source", "load_source", "import_tensorflow"]
+__all__ = ["Source", "load_source", "import_tensorflow", "resized_source"]
 
 _configured = False
 
@@ -52,6 +52,8 @@ class Source:
     make_converter: Callable[[], Any] | None
     run: Callable[[np.ndarray], dict[str, np.ndarray]] | None
     tflite_bytes: bytes | None = None
+    keras_model: Any = None  # kept so that a bundle can rebuild it at other input sizes
+    signature: Any = None  # a SavedModel's serving function, likewise
 
 
 def load_source(src: Any) -> Source:
@@ -100,7 +102,8 @@ def _from_keras(model: Any, name: str) -> Source:
             result = [result]
         return {n: np.asarray(v) for n, v in zip(output_names, result)}
 
-    return Source("keras", name, shape, lambda: tf.lite.TFLiteConverter.from_keras_model(model), run)
+    return Source("keras", name, shape, lambda: tf.lite.TFLiteConverter.from_keras_model(model), run,
+                  keras_model=model)
 
 
 def _from_saved_model(path: str, name: str) -> Source:
@@ -120,4 +123,52 @@ def _from_saved_model(path: str, name: str) -> Source:
         result = signature(**{input_name: tf.constant(batch, dtype=spec.dtype)})
         return {k: v.numpy() for k, v in result.items()}
 
-    return Source("saved_model", name, tuple(spec.shape), lambda: tf.lite.TFLiteConverter.from_saved_model(path), run)
+    return Source("saved_model", name, tuple(spec.shape), lambda: tf.lite.TFLiteConverter.from_saved_model(path), run,
+                  signature=(signature, input_name, spec, loaded))  # loaded: keeps the variables alive
+
+
+def resized_source(source: Source, size: tuple[int, int]) -> Source:
+    """``source`` with a fixed input of ``size`` (width, height).
+
+    Keras models are rebuilt from their config with the new input shape (works for fully
+    convolutional models); SavedModels need a dynamic height/width. Raises ConfigError otherwise.
+    """
+    width, height = size
+    current = source.input_shape
+    if len(current) == 4 and (current[1], current[2]) == (height, width):
+        return source
+    name = f"{source.name}_{width}x{height}"
+    if source.keras_model is not None:
+        model = source.keras_model
+        config = model.get_config()
+        inputs = [layer for layer in config.get("layers", []) if layer.get("class_name") == "InputLayer"]
+        if len(inputs) != 1:
+            raise ConfigError(f"{source.name}: only functional Keras models with one input can be resized")
+        key = "batch_shape" if "batch_shape" in inputs[0]["config"] else "batch_input_shape"
+        inputs[0]["config"][key] = [None, height, width, current[3]]
+        try:
+            rebuilt = model.__class__.from_config(config)
+            rebuilt.set_weights(model.get_weights())
+        except Exception as exc:
+            raise ConfigError(f"{source.name}: cannot rebuild the model at {width}x{height} ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0][:160]}); it is not fully convolutional — export "
+                              "it at each size and pass the exports as sources instead") from None
+        return _from_keras(rebuilt, name)
+    if source.signature is not None:
+        signature, input_name, spec, _ = source.signature
+        if spec.shape[1] is not None or spec.shape[2] is not None:
+            raise ConfigError(f"{source.name}: the SavedModel's input is fixed at {list(spec.shape)}; it cannot be "
+                              f"converted at {width}x{height} — export it with a dynamic height/width")
+        tf = import_tensorflow()
+        fixed = tf.function(lambda x: signature(**{input_name: x}),
+                            input_signature=[tf.TensorSpec([1, height, width, spec.shape[3]], spec.dtype)])
+        concrete = fixed.get_concrete_function()
+
+        def run(batch: np.ndarray) -> dict[str, np.ndarray]:
+            return {k: v.numpy() for k, v in fixed(tf.constant(batch, dtype=spec.dtype)).items()}
+
+        return Source("saved_model", name, (1, height, width, spec.shape[3]),
+                      lambda: tf.lite.TFLiteConverter.from_concrete_functions([concrete], fixed), run)
+    raise ConfigError(f"{source.name}: a .tflite model cannot be resized by the converter; convert the original "
+                      "model, or pass one .tflite per size")
+

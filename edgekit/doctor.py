@@ -275,7 +275,7 @@ def format_report(report: DoctorReport) -> str:
         + (f"; clusters {', '.join(f'{n}x{khz // 1000} MHz' for khz, n in cpu.clusters)}" if cpu.clusters else ""),
         f"memory     {mem.total / mib:.0f} MiB total, {mem.available / mib:.0f} MiB available, cgroup limit "
         + (f"{mem.cgroup_limit / mib:.0f} MiB" if mem.cgroup_limit else "none") + f" → budget {mem.budget / mib:.0f} MiB",
-        f"thermal    " + (f"{th.temperature_c:.1f} °C" if th.temperature_c is not None else "no sensor")
+        "thermal    " + (f"{th.temperature_c:.1f} °C" if th.temperature_c is not None else "no sensor")
         + (f", throttled {', '.join(th.flags)}" if th.flags else ""),
         "runtimes   " + "; ".join(f"{r.distribution}: {r.status} ({r.detail})" for r in report.runtimes),
         f"defaults   {report.default_threads} threads",

@@ -97,7 +97,7 @@ class Plan:
             f"device   {cpu.board or cpu.model_name or cpu.arch} ({cpu.arch}, ISA {', '.join(sorted(cpu.isa)) or '-'})",
             f"cores    {cpu.usable_cores} usable (online {cpu.online_cores}, affinity {cpu.affinity_cores}, quota "
             + (f"{cpu.cgroup_cpu_quota:g}" if cpu.cgroup_cpu_quota else "none") + ")",
-            f"memory   budget {self.budget / _MIB:.0f} MiB (available {mem.available / _MIB:.0f} MiB"
+            f"memory   {self.budget / _MIB:.0f} MiB more may be allocated (available {mem.available / _MIB:.0f} MiB"
             + (f", cgroup limit {mem.cgroup_limit / _MIB:.0f} MiB" if mem.cgroup_limit else "") + ")",
             f"fixed    baseline {self.baseline / _MIB:.0f} MiB + image buffers {self.image_bytes / _MIB:.0f} MiB",
             f"threads  {self.threads} ({self.threads_reason})",
@@ -180,6 +180,14 @@ def _cache_write(name: str, key: str, value: Any) -> None:
         pass  # a read-only home is no reason to fail: we just measure again next time
 
 
+def _cached_cost(model: str, threads: int, device: DeviceInfo, sha: str | None = None) -> ModelCost | None:
+    from .runtime import find_runtime
+
+    key = _cache_key(sha or _sha256(model), threads, str(find_runtime()), device)
+    doc = _cache_read("costs.json").get(key)
+    return ModelCost(**{**doc, "input_size": tuple(doc["input_size"])}) if doc else None
+
+
 _CHILD = r"""
 import json, os, statistics, sys, time
 try:
@@ -193,7 +201,7 @@ def rss(field):
             return int(line.split()[1]) * 1024
     return 0
 import numpy as np
-from edgekit.runtime import create_interpreter, find_runtime
+from edgekit.runtime import create_interpreter, find_runtime, quantization_mode
 runtime = find_runtime()
 before = rss("VmRSS:")
 it = create_interpreter(sys.argv[1], int(sys.argv[2]), runtime)
@@ -204,11 +212,7 @@ times = []
 for _ in range(4):
     t = time.perf_counter(); it.invoke(); times.append((time.perf_counter() - t) * 1000)
 peak = max(rss("VmHWM:"), rss("VmRSS:"))
-types = {np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
-if np.dtype(inp["dtype"]).name in ("int8", "uint8"):
-    mode = "int8"
-else:
-    mode = "dynamic" if "int8" in types else ("float16" if "float16" in types else "float32")
+mode = quantization_mode(it)
 print(json.dumps({"load": loaded - before, "peak": peak - before, "ms": statistics.median(times[1:]),
                   "runtime": str(runtime), "size": [int(inp["shape"][2]), int(inp["shape"][1])],
                   "input_bytes": int(np.prod(inp["shape"])) * np.dtype(inp["dtype"]).itemsize, "mode": mode}))
@@ -227,8 +231,8 @@ def measure_cost(model: str, threads: int, device: DeviceInfo | None = None, use
     sha = _sha256(model)
     runtime = str(find_runtime())
     key = _cache_key(sha, threads, runtime, device)
-    if use_cache and key in (cached := _cache_read("costs.json")):
-        return ModelCost(**{**cached[key], "input_size": tuple(cached[key]["input_size"])})
+    if use_cache and (cached := _cached_cost(model, threads, device, sha)) is not None:
+        return cached
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent),
                                                                        os.environ.get("PYTHONPATH")]))}
     try:
@@ -250,16 +254,23 @@ def measure_cost(model: str, threads: int, device: DeviceInfo | None = None, use
     return cost
 
 
-def load_variants(path: str) -> list[tuple[str, tuple[int, int] | None, str | None]]:
-    """``(file, input size, mode)`` for a model file or each variant of a bundle directory."""
+@dataclass(frozen=True)
+class Variant:
+    path: str
+    input_size: tuple[int, int] | None
+    mode: str | None
+    recorded_peak: int | None  # "measured.peak_bytes" from the bundle manifest
+
+
+def load_variants(path: str) -> list[Variant]:
+    """The variants of a bundle directory (from its manifest), or the one model file."""
     if os.path.isdir(path):
         manifest = os.path.join(path, MANIFEST)
         try:
             with open(manifest) as fh:
                 doc = json.load(fh)
-            variants = doc["variants"]
-            return [(os.path.join(path, v["file"]), tuple(v["input_size"]) if v.get("input_size") else None,
-                     v.get("mode")) for v in variants]
+            return [Variant(os.path.join(path, v["file"]), tuple(v["input_size"]) if v.get("input_size") else None,
+                            v.get("mode"), (v.get("measured") or {}).get("peak_bytes")) for v in doc["variants"]]
         except FileNotFoundError:
             raise ConfigError(f"{path}: a directory without {MANIFEST}; expected a .tflite file or a bundle made by "
                               "edgekit-convert --bundle") from None
@@ -269,8 +280,7 @@ def load_variants(path: str) -> list[tuple[str, tuple[int, int] | None, str | No
     from .metadata import read_metadata
 
     meta = read_metadata(path)
-    mode = (meta.quantization or {}).get("mode")
-    return [(path, None, mode)]
+    return [Variant(path, None, (meta.quantization or {}).get("mode"), None)]
 
 
 def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
@@ -307,14 +317,21 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
     else:
         threads, why = default_threads(device.cpu.usable_cores)
     candidates: list[Candidate] = []
-    for path, size, mode in variants:
+    for variant in variants:
+        path, size, mode = variant.path, variant.input_size, variant.mode
         if not os.path.isfile(path):
             raise ConfigError(f"{path}: listed in the bundle but missing; re-create the bundle")
-        # The mapped file alone is known without loading anything.
-        floor = baseline + image_buffer_bytes(None, max_image) + os.path.getsize(path)
+        # The budget is what may still be allocated (our own RSS is already used), so compare the
+        # extra need. Known without loading: the mapped file, and a cost the converter measured.
+        cached = _cached_cost(path, threads, device) if use_cache else None
+        floor = image_buffer_bytes(cached, max_image) + (
+            cached.peak_bytes if cached else max(os.path.getsize(path), variant.recorded_peak or 0))
         if floor > budget:
-            candidates.append(Candidate(path, size, mode, None, floor, False,
-                                        f"needs at least {floor / _MIB:.0f} MiB before loading"))
+            source = "measured here earlier" if cached else ("measured by the converter" if variant.recorded_peak
+                                                             else "model file")
+            candidates.append(Candidate(path, size or (cached.input_size if cached else None), mode, cached,
+                                        baseline + floor, False, f"needs {floor / _MIB:.0f} MiB more ({source}); "
+                                        "not loaded"))
             continue
         if not measure:
             candidates.append(Candidate(path, size, mode, None, None, True, "not measured"))
@@ -324,18 +341,18 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         except PlanError as exc:
             candidates.append(Candidate(path, size, mode, None, None, False, str(exc).split(" — ")[0]))
             continue
-        peak = baseline + cost.peak_bytes + image_buffer_bytes(cost, max_image)
+        need = cost.peak_bytes + image_buffer_bytes(cost, max_image)
         slow = max_latency_ms is not None and cost.invoke_ms > max_latency_ms
-        note = "too slow" if slow else ("fits" if peak <= budget else "over budget")
-        candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, peak,
-                                    peak <= budget and not slow, note))
+        note = "too slow" if slow else ("fits" if need <= budget else f"needs {need / _MIB:.0f} MiB more")
+        candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, baseline + need,
+                                    need <= budget and not slow, note))
     return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms)
 
 
 def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
     """Time 1..usable threads on the largest variant (cached per model and device)."""
     usable = device.cpu.usable_cores
-    path = variants[0][0]
+    path = variants[0].path
     key = f"{_sha256(path)}:{device.cpu.arch}:{device.cpu.model_name}:{usable}"
     if use_cache and key in (cached := _cache_read("threads.json")):
         return cached[key]["threads"], f"autotuned earlier: {cached[key]['ms']} ms"
@@ -352,25 +369,30 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
     plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image), threads, why, list(candidates),
                 None)
     if not fitting:
-        needs = [c.predicted_peak for c in candidates if c.predicted_peak]
+        needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]
         smallest = min(needs) if needs else None
         raise PlanError(
-            f"nothing fits: this process may use {budget / _MIB:.0f} MiB"
+            f"nothing fits: this process may allocate {budget / _MIB:.0f} MiB more"
             + (f" (cgroup limit {device.memory.cgroup_limit / _MIB:.0f} MiB)" if device.memory.cgroup_limit else "")
-            + (f", the smallest candidate needs {smallest / _MIB:.0f} MiB" if smallest else "")
+            + (f", the smallest candidate needs {smallest / _MIB:.0f} MiB more" if smallest else "")
             + (f" or is slower than {max_latency_ms:g} ms" if max_latency_ms else "")
             + "; use a smaller input size or int8 variant, raise the memory limit, or free memory")
-    def key(c: Candidate) -> tuple:
-        area = c.input_size[0] * c.input_size[1] if c.input_size else 0
-        return (area, _mode_rank(c.mode, device, c.cost is not None and max_latency_ms is not None),
-                -(c.cost.invoke_ms if c.cost else 0))
-    plan.chosen = max(fitting, key=key)
+    def area(c: Candidate) -> int:
+        return c.input_size[0] * c.input_size[1] if c.input_size else 0
+
+    largest = [c for c in fitting if area(c) == max(area(x) for x in fitting)]
+    timed = [c.cost.invoke_ms for c in largest if c.cost]
+    if timed:  # a measurement beats the ISA prior; within 10% it is noise, and the prior decides
+        largest = [c for c in largest if c.cost is None or c.cost.invoke_ms <= 1.1 * min(timed)]
+    measured = all(c.cost is not None for c in largest)
+    plan.chosen = max(largest, key=lambda c: _mode_rank(c.mode, device, measured))
     c = plan.chosen
     plan.reasons.append(f"{len(fitting)} of {len(candidates)} candidate(s) fit the {budget / _MIB:.0f} MiB budget"
                         + (f" and {max_latency_ms:g} ms" if max_latency_ms else ""))
     if c.predicted_peak is not None:
-        plan.reasons.append(f"predicted peak {c.predicted_peak / _MIB:.0f} MiB, "
-                            f"{(budget - c.predicted_peak) / _MIB:.0f} MiB to spare")
+        plan.reasons.append(f"predicted peak RSS {c.predicted_peak / _MIB:.0f} MiB, "
+                            f"{(budget - (c.predicted_peak - baseline)) / _MIB:.0f} MiB to spare")
     if len(fitting) > 1:
-        plan.reasons.append("preferred the largest input, then the quantization mode this CPU runs fastest")
+        plan.reasons.append("preferred the largest input, then the fastest measured variant (within 10%: the "
+                            "quantization mode this CPU is known to run fastest)")
     return plan

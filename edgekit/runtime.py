@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .errors import ModelError, RuntimeNotFoundError, UnsupportedModelError
 
-__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "CANDIDATES"]
+__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "quantization_mode", "CANDIDATES"]
 
 # (import name, distribution to install, attribute path of the Interpreter class)
 CANDIDATES: tuple[tuple[str, str, str], ...] = (
@@ -247,3 +247,14 @@ def _classify(exc: Exception, native: str, source: str, runtime: RuntimeInfo) ->
         f"{source}: {runtime} could not load the model ({first}); the file may be truncated or "
         "corrupt — re-download or re-convert it"
     )
+
+
+def quantization_mode(interpreter: Any) -> str:
+    """How a model was quantized, from its tensor types: ``int8`` (integer I/O), ``dynamic``
+    (float I/O, int8 weights), ``float16`` (float16 weights) or ``float32``."""
+    import numpy as np
+
+    if np.dtype(interpreter.get_input_details()[0]["dtype"]).name in ("int8", "uint8"):
+        return "int8"
+    types = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
+    return "dynamic" if "int8" in types else ("float16" if "float16" in types else "float32")

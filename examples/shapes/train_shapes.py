@@ -91,14 +91,18 @@ def build_model():
         x = layers.Conv2D(64, 3, padding="same", dilation_rate=rate, use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    raw = layers.Conv2D(4 + NC, 1, name="head")(x)  # [B, 16, 16, 4+C]
-    raw = layers.Reshape((GRID * GRID, 4 + NC))(raw)
-    gx, gy = np.meshgrid(np.arange(GRID), np.arange(GRID))
-    grid = np.stack([gx.reshape(-1), gy.reshape(-1)], 1).astype(np.float32)
-    centre = (ops.tanh(raw[..., 0:2]) * 1.5 + (grid + 0.5)) / GRID
+    raw = layers.Conv2D(4 + NC, 1, name="head")(x)  # [B, H/8, W/8, 4+C]
+    # Cell centres come from the feature map itself (cumulative sums of ones), not from constants,
+    # so the model can be rebuilt at another input size (edgekit-convert --bundle --sizes).
+    ones = ops.ones_like(raw[..., :1])
+    grid_x, grid_y = ops.cumsum(ones, axis=2) - 0.5, ops.cumsum(ones, axis=1) - 0.5
+    cells_x = ops.sum(ones[:, :1], axis=2, keepdims=True)
+    cells_y = ops.sum(ones[:, :, :1], axis=1, keepdims=True)
+    cx = (grid_x + ops.tanh(raw[..., 0:1]) * 1.5) / cells_x
+    cy = (grid_y + ops.tanh(raw[..., 1:2]) * 1.5) / cells_y
     size = ops.sigmoid(raw[..., 2:4]) * 0.6
-    scores = ops.sigmoid(raw[..., 4:])
-    out = ops.concatenate([centre, size, scores], axis=-1)  # [B, N, 4+C]
+    out = ops.concatenate([cx, cy, size, ops.sigmoid(raw[..., 4:])], axis=-1)
+    out = layers.Reshape((-1, 4 + NC))(out)  # [B, N, 4+C], row-major cells like the targets
     out = layers.Permute((2, 1), name="detections")(out)  # [B, 4+C, N]: the YOLOv8 layout
     return keras.Model(inp, out, name="shapes_detector")
 
