@@ -17,8 +17,9 @@ def test_tensorflow_lite_fallback(ssd, ssd_labels, images):
     r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "coral_kite_and_cold.jpg"), "--labels",
                 str(ssd_labels), "--threshold", "0.5", "-v", env={"EDGEKIT_RUNTIME": "tensorflow"})
     assert r.returncode == 0, r.stderr
-    assert r.stderr.strip().startswith("edgekit: runtime tensorflow 2.")  # TF's start-up chatter filtered
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "edgekit: runtime tensorflow 2." in r.stderr
+    for chatter in ("absl::InitializeLog", "I0000", "cpu_feature_guard", "tf.lite.Interpreter is deprecated"):
+        assert chatter not in r.stderr  # TensorFlow's start-up noise is filtered
     labels = {d["label"] for d in json.loads(r.stdout)["detections"]}
     assert {"person", "kite"} <= labels
 
