@@ -36,6 +36,11 @@ _HWCAP2_ARM64 = {1: "sve2", 13: "i8mm", 14: "bf16"}
 _HWCAP_ARM32 = {12: "neon", 16: "vfpv4"}
 _AT_HWCAP, _AT_HWCAP2 = 16, 26
 
+# ARM Ltd. (implementer 0x41) core part numbers: 64-bit Pi OS's cpuinfo has no "model name"
+_ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+              "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710"}
+
 # vcgencmd get_throttled bits (Raspberry Pi firmware)
 _THROTTLE_BITS = {0: "under-voltage", 1: "arm-frequency-capped", 2: "throttled", 3: "soft-temperature-limit",
                   16: "under-voltage-occurred", 17: "arm-frequency-capped-occurred", 18: "throttling-occurred",
@@ -309,7 +314,9 @@ def _cpu(root: Path, hierarchies: list[_Hierarchy], machine: str, bits: int, aff
     online = _online(root, text)
     cores = min(affinity, online)
     usable = max(1, min(cores, math.ceil(quota)) if quota is not None else cores)
-    name = fields.get("model name") or fields.get("Hardware") or fields.get("Processor")
+    name = fields.get("model name") or fields.get("Processor")
+    if name is None and fields.get("CPU implementer") == "0x41":
+        name = _ARM_PARTS.get(fields.get("CPU part", ""), f"ARM core part {fields.get('CPU part')}")
     return CpuInfo(machine, bits, arch, name, _board(root, fields), online, cores, quota, usable, _clusters(root),
                    _isa(fields, auxv, arch, bits))
 

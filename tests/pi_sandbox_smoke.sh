@@ -37,8 +37,16 @@ out=$("$sandbox" run --arch "$arch" --model "$model" --bind "$dist:/dist" --bind
   /tmp/ek/bin/python -c 'import platform, numpy, edgekit.runtime as r; print(\"platform\", platform.machine(), \"numpy\", numpy.__version__, \"runtime\", r.find_runtime())'
   /tmp/ek/bin/edgekit detect $ssd/detect.tflite /data/images/coral_kite_and_cold.jpg --labels $ssd/labelmap.txt --threshold 0.5 -v
   /tmp/ek/bin/edgekit detect /examples/shapes/shapes_int8.tflite /examples/shapes/images/scene_0.png --threshold 0.5
+  /tmp/ek/bin/edgekit doctor || true
+  /tmp/ek/bin/edgekit doctor --json > /tmp/doctor.json || true
+  /tmp/ek/bin/python -c 'import json; d = json.load(open(\"/tmp/doctor.json\"))[\"device\"]; print(\"probe\", json.dumps([d[\"cpu\"][\"board\"], sorted(d[\"cpu\"][\"isa\"]), d[\"cpu\"][\"online_cores\"], d[\"cpu\"][\"usable_cores\"], d[\"memory\"][\"total\"]]))'
+  /tmp/ek/bin/edgekit plan $ssd/detect.tflite
 " 2>&1) || { echo "$out"; echo "pi-sandbox-smoke: FAILED on $arch" >&2; exit 1; }
 echo "$out"
 grep -q '"label": "kite"' <<<"$out" && grep -q '"label": "person"' <<<"$out" && grep -q '"label": "circle"\|"label": "square"\|"label": "triangle"' <<<"$out" \
   || { echo "pi-sandbox-smoke: detections missing on $arch" >&2; exit 1; }
+case "$model" in pi5) board="Raspberry Pi 5" ;; pi4) board="Raspberry Pi 4" ;; pi3) board="Raspberry Pi 3" ;; pizero2w) board="Raspberry Pi Zero 2 W" ;; esac
+grep -q "^probe \[\"$board" <<<"$out" && grep -q '"neon"' <<<"$(grep '^probe' <<<"$out")" && grep -q '^probe .*, 4, ' <<<"$out" \
+  || { echo "pi-sandbox-smoke: doctor did not report the emulated $board (board, NEON/ASIMD, 4 online cores)" >&2; exit 1; }
+grep -q '^pick ' <<<"$out" || { echo "pi-sandbox-smoke: plan made no pick" >&2; exit 1; }
 echo "pi-sandbox-smoke: OK on $arch ($model)"
