@@ -3,7 +3,8 @@
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
 5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory
-(refused before loading) · 70 internal error.
+(refused before loading) · 7 MQTT broker unreachable or refused us (with --mqtt-required) ·
+70 internal error.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
                      help="largest image the plan must leave memory for (default 1920x1080)")
     det.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
+    mq = det.add_argument_group("MQTT (password: EDGEKIT_MQTT_PASSWORD or --mqtt-password-file, never argv)")
+    mq.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"),
+                    help="publish to mqtt://host[:port] or mqtts://host[:port] (env EDGEKIT_MQTT_URL)")
+    mq.add_argument("--mqtt-required", action="store_true", help="exit if the broker is unreachable or refuses us")
+    mq.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
+    mq.add_argument("--mqtt-password-file", metavar="FILE", help="a file readable only by its owner")
+    mq.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate for mqtts://")
+    mq.add_argument("--mqtt-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    mq.add_argument("--mqtt-key", metavar="FILE", help="client key (mutual TLS)")
+    mq.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1)
+    mq.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default="3.1.1")
+    mq.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID",
+                    help="topic level under edgekit/ (default: the host name)")
+    mq.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
 
     info = sub.add_parser("info", help="show a model's inputs, outputs, layout and embedded metadata")
     info.add_argument("model", metavar="MODEL")
@@ -154,14 +169,35 @@ def _cmd_detect(args: argparse.Namespace) -> int:
               f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
     from .sources import expand_sources
 
+    publisher = _make_publisher(args) if args.mqtt else None
+    try:
+        return _detect_all(args, detector, publisher, expand_sources(args.sources))
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _make_publisher(args: argparse.Namespace):
+    from .mqtt import MqttSettings, Publisher
+
+    settings = MqttSettings.from_url(
+        args.mqtt, username=args.mqtt_username, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca,
+        cert_file=args.mqtt_cert, key_file=args.mqtt_key, qos=args.mqtt_qos, protocol=args.mqtt_protocol,
+        device_id=args.device_id, outbox=args.outbox)
+    return Publisher(settings, required=args.mqtt_required).start()
+
+
+def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
     failed = 0
-    for path, problem in expand_sources(args.sources):
+    for path, problem in sources:
         try:
             if problem is not None:
                 raise ImageError(f"{path}: {problem}")
             loaded = detector.load(path)
             result = detector.detect_loaded(loaded)
             print(result.to_json(), flush=True)
+            if publisher is not None:
+                publisher.publish_result(result, detector.model_path)
             if args.save_annotated:
                 _save(loaded, result, args.save_annotated)
         except ImageError as exc:

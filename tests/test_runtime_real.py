@@ -4,7 +4,6 @@ in its own venv — working with NumPy 1.x, refused with the fix under NumPy 2."
 import json
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

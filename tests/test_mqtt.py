@@ -1,0 +1,166 @@
+"""Publishing to a real mosquitto: schema, status, and losing nothing across broker outages and a
+SIGKILLed publisher."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_cli
+from edgekit import ConfigError
+from edgekit.mqtt import MqttError, MqttSettings, Publisher
+from edgekit.results import Detection, DetectionResult
+from mqtt_helpers import Broker, Subscriber
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+def _result(i):
+    return DetectionResult(f"frame{i}.jpg", 640, 480, (Detection("person", 0, 0.9, (1.0, 2.0, 3.0, 4.0)),))
+
+
+def _settings(broker, tmp_path, **kw):
+    return MqttSettings(host="127.0.0.1", port=broker.port, device_id="testdev", outbox=str(tmp_path / "outbox.db"),
+                        stats_interval=0.5, **kw)
+
+
+def test_detect_cli_publishes_schema_and_status(broker, tmp_path, ssd, ssd_labels, images):
+    sub = Subscriber(broker.port, "edgekit/testdev/#")
+    time.sleep(0.3)
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "coral_kite_and_cold.jpg"), str(images / "table.jpg"),
+                "--labels", str(ssd_labels), "--threshold", "0.5", "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
+                "--device-id", "testdev", "--outbox", str(tmp_path / "o.db"), "--mqtt-required")
+    assert r.returncode == 0, r.stderr
+    assert sub.wait_for(lambda s: len(s.payloads("/detections")) == 2)
+    first = sub.payloads("/detections")[0]
+    assert first["schema"] == "edgekit.detections/1" and first["device"] == "testdev" and first["seq"] == 1
+    assert first["model"] == "detect.tflite" and (first["width"], first["height"]) == (1352, 900)
+    assert {"person", "kite"} <= {d["label"] for d in first["detections"]}
+    assert len({p["event_id"] for p in sub.payloads("/detections")}) == 2
+    assert sub.wait_for(lambda s: any(t.endswith("/status") and p == b"offline" for t, p, _ in s.messages))
+    statuses = [p for t, p, _ in sub.messages if t.endswith("/status")]
+    assert statuses[0] == b"online" and statuses[-1] == b"offline"
+    assert any(t == "edgekit/testdev/counts/person" for t, _, _ in sub.messages)
+    sub.close()
+
+
+def test_broker_down_at_start_then_up(tmp_path):
+    broker = Broker(tmp_path)  # not started yet
+    with Publisher(_settings(broker, tmp_path)) as pub:
+        ids = [pub.publish_result(_result(i)) for i in range(50)]
+        time.sleep(1.0)
+        assert len(pub.outbox) >= 50 and not pub.stats()["connected"]
+        broker.start()
+        sub = Subscriber(broker.port, "edgekit/testdev/detections")
+        assert pub.flush(30)
+    assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} >= set(ids), 30)
+    sub.close()
+    broker.stop()
+
+
+@pytest.mark.slow
+def test_broker_killed_mid_stream_loses_nothing(tmp_path):
+    broker = Broker(tmp_path).start()
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")
+    time.sleep(0.3)
+    ids = []
+    with Publisher(_settings(broker, tmp_path)) as pub:
+        for i in range(1200):
+            ids.append(pub.publish_result(_result(i)))
+            if i == 400:
+                broker.stop(signal.SIGKILL)  # gone for several seconds mid-stream
+            if i == 800:
+                time.sleep(3)
+                broker.start()
+        assert pub.flush(60), pub.stats()
+    got = lambda s: {p["event_id"] for p in s.payloads("detections")}  # noqa: E731
+    assert sub.wait_for(lambda s: got(s) >= set(ids), 60), len(set(ids) - got(sub))
+    assert len(ids) == 1200 and got(sub) == set(ids)  # every event arrived (duplicates allowed, none missing)
+    sub.close()
+    broker.stop()
+
+
+def test_publisher_sigkilled_while_offline_delivers_backlog_on_restart(tmp_path):
+    broker = Broker(tmp_path)  # down
+    outbox = tmp_path / "outbox.db"
+    code = ("import json, os, signal, sys, time\nfrom edgekit.mqtt import MqttSettings, Publisher\n"
+            "from edgekit.results import Detection, DetectionResult\n"
+            f"s = MqttSettings(host='127.0.0.1', port={broker.port}, device_id='testdev', outbox={str(outbox)!r})\n"
+            "p = Publisher(s).start()\nids = []\n"
+            "for i in range(300):\n"
+            "    ids.append(p.publish_result(DetectionResult(f'f{i}', 1, 1, ())))\n"
+            "print(json.dumps(ids), flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert r.returncode == -signal.SIGKILL
+    ids = json.loads(r.stdout)
+    broker.start()
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")
+    time.sleep(0.3)
+    with Publisher(MqttSettings(host="127.0.0.1", port=broker.port, device_id="testdev", outbox=str(outbox))) as pub:
+        assert pub.flush(30)
+    assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == set(ids), 30)
+    sub.close()
+    broker.stop()
+
+
+def test_required_unreachable_broker_is_one_clear_error(tmp_path, ssd, images):
+    from mqtt_helpers import free_port
+    port = free_port()
+    with pytest.raises(MqttError, match="not reachable"):
+        Publisher(MqttSettings(host="127.0.0.1", port=port, outbox=str(tmp_path / "o.db")), required=True,
+                  connect_timeout=2).start()
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--mqtt", f"mqtt://127.0.0.1:{port}",
+                "--mqtt-required", "--outbox", str(tmp_path / "o2.db"))
+    assert r.returncode == 7 and "not reachable" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_wrong_credentials(tmp_path):
+    pwfile = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "edge", "right"], check=True)
+    broker = Broker(tmp_path, f"password_file {pwfile}\n")
+    broker.config.write_text(broker.config.read_text().replace("allow_anonymous true", "allow_anonymous false"))
+    broker.start()
+    try:
+        secret = tmp_path / "secret"
+        secret.write_text("wrong\n")
+        secret.chmod(0o600)
+        s = MqttSettings(host="127.0.0.1", port=broker.port, username="edge", password_file=str(secret),
+                         outbox=str(tmp_path / "o.db"))
+        with pytest.raises(MqttError, match="refused"):
+            Publisher(s, required=True, connect_timeout=5).start()
+        secret.write_text("right\n")
+        with Publisher(s, required=True) as pub:
+            pub.publish_result(_result(0))
+            assert pub.flush(10)
+        secret.chmod(0o644)
+        with pytest.raises(ConfigError, match="chmod 600"):
+            s.password()
+    finally:
+        broker.stop()
+
+
+@pytest.mark.parametrize("url,words", [
+    ("http://broker", "expected an MQTT URL"),
+    ("mqtt://user:pw@broker", "do not put the MQTT password in the URL"),
+    ("mqtt://broker:99999", "port"),
+])
+def test_bad_urls(url, words):
+    with pytest.raises(ConfigError, match=words):
+        MqttSettings.from_url(url)
+
+
+def test_wildcards_in_topics_refused():
+    with pytest.raises(ConfigError, match="not usable in a topic"):
+        MqttSettings(host="x", device_id="cam/+")
+    with pytest.raises(ConfigError, match="refusing to skip TLS"):
+        MqttSettings(host="x", tls=True, insecure=True)
