@@ -198,6 +198,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     def start(self) -> "Publisher":
@@ -300,6 +301,11 @@ class Publisher:
         self._connected.set()
         self._notify()
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        if not (self.last_error or "").startswith("connection refused"):
+            self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
+                               else "connection failed (host unreachable or not an MQTT broker)")
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
@@ -312,13 +318,13 @@ class Publisher:
                 now = time.monotonic()
                 self._early = {m: t for m, t in self._early.items() if now - t < 60}  # status/stats mids age out
                 self._early[mid] = now
-        if outbox_id is not None:
-            self._acked(outbox_id)
+            else:
+                self._acked(outbox_id)  # under the lock: the sender must never see it neither in flight nor gone
+        self._notify()
 
     def _acked(self, outbox_id: int) -> None:
         self.outbox.ack(outbox_id)
         self.sent += 1
-        self._notify()
 
     def _notify(self) -> None:
         with self._wake:
@@ -345,15 +351,11 @@ class Publisher:
                     info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
                     if info.rc != 0:
                         break  # not connected after all: it stays in the outbox
-                    if msg.qos == 0:
-                        self._acked(msg.id)  # no acknowledgement will come
-                        continue
                     with self._map_lock:
-                        acked_already = self._early.pop(info.mid, None) is not None
-                        if not acked_already:
+                        if msg.qos == 0 or self._early.pop(info.mid, None) is not None:
+                            self._acked(msg.id)  # QoS 0: no acknowledgement will come
+                        else:
                             self._inflight[info.mid] = msg.id
-                    if acked_already:
-                        self._acked(msg.id)
             if self._connected.is_set() and time.monotonic() - last_stats >= self.settings.stats_interval:
                 last_stats = time.monotonic()
                 self._client.publish(self.settings.topic("stats"), json.dumps(self.stats()).encode(), qos=0)

@@ -18,6 +18,11 @@ def _shared_dir() -> Path:
     return Path(os.environ.get("EDGEKIT_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
+def constrained_tool() -> Path:
+    """../shared/tools/constrained, found beside the shared data folder."""
+    return _shared_dir().parent / "tools" / "constrained"
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     path = _shared_dir()

@@ -66,6 +66,7 @@ class Subscriber:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages: list[tuple[str, bytes, bool]] = []
+        self.timed: list[tuple[str, bytes, bool, float]] = []  # with arrival time (perf_counter)
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
@@ -77,6 +78,7 @@ class Subscriber:
     def _on_message(self, client, userdata, msg) -> None:
         with self.lock:
             self.messages.append((msg.topic, msg.payload, msg.retain))
+            self.timed.append((msg.topic, msg.payload, msg.retain, time.perf_counter()))
 
     def payloads(self, suffix: str) -> list[dict]:
         with self.lock:

@@ -14,7 +14,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 arch=${1:-arm64}
 model=${2:-pi4}
 shared=$(cd "${EDGEKIT_SHARED_DATA:-$repo/../shared/data}" && pwd)
-sandbox=${PI_SANDBOX:-$repo/../shared/tools/pi-sandbox}
+sandbox=${PI_SANDBOX:-$shared/../tools/pi-sandbox}
 python=${PYTHON:-python3}
 
 dist=$(mktemp -d)

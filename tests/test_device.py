@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, constrained_tool
 from edgekit.device import probe
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
@@ -47,7 +47,7 @@ def test_auxv_fallback_when_cpuinfo_has_no_features(tmp_path):
 def test_this_machine_under_a_real_cgroup_limit():
     code = ("import json; from edgekit.device import probe; d = probe(); "
             "print(json.dumps([d.cpu.usable_cores, d.memory.cgroup_limit, d.memory.budget]))")
-    r = subprocess.run([str(REPO.parent / "shared/tools/constrained"), "--mem", "200M", "--cpus", "1", "--",
+    r = subprocess.run([str(constrained_tool()), "--mem", "200M", "--cpus", "1", "--",
                         sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     cores, limit, budget = json.loads(r.stdout.strip().splitlines()[-1])

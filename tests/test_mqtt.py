@@ -164,3 +164,45 @@ def test_wildcards_in_topics_refused():
         MqttSettings(host="x", device_id="cam/+")
     with pytest.raises(ConfigError, match="refusing to skip TLS"):
         MqttSettings(host="x", tls=True, insecure=True)
+
+
+def _make_ca(tmp_path):
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=edgekit test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.crt", "-days", "2", "-extfile", "san.ext")
+    return tmp_path / "ca.crt"
+
+
+def test_tls_with_ca_file_and_refusal_without_it(tmp_path):
+    ca = _make_ca(tmp_path)
+    broker = Broker(tmp_path, f"cafile {ca}\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n").start()
+    try:
+        sub = Subscriber(broker.port, "edgekit/testdev/detections")  # plain client cannot speak TLS...
+        s = MqttSettings.from_url(f"mqtts://127.0.0.1:{broker.port}", ca_file=str(ca), device_id="testdev",
+                                  outbox=str(tmp_path / "o.db"))
+        with Publisher(s, required=True) as pub:
+            pub.publish_result(_result(0))
+            assert pub.flush(10)  # ...but the broker acknowledged over TLS
+        sub.close()
+        untrusted = MqttSettings.from_url(f"mqtts://127.0.0.1:{broker.port}", device_id="testdev",
+                                          outbox=str(tmp_path / "o2.db"))  # system CAs do not know our CA
+        with pytest.raises(MqttError, match="TLS|not reachable"):
+            Publisher(untrusted, required=True, connect_timeout=3).start()
+    finally:
+        broker.stop()
+
+
+def test_mqtt5_with_session_expiry(broker, tmp_path):
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")
+    time.sleep(0.3)
+    with Publisher(_settings(broker, tmp_path, protocol="5", session_expiry=600), required=True) as pub:
+        ids = [pub.publish_result(_result(i)) for i in range(20)]
+        assert pub.flush(10)
+    assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == set(ids))
+    sub.close()

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, constrained_tool, run_cli
 from edgekit.device import probe
 from edgekit.plan import Candidate, ModelCost, PlanError, _choose, _mode_rank, default_threads, make_plan
 
-CONSTRAINED = REPO.parent / "shared" / "tools" / "constrained"
+CONSTRAINED = constrained_tool()
 MIB = 1 << 20
 
 
