@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     mq.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID",
                     help="topic level under edgekit/ (default: the host name)")
     mq.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
+    mq.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"),
+                    help="TOML/JSON file with url and other settings (flags override it)")
+    mq.add_argument("--only-on-change", action="store_true", help="skip images whose per-label counts did not change")
+    mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
+    mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
 
     info = sub.add_parser("info", help="show a model's inputs, outputs, layout and embedded metadata")
     info.add_argument("model", metavar="MODEL")
@@ -112,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="largest image to leave memory for (default 1920x1080)")
     pl.add_argument("--autotune", action="store_true", help="time 1..N threads on this device (cached)")
     pl.add_argument("--no-cache", action="store_true", help="measure again instead of using cached costs")
+
+    ha = sub.add_parser("ha-remove", help="remove this device's Home Assistant entities for some labels")
+    ha.add_argument("labels", nargs="+", metavar="LABEL")
+    ha.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"))
+    ha.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"))
+    ha.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
+    ha.add_argument("--mqtt-password-file", metavar="FILE")
+    ha.add_argument("--mqtt-ca", metavar="FILE")
+    ha.add_argument("--mqtt-cert", metavar="FILE")
+    ha.add_argument("--mqtt-key", metavar="FILE")
+    ha.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID")
+    ha.add_argument("--outbox", metavar="FILE")
 
     doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
     doc.add_argument("--json", action="store_true", help="machine-readable output")
@@ -169,7 +186,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
               f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
     from .sources import expand_sources
 
-    publisher = _make_publisher(args) if args.mqtt else None
+    publisher = _make_publisher(args) if (args.mqtt or args.mqtt_config) else None
     try:
         return _detect_all(args, detector, publisher, expand_sources(args.sources))
     finally:
@@ -177,14 +194,40 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             publisher.close()
 
 
-def _make_publisher(args: argparse.Namespace):
-    from .mqtt import MqttSettings, Publisher
+def _mqtt_settings(args: argparse.Namespace):
+    from .mqtt import MqttSettings
 
-    settings = MqttSettings.from_url(
-        args.mqtt, username=args.mqtt_username, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca,
-        cert_file=args.mqtt_cert, key_file=args.mqtt_key, qos=args.mqtt_qos, protocol=args.mqtt_protocol,
-        device_id=args.device_id, outbox=args.outbox)
-    return Publisher(settings, required=args.mqtt_required).start()
+    flags = dict(username=args.mqtt_username, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca,
+                 cert_file=args.mqtt_cert, key_file=args.mqtt_key, device_id=args.device_id, outbox=args.outbox)
+    for name in ("qos", "protocol"):
+        value = getattr(args, f"mqtt_{name}", None)
+        if value is not None:
+            flags[name] = value
+    for name in ("only_on_change", "snapshot", "ha_discovery"):
+        if getattr(args, name, False):
+            flags[name] = True
+    if args.mqtt_config:
+        return MqttSettings.from_file(args.mqtt_config, url=args.mqtt, **flags)  # flags win over the file
+    if not args.mqtt:
+        raise ConfigError("no broker given: pass --mqtt URL, --mqtt-config FILE or set EDGEKIT_MQTT_URL")
+    return MqttSettings.from_url(args.mqtt, **flags)
+
+
+def _make_publisher(args: argparse.Namespace):
+    from .mqtt import Publisher
+
+    return Publisher(_mqtt_settings(args), required=args.mqtt_required).start()
+
+
+def _cmd_ha_remove(args: argparse.Namespace) -> int:
+    from .mqtt import Publisher
+
+    with Publisher(_mqtt_settings(args), required=True) as publisher:
+        publisher.remove_discovery(args.labels)
+        if not publisher.flush(30):
+            raise ConfigError("could not deliver the removals within 30 s; they stay queued in the outbox")
+    print(f"removed Home Assistant entities for: {', '.join(args.labels)}")
+    return 0
 
 
 def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
@@ -197,7 +240,7 @@ def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
             result = detector.detect_loaded(loaded)
             print(result.to_json(), flush=True)
             if publisher is not None:
-                publisher.publish_result(result, detector.model_path)
+                publisher.publish_result(result, detector.model_path, loaded.image)
             if args.save_annotated:
                 _save(loaded, result, args.save_annotated)
         except ImageError as exc:
@@ -267,7 +310,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor}
+_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor,
+             "ha-remove": _cmd_ha_remove}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,11 @@ Topics (``<prefix>/<device_id>/…``, prefix ``edgekit``)::
     counts/<label>    retained: how many <label> the latest image had (only sent on change)
     status            retained "online" / "offline"; "offline" is also the last will
     stats             every stats_interval: messages queued/sent/dropped, connection state
+    snapshot          JPEG of each published image (off by default: ``snapshot``)
+
+Home Assistant discovery (``ha_discovery``): each label, when first counted, gets a count sensor
+and a presence binary sensor under ``homeassistant/…/edgekit_<device_id>/…/config`` (retained),
+tied to ``status`` for availability; :meth:`Publisher.remove_discovery` deletes them.
 
 Detections payload (``schema`` names the version; fields are only ever added)::
 
@@ -86,6 +91,10 @@ class MqttSettings:
     outbox_max: int = 100_000
     stats_interval: float = 30.0
     window: int = 20  # messages in flight (sent, not yet acknowledged)
+    only_on_change: bool = False  # skip a detections message when the per-label counts did not change
+    snapshot: bool = False  # also publish a JPEG of each published image to <…>/snapshot
+    ha_discovery: bool = False  # announce Home Assistant entities (per-label count + presence)
+    ha_prefix: str = "homeassistant"
 
     def __post_init__(self) -> None:
         _check_topic_part("prefix", self.prefix)
@@ -97,6 +106,34 @@ class MqttSettings:
         if self.insecure and not self.allow_insecure:
             raise ConfigError("refusing to skip TLS certificate verification; use a CA file (ca_file), or set "
                               "allow_insecure as well if you really mean it")
+
+    @classmethod
+    def from_file(cls, path: str, **overrides: Any) -> "MqttSettings":
+        """Settings from a TOML (Python ≥ 3.11) or JSON file: ``url`` plus any field of this class.
+        Unknown keys are refused, with the known ones listed."""
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+            if path.endswith(".json"):
+                doc = json.loads(raw)
+            else:
+                import tomllib
+
+                doc = tomllib.loads(raw.decode())
+        except (OSError, ValueError, ImportError) as exc:
+            raise ConfigError(f"{path}: cannot read MQTT settings ({exc}); expected TOML (or .json) with a url key") \
+                from None
+        doc = dict(doc.get("mqtt", doc))
+        known = {f for f in cls.__dataclass_fields__} | {"url"}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown MQTT setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "password" in doc:
+            raise ConfigError(f"{path}: put the password in a password_file, not in the settings")
+        url = overrides.pop("url", None) or doc.pop("url", None)
+        doc.pop("url", None)
+        doc.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_url(url, **doc) if url else cls(**doc)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "MqttSettings":
@@ -144,6 +181,41 @@ def detection_payload(result: DetectionResult, *, event_id: str, seq: int, devic
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _topic_safe(label: str) -> str:
+    return "".join("_" if c in "/+#" or c.isspace() else c for c in label) or "_"
+
+
+def _jpeg(image: Any, max_side: int = 640) -> bytes:
+    import io
+
+    img = image.convert("RGB")
+    img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def ha_discovery_configs(settings: MqttSettings, label: str) -> dict[str, dict[str, Any]]:
+    """Discovery topic → config for a label's count sensor and presence binary sensor, both tied
+    to the device's availability (``status``)."""
+    from . import __version__
+
+    dev, safe = settings.device_id, _topic_safe(label)
+    node = f"edgekit_{dev}"
+    device = {"identifiers": [node], "name": f"edgekit {dev}", "manufacturer": "edgekit", "model": "edgekit detector",
+              "sw_version": __version__}
+    common = {"state_topic": settings.topic("counts", safe), "availability_topic": settings.topic("status"),
+              "payload_available": "online", "payload_not_available": "offline", "device": device}
+    return {
+        f"{settings.ha_prefix}/sensor/{node}/{safe}_count/config": {
+            **common, "name": f"{label} count", "unique_id": f"{node}_{safe}_count", "state_class": "measurement",
+            "icon": "mdi:counter"},
+        f"{settings.ha_prefix}/binary_sensor/{node}/{safe}_present/config": {
+            **common, "name": f"{label} present", "unique_id": f"{node}_{safe}_present", "device_class": "occupancy",
+            "value_template": "{{ 'ON' if value | int > 0 else 'OFF' }}"},
+    }
+
+
 class Publisher:
     """Publishes Detector results; use as a context manager so it flushes and closes cleanly.
 
@@ -162,6 +234,7 @@ class Publisher:
         self.last_error: str | None = None
         self._seq = 0
         self._counts: dict[str, int] = {}
+        self._announced: set[str] = set()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, float] = {}  # PUBACKs that arrived before their mid was recorded
         self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
@@ -264,24 +337,47 @@ class Publisher:
         return len(self.outbox) == 0
 
     # -- publishing -----------------------------------------------------------------------------
-    def publish_result(self, result: DetectionResult, model: str = "") -> str:
-        """Queue one image's detections (and changed per-label counts); returns the event id."""
-        self._seq += 1
-        event_id = uuid.uuid4().hex
+    def publish_result(self, result: DetectionResult, model: str = "", image: Any = None) -> str | None:
+        """Queue one image's detections (and changed per-label counts); returns the event id, or
+        None when ``only_on_change`` skipped an image whose counts did not change. ``image`` (a PIL
+        image) is published as a JPEG snapshot when ``snapshot`` is on."""
         s = self.settings
-        self.outbox.put(s.topic("detections"),
-                        detection_payload(result, event_id=event_id, seq=self._seq, device=s.device_id,
-                                          model=os.path.basename(model)), s.qos)
         counts: dict[str, int] = {}
         for d in result.detections:
             counts[d.label] = counts.get(d.label, 0) + 1
-        for label in set(counts) | set(self._counts):
+        changed = counts != self._counts
+        if s.only_on_change and not changed and self._seq:
+            return None
+        self._seq += 1
+        event_id = uuid.uuid4().hex
+        self.outbox.put(s.topic("detections"),
+                        detection_payload(result, event_id=event_id, seq=self._seq, device=s.device_id,
+                                          model=os.path.basename(model)), s.qos)
+        for label in sorted(set(counts) | set(self._counts)):
             if counts.get(label, 0) != self._counts.get(label, 0):
-                self.outbox.put(s.topic("counts", label.replace("/", "_").replace("+", "_").replace("#", "_")),
-                                str(counts.get(label, 0)).encode(), s.qos, retain=True)
+                if s.ha_discovery and label not in self._announced:
+                    self._announce(label)
+                self.outbox.put(s.topic("counts", _topic_safe(label)), str(counts.get(label, 0)).encode(), s.qos,
+                                retain=True)
         self._counts = counts
+        if s.snapshot and image is not None:
+            self.outbox.put(s.topic("snapshot"), _jpeg(image), s.qos)
         self._notify()
         return event_id
+
+    def _announce(self, label: str) -> None:
+        """Home Assistant MQTT discovery: a count sensor and a presence binary sensor for ``label``."""
+        for component, config in ha_discovery_configs(self.settings, label).items():
+            self.outbox.put(component, json.dumps(config).encode(), 1, retain=True)
+        self._announced.add(label)
+
+    def remove_discovery(self, labels: list[str]) -> None:
+        """Remove the Home Assistant entities of ``labels`` (empty retained configs)."""
+        for label in labels:
+            for topic in ha_discovery_configs(self.settings, label):
+                self.outbox.put(topic, b"", 1, retain=True)
+            self._announced.discard(label)
+        self._notify()
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self._connected.is_set(), "queued": len(self.outbox), "sent": self.sent,

@@ -206,3 +206,54 @@ def test_mqtt5_with_session_expiry(broker, tmp_path):
         assert pub.flush(10)
     assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == set(ids))
     sub.close()
+
+
+def test_home_assistant_discovery_and_removal(broker, tmp_path, ssd, ssd_labels, images):
+    sub = Subscriber(broker.port, "homeassistant/#", client_id="ha")
+    time.sleep(0.3)
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "coral_kite_and_cold.jpg"), "--labels",
+                str(ssd_labels), "--threshold", "0.5", "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--device-id",
+                "testdev", "--outbox", str(tmp_path / "o.db"), "--ha-discovery", "--mqtt-required")
+    assert r.returncode == 0, r.stderr
+    topic = "homeassistant/sensor/edgekit_testdev/person_count/config"
+    assert sub.wait_for(lambda s: any(t == topic for t, _, _ in s.messages))
+    config = json.loads(next(p for t, p, _ in sub.messages if t == topic))
+    assert config["state_topic"] == "edgekit/testdev/counts/person"
+    assert config["availability_topic"] == "edgekit/testdev/status" and config["unique_id"] == "edgekit_testdev_person_count"
+    presence = "homeassistant/binary_sensor/edgekit_testdev/person_present/config"
+    assert any(t == presence for t, _, _ in sub.messages)
+    r = run_cli("-m", "edgekit", "ha-remove", "person", "kite", "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
+                "--device-id", "testdev", "--outbox", str(tmp_path / "o.db"))
+    assert r.returncode == 0, r.stderr
+    assert sub.wait_for(lambda s: any(t == topic and p == b"" for t, p, _ in s.messages))
+    sub.close()
+
+
+def test_only_on_change_and_snapshot(broker, tmp_path):
+    from PIL import Image
+    sub = Subscriber(broker.port, "edgekit/testdev/#")
+    time.sleep(0.3)
+    with Publisher(_settings(broker, tmp_path, only_on_change=True, snapshot=True), required=True) as pub:
+        assert pub.publish_result(_result(0), image=Image.new("RGB", (1280, 720))) is not None
+        assert pub.publish_result(_result(1)) is None  # same counts: skipped
+        assert pub.publish_result(DetectionResult("empty.jpg", 1, 1, ())) is not None
+        assert pub.flush(10)
+    assert sub.wait_for(lambda s: len(s.payloads("/detections")) == 2)
+    snaps = [p for t, p, _ in sub.messages if t.endswith("/snapshot")]
+    assert len(snaps) == 1 and snaps[0][:2] == b"\xff\xd8"
+    assert Image.open(__import__("io").BytesIO(snaps[0])).size == (640, 360)
+    sub.close()
+
+
+def test_settings_file(tmp_path):
+    f = tmp_path / "mqtt.toml"
+    f.write_text('[mqtt]\nurl = "mqtts://broker.example:8884"\ndevice_id = "garage"\nqos = 0\n')
+    s = MqttSettings.from_file(str(f), outbox=str(tmp_path / "o.db"))
+    assert (s.host, s.port, s.tls, s.device_id, s.qos) == ("broker.example", 8884, True, "garage", 0)
+    assert MqttSettings.from_file(str(f), url="mqtt://other:1883").host == "other"  # the flag wins
+    f.write_text('url = "mqtt://b"\nretries = 3\n')
+    with pytest.raises(ConfigError, match="unknown MQTT setting.*retries.*known:"):
+        MqttSettings.from_file(str(f))
+    f.write_text('url = "mqtt://b"\npassword = "x"\n')
+    with pytest.raises(ConfigError, match="password_file"):
+        MqttSettings.from_file(str(f))
