@@ -257,3 +257,27 @@ def test_settings_file(tmp_path):
     f.write_text('url = "mqtt://b"\npassword = "x"\n')
     with pytest.raises(ConfigError, match="password_file"):
         MqttSettings.from_file(str(f))
+
+
+@pytest.mark.slow
+def test_network_cut_loses_nothing(broker, tmp_path):
+    from mqtt_helpers import CuttableLink
+    link = CuttableLink(broker.port)
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")  # the subscriber's own path stays up
+    time.sleep(0.3)
+    ids = []
+    settings = MqttSettings(host="127.0.0.1", port=link.port, device_id="testdev", outbox=str(tmp_path / "o.db"),
+                            keepalive=2)
+    with Publisher(settings, required=True) as pub:
+        for i in range(300):
+            ids.append(pub.publish_result(_result(i)))
+            if i == 100:
+                link.cut()  # silence: no error, no reset; only the keepalive notices
+            if i == 200:
+                time.sleep(6)
+                assert not pub.stats()["connected"] and len(pub.outbox) >= 100
+                link.restore()
+        assert pub.flush(60), pub.stats()
+    assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == set(ids), 60)
+    sub.close()
+    link.close()
