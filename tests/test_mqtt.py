@@ -116,12 +116,12 @@ def test_publisher_sigkilled_while_offline_delivers_backlog_on_restart(tmp_path)
 def test_required_unreachable_broker_is_one_clear_error(tmp_path, ssd, images):
     from mqtt_helpers import free_port
     port = free_port()
-    with pytest.raises(MqttError, match="not reachable"):
+    with pytest.raises(MqttError, match="unreachable"):
         Publisher(MqttSettings(host="127.0.0.1", port=port, outbox=str(tmp_path / "o.db")), required=True,
                   connect_timeout=2).start()
     r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--mqtt", f"mqtt://127.0.0.1:{port}",
                 "--mqtt-required", "--outbox", str(tmp_path / "o2.db"))
-    assert r.returncode == 7 and "not reachable" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 7 and "unreachable" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_wrong_credentials(tmp_path):
