@@ -8,7 +8,7 @@ import numpy as np
 
 from edgekit import decoders
 from edgekit.boxes import iou
-from edgekit.runtime import create_interpreter
+from edgekit.runtime import create_interpreter, signature_output_names
 
 __all__ = ["Agreement", "run_tflite", "match_outputs", "compare"]
 
@@ -29,11 +29,7 @@ def run_tflite(model: bytes, batch: np.ndarray) -> list[dict[str, np.ndarray]]:
     interpreter = create_interpreter(model, num_threads=2)
     inp = interpreter.get_input_details()[0]
     scale, zero_point = inp["quantization"]
-    try:
-        sig = interpreter._get_full_signature_list()
-        names = {i: n for n, i in next(iter(sig.values()))["outputs"].items()} if len(sig) == 1 else {}
-    except Exception:
-        names = {}
+    names = signature_output_names(interpreter)
     results = []
     for x in batch:
         x = x[np.newaxis]

@@ -53,6 +53,22 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _add_connection_args(group) -> None:
+    """Where and as whom to publish (shared by detect and ha-remove)."""
+    group.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"),
+                       help="publish to mqtt://host[:port] or mqtts://host[:port] (env EDGEKIT_MQTT_URL)")
+    group.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"),
+                       help="TOML/JSON file with url and other settings (flags override it)")
+    group.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
+    group.add_argument("--mqtt-password-file", metavar="FILE", help="a file readable only by its owner")
+    group.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate for mqtts://")
+    group.add_argument("--mqtt-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    group.add_argument("--mqtt-key", metavar="FILE", help="client key (mutual TLS)")
+    group.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID",
+                       help="topic level under edgekit/ (default: the host name)")
+    group.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
@@ -79,21 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="largest image the plan must leave memory for (default 1920x1080)")
     det.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
     mq = det.add_argument_group("MQTT (password: EDGEKIT_MQTT_PASSWORD or --mqtt-password-file, never argv)")
-    mq.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"),
-                    help="publish to mqtt://host[:port] or mqtts://host[:port] (env EDGEKIT_MQTT_URL)")
+    _add_connection_args(mq)
     mq.add_argument("--mqtt-required", action="store_true", help="exit if the broker is unreachable or refuses us")
-    mq.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
-    mq.add_argument("--mqtt-password-file", metavar="FILE", help="a file readable only by its owner")
-    mq.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate for mqtts://")
-    mq.add_argument("--mqtt-cert", metavar="FILE", help="client certificate (mutual TLS)")
-    mq.add_argument("--mqtt-key", metavar="FILE", help="client key (mutual TLS)")
     mq.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1)
     mq.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default="3.1.1")
-    mq.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID",
-                    help="topic level under edgekit/ (default: the host name)")
-    mq.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
-    mq.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"),
-                    help="TOML/JSON file with url and other settings (flags override it)")
     mq.add_argument("--only-on-change", action="store_true", help="skip images whose per-label counts did not change")
     mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
     mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
@@ -120,15 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ha = sub.add_parser("ha-remove", help="remove this device's Home Assistant entities for some labels")
     ha.add_argument("labels", nargs="+", metavar="LABEL")
-    ha.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"))
-    ha.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"))
-    ha.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
-    ha.add_argument("--mqtt-password-file", metavar="FILE")
-    ha.add_argument("--mqtt-ca", metavar="FILE")
-    ha.add_argument("--mqtt-cert", metavar="FILE")
-    ha.add_argument("--mqtt-key", metavar="FILE")
-    ha.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID")
-    ha.add_argument("--outbox", metavar="FILE")
+    _add_connection_args(ha)
 
     doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
     doc.add_argument("--json", action="store_true", help="machine-readable output")

@@ -20,7 +20,7 @@ from .errors import ConfigError, ModelError
 from .image import ImageSource, LoadedImage, Transform, encode_pixels, fit_to_input, load_image, make_encoder
 from .metadata import InputSpec, ModelMetadata, read_labels, read_metadata
 from .results import Detection, DetectionResult
-from .runtime import RuntimeInfo, create_interpreter, find_runtime
+from .runtime import RuntimeInfo, create_interpreter, find_runtime, signature_output_names
 
 __all__ = ["DetectorOptions", "Detector"]
 
@@ -119,7 +119,7 @@ class Detector:
 
     def _setup_outputs(self) -> None:
         details = self._interpreter.get_output_details()
-        names = _signature_output_names(self._interpreter)
+        names = signature_output_names(self._interpreter)
         self._outputs = [(d["index"], names.get(d["index"], d["name"]), tuple(d["quantization"])) for d in details]
         self.labels = self.options.labels or self.metadata.labels
         num_labels = len(self.labels) if self.labels else None
@@ -195,7 +195,7 @@ class Detector:
             scale, zp = d["quantization"]
             return {"name": name or d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
                     "quantization": {"scale": float(scale), "zero_point": int(zp)} if scale else None}
-        names = _signature_output_names(self._interpreter)
+        names = signature_output_names(self._interpreter)
         return {
             "model": self.model_path,
             "size_bytes": os.path.getsize(self.model_path),
@@ -208,15 +208,3 @@ class Detector:
             "metadata": {"source": self.metadata.source, **self.metadata.to_json_dict()},
             "labels": len(self.labels) if self.labels else 0,
         }
-
-
-def _signature_output_names(interpreter: Any) -> dict[int, str]:
-    """Tensor index → signature output name, when the model has exactly one signature."""
-    try:
-        full = interpreter._get_full_signature_list()  # present in LiteRT, tflite-runtime and TF
-    except Exception:
-        return {}
-    if not full or len(full) != 1:
-        return {}
-    outputs = next(iter(full.values())).get("outputs", {})
-    return {int(index): name for name, index in outputs.items()}

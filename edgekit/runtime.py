@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .errors import ModelError, RuntimeNotFoundError, UnsupportedModelError
 
-__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "quantization_mode", "CANDIDATES"]
+__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "quantization_mode", "signature_output_names", "CANDIDATES"]
 
 # (import name, distribution to install, attribute path of the Interpreter class)
 CANDIDATES: tuple[tuple[str, str, str], ...] = (
@@ -258,3 +258,16 @@ def quantization_mode(interpreter: Any) -> str:
         return "int8"
     types = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
     return "dynamic" if "int8" in types else ("float16" if "float16" in types else "float32")
+
+
+def signature_output_names(interpreter: Any) -> dict[int, str]:
+    """Tensor index → signature output name, when the model has exactly one signature (names
+    survive conversion; tensor names like ``StatefulPartitionedCall:1`` and the order do not)."""
+    try:
+        full = interpreter._get_full_signature_list()  # present in LiteRT, tflite-runtime and TF
+    except Exception:
+        return {}
+    if not full or len(full) != 1:
+        return {}
+    outputs = next(iter(full.values())).get("outputs", {})
+    return {int(index): name for name, index in outputs.items()}
