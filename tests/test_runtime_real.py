@@ -50,6 +50,12 @@ def test_tflite_runtime_with_numpy1_then_numpy2(tflite_runtime_venv, ssd, ssd_la
     assert "runtime tflite-runtime 2.14" in r.stderr
     assert {"person", "kite"} <= {d["label"] for d in json.loads(r.stdout)["detections"]}
 
+    # The committed demo model must run on the 32-bit Pi runtime too (TFLite 2.14 lacks e.g. int8 DIV).
+    demo = REPO / "examples" / "shapes"
+    r = _edgekit(py, "detect", str(demo / "shapes_int8.tflite"), str(demo / "images" / "scene_0.png"))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["detections"]
+
     subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy>=2"], check=True, timeout=600, capture_output=True)
     r = _edgekit(py, *args)
     assert r.returncode == 3, r.stderr

@@ -94,12 +94,14 @@ def build_model():
     raw = layers.Conv2D(4 + NC, 1, name="head")(x)  # [B, H/8, W/8, 4+C]
     # Cell centres come from the feature map itself (cumulative sums of ones), not from constants,
     # so the model can be rebuilt at another input size (edgekit-convert --bundle --sizes).
+    # No division (TFLite 2.14, the 32-bit Pi runtime, has no int8 DIV): 1/W is the mean of a
+    # one-hot "first cell" indicator, relu(2 - cumsum(ones)).
     ones = ops.ones_like(raw[..., :1])
-    grid_x, grid_y = ops.cumsum(ones, axis=2) - 0.5, ops.cumsum(ones, axis=1) - 0.5
-    cells_x = ops.sum(ones[:, :1], axis=2, keepdims=True)
-    cells_y = ops.sum(ones[:, :, :1], axis=1, keepdims=True)
-    cx = (grid_x + ops.tanh(raw[..., 0:1]) * 1.5) / cells_x
-    cy = (grid_y + ops.tanh(raw[..., 1:2]) * 1.5) / cells_y
+    index_x, index_y = ops.cumsum(ones, axis=2), ops.cumsum(ones, axis=1)  # 1, 2, 3, …
+    inv_w = ops.mean(ops.relu(2.0 - index_x), axis=2, keepdims=True)
+    inv_h = ops.mean(ops.relu(2.0 - index_y), axis=1, keepdims=True)
+    cx = (index_x - 0.5 + ops.tanh(raw[..., 0:1]) * 1.5) * inv_w
+    cy = (index_y - 0.5 + ops.tanh(raw[..., 1:2]) * 1.5) * inv_h
     size = ops.sigmoid(raw[..., 2:4]) * 0.6
     out = ops.concatenate([cx, cy, size, ops.sigmoid(raw[..., 4:])], axis=-1)
     out = layers.Reshape((-1, 4 + NC))(out)  # [B, N, 4+C], row-major cells like the targets
@@ -122,6 +124,11 @@ def loss_fn(y_true, y_pred):
 def main() -> None:
     import keras
 
+    if "--reconvert" in sys.argv:  # the head changed but not the weights: rebuild, convert, no training
+        trained = keras.models.load_model(os.path.join(HERE, "shapes.keras"), compile=False)
+        model = build_model()
+        model.set_weights(trained.get_weights())
+        return export(model)
     keras.utils.set_random_seed(0)
     xs, cls_t, box_t, pos = dataset(10000, seed=1)
     y = np.concatenate([cls_t, box_t, pos[..., None]], -1)
@@ -129,6 +136,11 @@ def main() -> None:
     model.compile(optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, 10000 // 64 * 24)),
                   loss=loss_fn)
     model.fit(xs, y, batch_size=64, epochs=24, verbose=2, validation_split=0.05)
+    export(model)
+
+
+def export(model) -> None:
+    """Save the float model (shapes.keras), convert it to full-int8, write the demo images."""
     keras_path = os.path.join(HERE, "shapes.keras")
     clean = build_model()  # same weights, no optimizer state: a small file to commit
     clean.set_weights(model.get_weights())
