@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 from typing import Sequence
 
 from . import __version__
@@ -233,11 +234,13 @@ def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
         try:
             if problem is not None:
                 raise ImageError(f"{path}: {problem}")
+            started = time.perf_counter()
             loaded = detector.load(path)
             result = detector.detect_loaded(loaded)
+            elapsed_ms = (time.perf_counter() - started) * 1000
             print(result.to_json(), flush=True)
             if publisher is not None:
-                publisher.publish_result(result, detector.model_path, loaded.image)
+                publisher.publish_result(result, detector.model_path, loaded.image, elapsed_ms)
             if args.save_annotated:
                 _save(loaded, result, args.save_annotated)
         except ImageError as exc:

@@ -26,6 +26,7 @@ reconnects with backoff. At-least-once: de-duplicate by ``event_id``.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import json
 import os
@@ -235,6 +236,7 @@ class Publisher:
         self._seq = 0
         self._counts: dict[str, int] = {}
         self._announced: set[str] = set()
+        self._frames: collections.deque[tuple[float, float | None]] = collections.deque()  # last minute
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, float] = {}  # PUBACKs that arrived before their mid was recorded
         self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
@@ -337,11 +339,17 @@ class Publisher:
         return len(self.outbox) == 0
 
     # -- publishing -----------------------------------------------------------------------------
-    def publish_result(self, result: DetectionResult, model: str = "", image: Any = None) -> str | None:
+    def publish_result(self, result: DetectionResult, model: str = "", image: Any = None,
+                       latency_ms: float | None = None) -> str | None:
         """Queue one image's detections (and changed per-label counts); returns the event id, or
         None when ``only_on_change`` skipped an image whose counts did not change. ``image`` (a PIL
-        image) is published as a JPEG snapshot when ``snapshot`` is on."""
+        image) is published as a JPEG snapshot when ``snapshot`` is on; ``latency_ms`` (the time
+        the detection took) feeds the ``stats`` topic."""
         s = self.settings
+        now = time.monotonic()
+        self._frames.append((now, latency_ms))
+        while self._frames and now - self._frames[0][0] > 60:
+            self._frames.popleft()
         counts: dict[str, int] = {}
         for d in result.detections:
             counts[d.label] = counts.get(d.label, 0) + 1
@@ -380,8 +388,19 @@ class Publisher:
         self._notify()
 
     def stats(self) -> dict[str, Any]:
-        return {"connected": self._connected.is_set(), "queued": len(self.outbox), "sent": self.sent,
-                "dropped": self.outbox.dropped, "inflight": len(self._inflight), "last_error": self.last_error}
+        """What the ``stats`` topic carries: throughput and latency over the last minute, memory,
+        and the delivery state (queued = undelivered, dropped = lost to a full outbox or disk)."""
+        from .plan import current_rss
+
+        frames = list(self._frames)
+        span = frames[-1][0] - frames[0][0] if len(frames) > 1 else 0.0
+        latencies = sorted(ms for _, ms in frames if ms is not None)
+        return {"fps": round((len(frames) - 1) / span, 2) if span > 0 else 0.0,
+                "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
+                "latency_ms_max": round(latencies[-1], 1) if latencies else None,
+                "rss_mib": round(current_rss() / 2**20, 1), "connected": self._connected.is_set(),
+                "queued": len(self.outbox), "sent": self.sent, "dropped": self.outbox.dropped,
+                "inflight": len(self._inflight), "last_error": self.last_error}
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -281,3 +281,17 @@ def test_network_cut_loses_nothing(broker, tmp_path):
     assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == set(ids), 60)
     sub.close()
     link.close()
+
+
+def test_stats_topic_reports_rate_latency_memory_and_queue(broker, tmp_path):
+    sub = Subscriber(broker.port, "edgekit/testdev/stats")
+    time.sleep(0.3)
+    with Publisher(_settings(broker, tmp_path), required=True) as pub:
+        for i in range(20):
+            pub.publish_result(_result(i), latency_ms=10.0 + i)
+            time.sleep(0.05)
+        assert sub.wait_for(lambda s: s.payloads("stats"), 5)
+    doc = sub.payloads("stats")[-1]
+    assert doc["fps"] > 5 and doc["latency_ms_p50"] >= 10 and doc["rss_mib"] > 10
+    assert {"queued", "sent", "dropped", "connected"} <= set(doc)
+    sub.close()
