@@ -46,6 +46,13 @@ def test_detect_cli_publishes_schema_and_status(broker, tmp_path, ssd, ssd_label
     assert first["model"] == "detect.tflite" and (first["width"], first["height"]) == (1352, 900)
     assert {"person", "kite"} <= {d["label"] for d in first["detections"]}
     assert len({p["event_id"] for p in sub.payloads("/detections")}) == 2
+    import jsonschema
+    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-1.json").read_text())
+    for payload in sub.payloads("/detections"):  # what a real broker delivered matches the published schema
+        jsonschema.validate(payload, schema, format_checker=jsonschema.FormatChecker())
+    broken = {**first, "detections": [{**first["detections"][0], "score": 1.5}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
     assert sub.wait_for(lambda s: any(t.endswith("/status") and p == b"offline" for t, p, _ in s.messages))
     statuses = [p for t, p, _ in sub.messages if t.endswith("/status")]
     assert statuses[0] == b"online" and statuses[-1] == b"offline"
