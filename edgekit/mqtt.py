@@ -313,7 +313,7 @@ class Publisher:
     def close(self, flush_timeout: float = 10.0) -> None:
         """Deliver what can be delivered within ``flush_timeout``, mark us offline, disconnect.
         Undelivered messages stay in the outbox for the next run."""
-        if flush_timeout:
+        if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self._connected.is_set():
             info = self._client.publish(self.settings.topic("status"), b"offline", qos=1, retain=True)

@@ -23,12 +23,12 @@ class Broker:
     """mosquitto on 127.0.0.1:<port>; start/stop/kill it at will (persistence on, so a stopped
     broker keeps queued messages for persistent subscribers)."""
 
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+    def __init__(self, workdir: Path, extra_config: str = "", port: int | None = None) -> None:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(exe).exists():
             raise RuntimeError("mosquitto is not installed: apt-get install -y mosquitto (.ci/run does this)")
         self.exe = exe
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = workdir
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(

@@ -302,3 +302,48 @@ def test_stats_topic_reports_rate_latency_memory_and_queue(broker, tmp_path):
     assert doc["fps"] > 5 and doc["latency_ms_p50"] >= 10 and doc["rss_mib"] > 10
     assert {"queued", "sent", "dropped", "connected"} <= set(doc)
     sub.close()
+
+
+def test_mutual_tls_client_certificate(tmp_path):
+    ca = _make_ca(tmp_path)
+    for args in (["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj",
+                  "/CN=edgekit-device"],
+                 ["x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+                  "client.crt", "-days", "2"]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+    broker = Broker(tmp_path, f"cafile {ca}\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n"
+                              "require_certificate true\n").start()
+    try:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        no_cert = MqttSettings.from_url(url, ca_file=str(ca), outbox=str(tmp_path / "o1.db"))
+        with pytest.raises(MqttError):
+            Publisher(no_cert, required=True, connect_timeout=3).start()
+        with_cert = MqttSettings.from_url(url, ca_file=str(ca), cert_file=str(tmp_path / "client.crt"),
+                                          key_file=str(tmp_path / "client.key"), outbox=str(tmp_path / "o2.db"))
+        with Publisher(with_cert, required=True) as pub:
+            pub.publish_result(_result(0))
+            assert pub.flush(10)
+    finally:
+        broker.stop()
+
+
+def test_without_required_detection_goes_on_and_messages_wait(tmp_path, ssd, images):
+    from mqtt_helpers import free_port
+    port = free_port()
+    outbox = tmp_path / "o.db"
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), str(images / "coral_pets.jpg"),
+                "--mqtt", f"mqtt://127.0.0.1:{port}", "--device-id", "testdev", "--outbox", str(outbox))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # detection went on without a broker
+    from edgekit.outbox import Outbox
+    box = Outbox(outbox)
+    waiting = [json.loads(m.payload) for m in box.peek(100) if m.topic.endswith("/detections")]
+    box.close()
+    assert len(waiting) == 2
+    broker = Broker(tmp_path, port=port).start()  # the broker appears later, at that address
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")
+    time.sleep(0.3)
+    with Publisher(MqttSettings(host="127.0.0.1", port=port, device_id="testdev", outbox=str(outbox))) as pub:
+        assert pub.flush(20)
+    assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == {w["event_id"] for w in waiting})
+    sub.close()
+    broker.stop()
