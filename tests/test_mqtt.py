@@ -19,7 +19,15 @@ from mqtt_helpers import Broker, Subscriber
 
 @pytest.fixture
 def broker(tmp_path):
+    """mosquitto, or amqtt where mosquitto is not installed (the 3.1.1 tests)."""
     b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    b = Broker(tmp_path, kind="mosquitto").start()
     yield b
     b.stop()
 
@@ -76,7 +84,7 @@ def test_broker_down_at_start_then_up(tmp_path):
 
 @pytest.mark.slow
 def test_broker_killed_mid_stream_loses_nothing(tmp_path):
-    broker = Broker(tmp_path).start()
+    broker = Broker(tmp_path, kind="mosquitto").start()  # persistence: the subscriber's queue survives
     sub = Subscriber(broker.port, "edgekit/testdev/detections")
     time.sleep(0.3)
     ids = []
@@ -134,7 +142,7 @@ def test_required_unreachable_broker_is_one_clear_error(tmp_path, ssd, images):
 def test_wrong_credentials(tmp_path):
     pwfile = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "edge", "right"], check=True)
-    broker = Broker(tmp_path, f"password_file {pwfile}\n")
+    broker = Broker(tmp_path, f"password_file {pwfile}\n", kind="mosquitto")
     broker.config.write_text(broker.config.read_text().replace("allow_anonymous true", "allow_anonymous false"))
     broker.start()
     try:
@@ -188,7 +196,8 @@ def _make_ca(tmp_path):
 
 def test_tls_with_ca_file_and_refusal_without_it(tmp_path):
     ca = _make_ca(tmp_path)
-    broker = Broker(tmp_path, f"cafile {ca}\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n").start()
+    broker = Broker(tmp_path, f"cafile {ca}\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n",
+                    kind="mosquitto").start()
     try:
         sub = Subscriber(broker.port, "edgekit/testdev/detections")  # plain client cannot speak TLS...
         s = MqttSettings.from_url(f"mqtts://127.0.0.1:{broker.port}", ca_file=str(ca), device_id="testdev",
@@ -205,7 +214,8 @@ def test_tls_with_ca_file_and_refusal_without_it(tmp_path):
         broker.stop()
 
 
-def test_mqtt5_with_session_expiry(broker, tmp_path):
+def test_mqtt5_with_session_expiry(mosquitto, tmp_path):
+    broker = mosquitto
     sub = Subscriber(broker.port, "edgekit/testdev/detections")
     time.sleep(0.3)
     with Publisher(_settings(broker, tmp_path, protocol="5", session_expiry=600), required=True) as pub:
@@ -312,7 +322,7 @@ def test_mutual_tls_client_certificate(tmp_path):
                   "client.crt", "-days", "2"]):
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
     broker = Broker(tmp_path, f"cafile {ca}\ncertfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n"
-                              "require_certificate true\n").start()
+                              "require_certificate true\n", kind="mosquitto").start()
     try:
         url = f"mqtts://127.0.0.1:{broker.port}"
         no_cert = MqttSettings.from_url(url, ca_file=str(ca), outbox=str(tmp_path / "o1.db"))
@@ -347,3 +357,19 @@ def test_without_required_detection_goes_on_and_messages_wait(tmp_path, ssd, ima
     assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("detections")} == {w["event_id"] for w in waiting})
     sub.close()
     broker.stop()
+
+
+def test_amqtt_fallback_broker_works(tmp_path):
+    """The fallback used where mosquitto is missing, exercised here even when it is present."""
+    broker = Broker(tmp_path, kind="amqtt").start()
+    try:
+        sub = Subscriber(broker.port, "edgekit/testdev/#")
+        time.sleep(0.5)
+        with Publisher(_settings(broker, tmp_path), required=True) as pub:
+            ids = [pub.publish_result(_result(i)) for i in range(100)]
+            assert pub.flush(20)
+        assert sub.wait_for(lambda s: {p["event_id"] for p in s.payloads("/detections")} == set(ids))
+        assert sub.wait_for(lambda s: any(t.endswith("/status") and p == b"offline" for t, p, _ in s.messages))
+        sub.close()
+    finally:
+        broker.stop()
