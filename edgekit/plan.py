@@ -323,7 +323,8 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
             raise ConfigError(f"{path}: listed in the bundle but missing; re-create the bundle")
         # The budget is what may still be allocated (our own RSS is already used), so compare the
         # extra need. Known without loading: the mapped file, and a cost the converter measured.
-        cached = _cached_cost(path, threads, device) if use_cache else None
+        sha = _sha256(path)
+        cached = _cached_cost(path, threads, device, sha) if use_cache else None
         floor = image_buffer_bytes(cached, max_image) + (
             cached.peak_bytes if cached else max(os.path.getsize(path), variant.recorded_peak or 0))
         if floor > budget:
@@ -337,7 +338,7 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
             candidates.append(Candidate(path, size, mode, None, None, True, "not measured"))
             continue
         try:
-            cost = measure_cost(path, threads, device, use_cache)
+            cost = cached or measure_cost(path, threads, device, use_cache)
         except PlanError as exc:
             candidates.append(Candidate(path, size, mode, None, None, False, str(exc).split(" — ")[0]))
             continue
