@@ -81,6 +81,7 @@ class ModelMetadata:
     quantization: Mapping[str, Any] | None = None
     versions: Mapping[str, str] | None = None
     created: str | None = None
+    sha256: str | None = None  # SHA-256 of the flatbuffer part (the bytes before the appended ZIP)
     source: str = "none"  # where it was read from: "edgekit", "tflite-metadata" or "none"
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class ModelMetadata:
                         if v is not None}
         if self.layout is not None:
             doc["output"] = {"layout": self.layout}
-        for key in ("quantization", "versions", "created"):
+        for key in ("quantization", "versions", "created", "sha256"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = dict(value) if isinstance(value, Mapping) else value
@@ -122,6 +123,7 @@ class ModelMetadata:
             quantization=doc.get("quantization"),
             versions=doc.get("versions"),
             created=doc.get("created"),
+            sha256=doc.get("sha256"),
             source=source,
         )
 
