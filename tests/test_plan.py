@@ -157,16 +157,54 @@ def test_below_the_smallest_variant_refuses_before_loading(yolo_bundle, images, 
     assert "Traceback" not in r.stderr
 
 
+def _autotune_timings(reason):
+    """{threads: ms} from "autotuned: 1T 12.3 ms, 2T 8.1 ms"."""
+    assert reason.startswith("autotuned: "), reason
+    pairs = re.findall(r"(\d+)T (\d+(?:\.\d+)?) ms", reason)
+    assert len(pairs) == reason.count("T "), reason
+    return {int(t): float(ms) for t, ms in pairs}
+
+
 def test_plan_json_and_autotune_cache(shared, cache):
+    """--autotune times every thread count from 1 to the usable cores and picks the fastest it timed."""
     model = str(shared / "models" / "ssd_mobilenet_v1_quant" / "detect.tflite")
     r = run_cli("-m", "edgekit", "plan", model, "--json", "--autotune", env={"EDGEKIT_CACHE_DIR": str(cache)})
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["threads_reason"].startswith("autotuned: 1T")
+    reported = _autotune_timings(doc["threads_reason"])
+    usable = doc["device"]["cpu"]["usable_cores"]
+    assert sorted(reported) == list(range(1, usable + 1))
+    # The rounded timings in the explanation keep their order, so the pick is (one of) their minimum ...
+    assert reported[doc["threads"]] == min(reported.values()), doc["threads_reason"]
+    # ... and exactly the fastest of the measurements behind them (each lands in the cost cache).
+    from edgekit.plan import _sha256
+    sha = _sha256(model)
+    measured = {c["threads"]: c["invoke_ms"] for c in json.loads((cache / "costs.json").read_text()).values()
+                if c["sha256"] == sha}
+    assert sorted(measured) == sorted(reported)
+    for t, ms in measured.items():
+        assert reported[t] == pytest.approx(ms, abs=0.051)
+    assert doc["threads"] == min(measured, key=measured.get)
     assert doc["chosen"]["mode"] == "int8" and doc["chosen"]["input_size"] == [300, 300]
-    again = run_cli("-m", "edgekit", "plan", model, "--autotune", env={"EDGEKIT_CACHE_DIR": str(cache)})
-    assert "autotuned earlier" in again.stdout
-    assert json.loads((cache / "threads.json").read_text())
+    remembered = json.loads((cache / "threads.json").read_text())
+    assert [(v["threads"], v["ms"]) for v in remembered.values()] == [(doc["threads"], measured[doc["threads"]])]
+    again = run_cli("-m", "edgekit", "plan", model, "--json", "--autotune", env={"EDGEKIT_CACHE_DIR": str(cache)})
+    assert json.loads(again.stdout)["threads"] == doc["threads"]
+    assert json.loads(again.stdout)["threads_reason"] == f"autotuned earlier: {measured[doc['threads']]} ms"
+
+
+def test_autotune_picks_the_fastest_timing_not_the_most_threads(ssd, cache, monkeypatch):
+    """The choice logic alone, with scripted timings (the test above times the real model)."""
+    import edgekit.plan as plan
+    from edgekit.plan import _autotune, load_variants
+    dev = _device("pi4-4gb")
+    scripted = {1: 30.0, 2: 12.5, 3: 20.0, 4: 14.0}
+    assert dev.cpu.usable_cores == len(scripted)
+    monkeypatch.setattr(plan, "measure_cost", lambda path, t, device, use_cache: ModelCost(
+        "x", t, 0, 0, scripted[t], "rt", (300, 300), 1, "int8"))
+    threads, why = _autotune(load_variants(str(ssd)), dev, use_cache=False)
+    assert threads == 2
+    assert _autotune_timings(why) == scripted
 
 
 def test_latency_target_can_exclude_everything(shared, cache):
