@@ -23,6 +23,28 @@ def constrained_tool() -> Path:
     return _shared_dir().parent / "tools" / "constrained"
 
 
+# Where edgekit keeps per-user files: the planner cache (XDG_CACHE_HOME/edgekit, or EDGEKIT_CACHE_DIR)
+# and the default MQTT outbox (XDG_STATE_HOME/edgekit). The suite must never write the real ones.
+USER_DIR_VARIABLES = ("XDG_CACHE_HOME", "XDG_STATE_HOME")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_user_dirs(tmp_path_factory):
+    """Point the cache and state directories at a session temporary directory, in os.environ so that
+    every child process (CLI runs, planner trial loads) inherits them."""
+    base = tmp_path_factory.mktemp("user-dirs")
+    saved = {name: os.environ.get(name) for name in (*USER_DIR_VARIABLES, "EDGEKIT_CACHE_DIR")}
+    for name in USER_DIR_VARIABLES:
+        os.environ[name] = str(base / name.lower())
+    os.environ.pop("EDGEKIT_CACHE_DIR", None)  # a developer's own setting would win over XDG_CACHE_HOME
+    yield base
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     path = _shared_dir()

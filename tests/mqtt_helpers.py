@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
 import signal
 import socket
@@ -14,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -21,24 +24,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Debian installs the broker in /usr/sbin, which is not on every user's PATH.
+MOSQUITTO_EXTRA_DIRS: tuple[str, ...] = ("/usr/sbin", "/usr/local/sbin")
+INSTALL_MOSQUITTO = "apt-get install -y mosquitto (.ci/run does this)"
+
+
+def find_mosquitto() -> str | None:
+    """The mosquitto executable on PATH or in the sbin directories, else None."""
+    search = os.pathsep.join(filter(None, [os.environ.get("PATH", ""), *MOSQUITTO_EXTRA_DIRS]))
+    return shutil.which("mosquitto", path=search)
+
+
+def in_ci() -> bool:
+    """True when the environment variable CI is "true" or "1" (as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def default_broker_kind() -> str:
+    """mosquitto when installed. Otherwise amqtt with a warning on a developer's machine, but a test
+    failure in CI: there a missing mosquitto means the MQTT tests would quietly run a smaller set."""
+    if find_mosquitto():
+        return "mosquitto"
+    if in_ci():
+        pytest.fail(f"CI is set but mosquitto is not installed (not on PATH nor in {', '.join(MOSQUITTO_EXTRA_DIRS)}): "
+                    f"{INSTALL_MOSQUITTO}; the amqtt fallback is for developer machines only", pytrace=False)
+    warnings.warn("mosquitto is not on PATH: the MQTT 3.1.1 tests run against amqtt instead "
+                  f"({INSTALL_MOSQUITTO}; in CI this is a failure)", stacklevel=3)
+    return "amqtt"
+
+
 class Broker:
     """A broker on 127.0.0.1:<port> that a test can start, stop and kill.
 
     ``kind="mosquitto"`` (persistence on, so a stopped broker keeps queued messages for persistent
     subscribers; TLS/password options via ``extra_config``), ``kind="amqtt"`` (pure-Python, MQTT
-    3.1.1 only), or None: mosquitto when it is installed, else amqtt — with a warning saying so.
+    3.1.1 only), or None: mosquitto when it is installed, else amqtt — with a warning saying so, or
+    a test failure when CI is set (see ``default_broker_kind``).
     """
 
     def __init__(self, workdir: Path, extra_config: str = "", port: int | None = None, kind: str | None = None) -> None:
-        mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-        if kind is None:
-            kind = "mosquitto" if mosquitto else "amqtt"
-            if kind == "amqtt":
-                warnings.warn("mosquitto is not on PATH: the MQTT 3.1.1 tests run against amqtt instead "
-                              "(apt-get install -y mosquitto for the full set; .ci/run does)", stacklevel=2)
+        mosquitto = find_mosquitto()
+        kind = kind or default_broker_kind()
         if kind == "mosquitto" and not mosquitto:
-            raise RuntimeError("this test needs mosquitto (TLS, passwords, MQTT 5 or persistence): "
-                               "apt-get install -y mosquitto (.ci/run does this)")
+            raise RuntimeError(f"this test needs mosquitto (TLS, passwords, MQTT 5 or persistence): {INSTALL_MOSQUITTO}")
         if kind == "amqtt" and extra_config:
             raise RuntimeError("amqtt cannot run this test's broker configuration; install mosquitto")
         self.kind = kind

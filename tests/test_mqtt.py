@@ -4,9 +4,11 @@ SIGKILLed publisher."""
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -300,17 +302,44 @@ def test_network_cut_loses_nothing(broker, tmp_path):
     link.close()
 
 
+def _own_rss_mib() -> float:
+    """This process's resident set, read independently of edgekit (statm: pages)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def test_stats_topic_reports_rate_latency_memory_and_queue(broker, tmp_path):
+    """The stats message carries what the inputs determine: the median and maximum of the latencies
+    fed in, the frame rate of the calls, this process's RSS and the delivery counters."""
+    # 21 skewed latencies (median 12.0, mean 40.5, maximum 480.0) and three frames without one.
+    latencies = [12.0, 7.5, 30.0, 9.0, 11.0, 480.0, 8.0, 10.5, 95.0, 13.0, 6.0, 14.5, 22.0, 7.0, 16.0, 9.5, 40.0,
+                 18.0, 5.5, 12.5, 11.5]
+    frames = latencies[:7] + [None] + latencies[7:14] + [None] + latencies[14:] + [None]
     sub = Subscriber(broker.port, "edgekit/testdev/stats")
     time.sleep(0.3)
     with Publisher(_settings(broker, tmp_path), required=True) as pub:
-        for i in range(20):
-            pub.publish_result(_result(i), latency_ms=10.0 + i)
-            time.sleep(0.05)
-        assert sub.wait_for(lambda s: s.payloads("stats"), 5)
-    doc = sub.payloads("stats")[-1]
-    assert doc["fps"] > 5 and doc["latency_ms_p50"] >= 10 and doc["rss_mib"] > 10
-    assert {"queued", "sent", "dropped", "connected"} <= set(doc)
+        calls = []  # (monotonic before, after) each call: the publisher stamps each frame in between
+        for i, ms in enumerate(frames):
+            before = time.monotonic()
+            pub.publish_result(_result(i), latency_ms=ms)
+            calls.append((before, time.monotonic()))
+            time.sleep(0.04)
+        assert pub.flush(10), pub.stats()
+        sent = pub.stats()["sent"]
+        # every detections message, and one retained count (person: 0 -> 1); stats and status go direct
+        assert sent == len(frames) + 1
+        rss_before = _own_rss_mib()
+        # a stats message computed after everything was sent reflects every frame
+        assert sub.wait_for(lambda s: any(d["sent"] == sent for d in s.payloads("stats")), 5), sub.payloads("stats")
+        rss_after = _own_rss_mib()
+    doc = next(d for d in sub.payloads("stats") if d["sent"] == sent)
+    assert doc["latency_ms_p50"] == statistics.median(latencies) == 12.0
+    assert doc["latency_ms_max"] == max(latencies) == 480.0
+    (first_before, first_after), (last_before, last_after) = calls[0], calls[-1]
+    slowest, fastest = (len(frames) - 1) / (last_after - first_before), (len(frames) - 1) / (last_before - first_after)
+    assert slowest - 0.01 <= doc["fps"] <= fastest + 0.01, (slowest, doc["fps"], fastest)
+    assert min(rss_before, rss_after) - 3 <= doc["rss_mib"] <= max(rss_before, rss_after) + 3, (rss_before, doc)
+    assert (doc["queued"], doc["dropped"], doc["inflight"], doc["connected"], doc["last_error"]) == (0, 0, 0, True, None)
     sub.close()
 
 
@@ -373,3 +402,55 @@ def test_amqtt_fallback_broker_works(tmp_path):
         sub.close()
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize("ci", [None, "", "false", "0", "true", "TRUE", "1"])
+def test_missing_mosquitto_falls_back_to_amqtt_except_in_ci(tmp_path, monkeypatch, ci):
+    """The broker choice itself: PATH and the sbin fallbacks point at empty directories, so the
+    lookup really finds nothing; with CI=true/1 that is a failure naming the install command."""
+    import mqtt_helpers
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(mqtt_helpers, "MOSQUITTO_EXTRA_DIRS", (str(tmp_path / "sbin"),))
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    assert mqtt_helpers.find_mosquitto() is None
+    if ci in ("true", "TRUE", "1"):
+        with pytest.raises(pytest.fail.Exception, match=r"CI is set but mosquitto is not installed.*"
+                                                         r"apt-get install -y mosquitto"):
+            Broker(tmp_path)
+    else:
+        with pytest.warns(UserWarning, match="run against amqtt instead"):
+            assert Broker(tmp_path).kind == "amqtt"
+    # the one deliberate amqtt test is unaffected by CI, and a mosquitto-only test still says what to install
+    assert Broker(tmp_path, kind="amqtt").kind == "amqtt"
+    with pytest.raises(RuntimeError, match="apt-get install -y mosquitto"):
+        Broker(tmp_path, kind="mosquitto")
+
+    # once an executable mosquitto is found (here in an sbin directory, not on PATH) it is used, CI or not
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    (sbin / "mosquitto").write_text("#!/bin/sh\nexit 1\n")  # never started: only found
+    (sbin / "mosquitto").chmod(0o755)
+    broker = Broker(tmp_path)
+    assert broker.kind == "mosquitto" and broker.command[0] == str(sbin / "mosquitto")
+
+
+def test_cli_runs_keep_out_of_the_real_home(tmp_path, ssd, images, private_user_dirs):
+    """conftest points XDG_CACHE_HOME/XDG_STATE_HOME at a session directory: a detect run that plans
+    (planner cache) and queues for an absent broker (default outbox) writes there, not under HOME."""
+    from mqtt_helpers import free_port
+    home = tmp_path / "home"
+    home.mkdir()
+    cache, state = Path(os.environ["XDG_CACHE_HOME"]), Path(os.environ["XDG_STATE_HOME"])
+    assert private_user_dirs in cache.parents and private_user_dirs in state.parents
+    assert "EDGEKIT_CACHE_DIR" not in os.environ
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--mqtt",
+                f"mqtt://127.0.0.1:{free_port()}", "--device-id", "homecheck", env={"HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    assert list(home.iterdir()) == []  # nothing under ~ (no ~/.cache/edgekit, no ~/.local/state/edgekit)
+    assert (cache / "edgekit" / "costs.json").is_file()
+    assert (state / "edgekit" / "outbox-homecheck.db").is_file()
