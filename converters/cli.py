@@ -13,6 +13,11 @@ from .convert import IO_TYPES, MODES
 
 __all__ = ["main"]
 
+_DESCRIPTION = ("Convert a SavedModel directory or a Keras .keras/.h5 file (Keras 3, or Keras 2 through tf_keras) to "
+                "TFLite in float32, float16, dynamic-range or int8 mode, with the metadata edgekit needs embedded; or "
+                "add that metadata to an existing .tflite. Prints sizes and agreement with the source model, "
+                "measured on images held out of --calibration.")
+
 
 def _channels(text: str) -> list[float]:
     try:
@@ -44,7 +49,7 @@ def _modes(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgekit-convert", description=__doc__)
+    p = argparse.ArgumentParser(prog="edgekit-convert", description=_DESCRIPTION)
     p.add_argument("src", metavar="SRC", nargs="+",
                    help="SavedModel directory, .keras/.h5 file, or .tflite (metadata only); several with --bundle")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tflite|DIR")
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a directory of variants (SRC x --sizes x --modes) with manifest.json for edgekit plan")
     p.add_argument("--sizes", type=_sizes, metavar="WxH,...", help="bundle input sizes, e.g. 128x128,96x96 (or 128,96)")
     p.add_argument("--modes", type=_modes, metavar="MODE,...", help="bundle modes, e.g. int8,float32")
-    p.add_argument("--calibration", metavar="DIR", help="representative images (required for int8)")
+    p.add_argument("--calibration", metavar="DIR", help="representative images (required for int8); every 5th is held out to measure agreement on")
     p.add_argument("--max-calibration", type=int, default=200, metavar="N", help="use at most N images (default 200)")
     p.add_argument("--mean", type=_channels, metavar="M", help="input normalisation (pixel - M) / S; 1 or 3 values")
     p.add_argument("--std", type=_channels, metavar="S")

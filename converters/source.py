@@ -4,7 +4,9 @@ converted model can be compared with it."""
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -75,15 +77,79 @@ def load_source(src: Any) -> Source:
             raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
         return Source("tflite", name, (), None, None, data)
     if path.endswith((".keras", ".h5")):
-        import_tensorflow()
-        import keras
-
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:
-            raise ModelError(f"{path}: Keras could not load it ({type(exc).__name__}: {exc})") from None
-        return _from_keras(model, name)
+        return _from_keras(_load_keras_file(path), name)
     raise ModelError(f"{path}: unknown model format; expected a SavedModel directory, .keras, .h5 or .tflite file")
+
+
+def _load_keras_file(path: str) -> Any:
+    """Load a .keras/.h5 file with the Keras that saved it: Keras 3 (``keras``), or for a Keras 2
+    file (Teachable Machine, tf.keras before TF 2.16) the Keras 2 package ``tf_keras``."""
+    saved_by = _keras_file_version(path)
+    tf = import_tensorflow()
+    if saved_by is None:
+        import keras as loader
+    else:
+        loader = _import_tf_keras(path, saved_by, tf.__version__)
+    try:
+        return loader.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ModelError(f"{path}: {'Keras' if saved_by is None else 'tf_keras'} could not load it "
+                         f"({_one_line(exc)})") from None
+
+
+def _keras_file_version(path: str) -> str | None:
+    """The Keras version that saved ``path`` if it is Keras 2 or older, else None (Keras 3, or
+    the file does not say). An .h5 file records ``keras_version`` and ``backend`` as attributes of
+    its root group (Keras 3 writes them too, with version 3.x; theano and cntk were Keras 2
+    backends only); a .keras archive records ``keras_version`` in ``metadata.json``."""
+    version, backend = None, None
+    if path.endswith(".h5"):
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                version, backend = fh.attrs.get("keras_version"), fh.attrs.get("backend")
+        except (ImportError, OSError):
+            return None  # not HDF5 after all: the loader says so
+        version, backend = (v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in (version, backend))
+    else:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                version = json.loads(zf.read("metadata.json")).get("keras_version")
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            return None
+    if isinstance(version, str) and version.split(".")[0] in ("1", "2"):
+        return version
+    if version is None and backend in ("theano", "cntk"):
+        return f"2 ({backend} backend)"
+    return None
+
+
+def _import_tf_keras(path: str, saved_by: str, tf_version: str) -> Any:
+    """``tf_keras``, or a one-line ModelError saying what to install (it must match TensorFlow's
+    major.minor version: each tf_keras release is built for one TensorFlow release)."""
+    want = ".".join(tf_version.split(".")[:2])
+    install = f"pip install 'tf_keras=={want}.*'"
+    try:
+        tf_keras = quiet_import("tf_keras")
+    except ImportError:
+        raise ModelError(f"{path}: a Keras 2 file (saved by Keras {saved_by}), which Keras 3 cannot load; install "
+                         f"the Keras 2 package for your TensorFlow {tf_version}: {install}") from None
+    have = ".".join(str(getattr(tf_keras, "__version__", "?")).split(".")[:2])
+    if have != want:
+        raise ModelError(f"{path}: a Keras 2 file needs tf_keras matching TensorFlow {tf_version}, found tf_keras "
+                         f"{getattr(tf_keras, '__version__', '?')}; {install}")
+    return tf_keras
+
+
+def _one_line(exc: BaseException) -> str:
+    """A loader exception in one line. Keras puts the whole layer config first and the cause
+    after "Exception encountered:"; show the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = next((line.split(":", 1)[1].strip() for line in reversed(lines)
+                  if line.startswith("Exception encountered:")), None)
+    text = cause or (lines[0] if lines else "")
+    return f"{type(exc).__name__}: {text[:197] + '…' if len(text) > 200 else text}"
 
 
 def _from_keras(model: Any, name: str) -> Source:
