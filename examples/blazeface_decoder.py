@@ -67,6 +67,8 @@ class SsdAnchorOptions:
 
 
 def _mediapipe(name, size, min_scale, strides, **extra) -> SsdAnchorOptions:
+    # What every graph below sets alike: square input, max_scale 0.75, anchor_offset 0.5,
+    # aspect_ratios [1.0], fixed_anchor_size true, num_layers = number of strides.
     return SsdAnchorOptions(name, size, size, min_scale, 0.75, tuple(strides), len(strides),
                             fixed_anchor_size=True, **extra)
 
@@ -83,7 +85,8 @@ ANCHOR_OPTIONS: tuple[SsdAnchorOptions, ...] = (
     _mediapipe("pose_detection", 224, 0.1484375, (8, 16, 32, 32, 32)),
     # modules/palm_detection/palm_detection_cpu.pbtxt (palm_detection_lite/full)
     _mediapipe("palm_detection", 192, 0.1484375, (8, 16, 16, 16)),
-    # the 256x256 palm model of MediaPipe <= 0.8 (hand_tracking graphs; calculators/tflite/ssd_anchors_calculator_test.cc)
+    # the 256x256 palm model of MediaPipe <= 0.8 (graphs/hand_tracking; the golden-file case of
+    # calculators/tflite/ssd_anchors_calculator_test.cc)
     _mediapipe("palm_detection_256", 256, 0.1171875, (8, 16, 32, 32, 32)),
 )
 
@@ -170,7 +173,8 @@ def decode_anchors(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarr
     centre = anc[:, :2] + reg[:, 0:2] / scale * anc[:, 2:4]
     half = reg[:, 2:4] / scale * anc[:, 2:4] / 2
     num_keypoints = (regressors.shape[1] - 4) // 2
-    points = reg[:, 4:4 + 2 * num_keypoints].reshape(len(keep), num_keypoints, 2) / scale * anc[:, None, 2:4] + anc[:, None, :2]
+    offsets = reg[:, 4:4 + 2 * num_keypoints].reshape(len(keep), num_keypoints, 2)
+    points = offsets / scale * anc[:, None, 2:4] + anc[:, None, :2]
     return AnchorDetections(np.concatenate([centre - half, centre + half], axis=1),
                             scores[keep].astype(np.float32), points)
 
@@ -199,8 +203,9 @@ def decode_blazeface(outputs, ctx: DecodeContext) -> Candidates:
     return Candidates(found.boxes, found.scores, np.zeros(len(found.scores), np.int64), needs_nms=True)
 
 
-def matches(info) -> bool:
-    """For ``--layout auto``: two outputs [1, N, 4+2K] and [1, N, 1] with a known N and input size."""
+def matches(info):
+    """For ``--layout auto``: a short reason when the model has two outputs [1, N, 4+2K] and
+    [1, N, 1] with N and the input size of a known option set; otherwise False."""
     try:
         shapes = [tuple(int(v) for v in o.shape) for o in info.outputs]
         _, height, width, _ = (int(v) for v in info.inputs[0].shape)
@@ -210,10 +215,11 @@ def matches(info) -> bool:
     if roles is None:
         return False
     try:
-        find_options(shapes[roles[1]][1], width, height)
+        options = find_options(shapes[roles[1]][1], width, height)
     except LayoutError:
         return False
-    return True
+    return (f"MediaPipe SSD anchors {options.describe()}: outputs {list(shapes[roles[0]])} + "
+            f"{list(shapes[roles[1]])}")
 
 
 # ``matches=`` is being added to register_decoder; use it once this edgekit has it.

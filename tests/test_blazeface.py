@@ -126,7 +126,8 @@ def _info(input_shape, *output_shapes):
 
 
 def test_matches():
-    assert bf.matches(_info((1, 128, 128, 3), (1, 896, 16), (1, 896, 1)))
+    assert bf.matches(_info((1, 128, 128, 3), (1, 896, 16), (1, 896, 1))) == \
+        "MediaPipe SSD anchors face_short_range (128x128, 896 anchors): outputs [1, 896, 16] + [1, 896, 1]"
     assert bf.matches(_info((1, 192, 192, 3), (1, 2304, 1), (1, 2304, 16)))   # either order
     assert bf.matches(_info((1, 224, 224, 3), (1, 2254, 12), (1, 2254, 1)))   # pose: 4 keypoints
     assert not bf.matches(_info((1, 192, 192, 3), (1, 2000, 16), (1, 2000, 1)))
