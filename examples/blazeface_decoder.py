@@ -137,7 +137,9 @@ def generate_anchors(options: SsdAnchorOptions) -> np.ndarray:
         parts.append(np.concatenate([np.repeat(centres, len(shapes), axis=0),
                                      np.tile(sizes, (rows * cols, 1))], axis=1))
         start = end
-    return np.concatenate(parts).astype(np.float32)
+    anchors = np.concatenate(parts).astype(np.float32)
+    anchors.flags.writeable = False  # cached and shared between calls
+    return anchors
 
 
 def find_options(num_anchors: int, input_width: int, input_height: int) -> SsdAnchorOptions:
@@ -191,6 +193,8 @@ def _split_outputs(shapes) -> Optional[Tuple[int, int]]:
 
 
 def decode_blazeface(outputs, ctx: DecodeContext) -> Candidates:
+    """The registered decoder: boxes and scores of one class (keypoints are not passed on: Candidates
+    has no field for them; use :func:`decode_anchors` to get them). Raises LayoutError."""
     roles = _split_outputs([tuple(o.data.shape) for o in outputs])
     if roles is None:
         raise LayoutError("blazeface needs two outputs, regressors [1, N, 4+2K] and scores [1, N, 1]; "
