@@ -8,6 +8,7 @@ import numpy as np
 
 from edgekit import decoders
 from edgekit.boxes import iou
+from edgekit.postprocess import select
 from edgekit.runtime import create_interpreter, signature_output_names
 
 __all__ = ["Agreement", "run_tflite", "match_outputs", "compare"]
@@ -89,19 +90,13 @@ def _detections_found(ref, conv, mapping, layout, threshold, input_size) -> tupl
     decode = decoders.get_decoder(layout)
     ctx = decoders.DecodeContext(input_size[0], input_size[1], threshold)
     name = next(iter(mapping))
-    a = decode([decoders.OutputTensor(name, np.asarray(ref[name], np.float32))], ctx)
-    b = decode([decoders.OutputTensor(name, np.asarray(conv[mapping[name]], np.float32))], ctx)
-    a, b = _nms(a), _nms(b)
+    # The same filtering/NMS as the device (edgekit.postprocess.select), so the figure is what detect gets.
+    a = select(decode([decoders.OutputTensor(name, np.asarray(ref[name], np.float32))], ctx), score_threshold=threshold)
+    b = select(decode([decoders.OutputTensor(name, np.asarray(conv[mapping[name]], np.float32))], ctx),
+               score_threshold=threshold)
     found = 0
     for box, cls in zip(a.boxes, a.class_ids):
         same = b.class_ids == cls
         if same.any() and float(iou(box, b.boxes[same]).max()) >= 0.5:
             found += 1
     return found, len(a.boxes)
-
-
-def _nms(c: decoders.Candidates) -> decoders.Candidates:
-    from edgekit.boxes import nms
-
-    keep = nms(c.boxes, c.scores, 0.45, c.class_ids)
-    return decoders.Candidates(c.boxes[keep], c.scores[keep], c.class_ids[keep], False)

@@ -44,6 +44,16 @@ def _unit_float(text: str) -> float:
     return value
 
 
+def _channels(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 comma-separated numbers, found {text!r}") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 comma-separated numbers, found {len(values)}")
+    return values
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -75,15 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .postprocess import IOU_THRESHOLD, MAX_RESULTS, SCORE_THRESHOLD
+
     det = sub.add_parser("detect", help="detect objects in images; prints one JSON line per image")
-    det.add_argument("model", metavar="MODEL", help="a .tflite detection model")
+    det.add_argument("model", metavar="MODEL",
+                     help="a .tflite detection model, or a bundle directory made by 'edgekit-convert --bundle'")
     det.add_argument("sources", metavar="SOURCE", nargs="+", help="image file, directory or glob pattern")
     det.add_argument("--labels", metavar="FILE", help="label file (one per line) overriding embedded labels")
-    det.add_argument("--threshold", type=_unit_float, default=0.25, metavar="T", help="minimum score (default 0.25)")
-    det.add_argument("--max-results", type=_positive_int, default=100, metavar="N", help="per image (default 100)")
-    det.add_argument("--iou", type=_unit_float, default=0.45, metavar="T", help="NMS IoU threshold (default 0.45)")
+    det.add_argument("--threshold", type=_unit_float, default=SCORE_THRESHOLD, metavar="T",
+                     help=f"minimum score (default {SCORE_THRESHOLD})")
+    det.add_argument("--max-results", type=_positive_int, default=MAX_RESULTS, metavar="N",
+                     help=f"per image (default {MAX_RESULTS})")
+    det.add_argument("--iou", type=_unit_float, default=IOU_THRESHOLD, metavar="T",
+                     help=f"NMS IoU threshold (default {IOU_THRESHOLD})")
     det.add_argument("--layout", default="auto", metavar="NAME",
-                     help="output layout: auto, ssd, yolov8, yolov5 or a decoder registered by --plugin")
+                     help="output layout: auto, ssd, yolov8, yolov5, end2end or a decoder registered by --plugin")
+    det.add_argument("--mean", type=_channels, metavar="M[,M,M]",
+                     help="input normalisation (pixel - mean) / std, overriding the model's (e.g. 127.5)")
+    det.add_argument("--std", type=_channels, metavar="S[,S,S]", help="see --mean (e.g. 127.5 for inputs in -1..1)")
     det.add_argument("--threads", type=_positive_int, metavar="N", help="default: the cores this process may use")
     det.add_argument("--allow", action="append", metavar="LABEL", help="report only this label (repeatable)")
     det.add_argument("--deny", action="append", metavar="LABEL", help="never report this label (repeatable)")
@@ -104,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
     mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
 
-    info = sub.add_parser("info", help="show a model's inputs, outputs, layout and embedded metadata")
+    info = sub.add_parser("info", help="describe any .tflite file: tensors, operators, metadata, and what edgekit "
+                                       "would do with it")
     info.add_argument("model", metavar="MODEL")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.add_argument("--labels", metavar="FILE", help="label file overriding embedded labels")
@@ -154,8 +174,16 @@ def _make_detector(args: argparse.Namespace, model: str | None = None, **extra):
     from .detector import Detector, DetectorOptions
 
     _load_plugins(args.plugin)
+    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
+    if mean is not None or std is not None:
+        from .metadata import InputSpec
+
+        extra["input"] = InputSpec(mean=mean, std=std)
     options = DetectorOptions(layout=None if args.layout == "auto" else args.layout, **extra)
-    return Detector(model or args.model, options, labels_path=args.labels)
+    detector = Detector(model or args.model, options, labels_path=args.labels)
+    for note in detector.notes:
+        print(f"edgekit: note: {note}", file=sys.stderr)
+    return detector
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
@@ -180,7 +208,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         label_denylist=frozenset(args.deny) if args.deny else None,
     )
     if args.verbose:
-        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout}, "
+        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout} "
+              f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
               f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
     from .sources import expand_sources
 
@@ -264,30 +293,52 @@ def _save(loaded, result, out_dir: str) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    if args.safe and not args.plugin:
+    from .modelinfo import describe_model
+
+    if args.safe:
         from .doctor import check_model_safely
 
         check_model_safely(args.model)  # raises ModelError naming the signal if the child crashed
-    detector = _make_detector(args)
-    info = detector.describe()
+    _load_plugins(args.plugin)
+    info = describe_model(args.model, layout=None if args.layout == "auto" else args.layout, labels_path=args.labels)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"model:    {info['model']} ({info['size_bytes'] / 1e6:.2f} MB)")
-    print(f"runtime:  {info['runtime']} ({info['threads']} threads)")
-    print(f"layout:   {info['layout']}")
+    print(_format_info(info))
+    return 0
+
+
+def _format_info(info: dict) -> str:
+    size = f" ({info['size_bytes'] / 1e6:.2f} MB)" if info.get("size_bytes") is not None else ""
+    lines = [f"model:    {info['model']}{size}", f"runtime:  {info['runtime']} ({info['threads']} threads)"]
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
             q = t["quantization"]
             qtext = f" q=(scale {q['scale']:.6g}, zero point {q['zero_point']})" if q else ""
-            print(f"{kind[:-1]:<9} {t['name']} {t['shape']} {t['dtype']}{qtext}")
+            sig = f" (signature {t['shape_signature']})" if "shape_signature" in t else ""
+            lines.append(f"{kind[:-1]:<9} {t['name']} {t['shape']}{sig} {t['dtype']}{qtext}")
+    ops = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in info["operators"].items())
+    lines.append(f"operators: {ops or 'unknown (this runtime does not list them)'}")
     meta = info["metadata"]
-    print(f"metadata: {meta['source']}")
-    for key in ("name", "input", "output", "quantization", "versions", "created"):
+    lines.append(f"metadata: {meta['source']}")
+    for key in ("name", "task", "input_size", "input", "output", "output_names", "quantization", "versions",
+                "created", "sha256"):
         if key in meta:
-            print(f"  {key}: {json.dumps(meta[key])}")
-    print(f"labels:   {info['labels']}" + (f" ({', '.join(detector.labels[:8])}{', …' if info['labels'] > 8 else ''})" if detector.labels else ""))
-    return 0
+            origin = meta["origins"].get(key) or ", ".join(sorted({v for k, v in meta["origins"].items()
+                                                                   if k.startswith(key + ".")}))
+            lines.append(f"  {key}: {json.dumps(meta[key])}" + (f"  [{origin}]" if origin else ""))
+    labels = info["labels"]
+    shown = f" ({', '.join(labels['first'])}{', …' if labels['count'] > len(labels['first']) else ''})" if labels["first"] else ""
+    source = f"from {labels['from']}" if labels["count"] else "none embedded: pass --labels FILE, or names print as class_N"
+    lines.append(f"labels:   {labels['count']}{shown} {source}")
+    if info["layout"]["name"]:
+        lines.append(f"layout:   {info['layout']['name']} (from {info['layout']['from']})")
+    if "input_encoding" in info:
+        enc = info["input_encoding"]
+        lines.append(f"input:    {enc['resize']}, mean {enc['mean']}, std {enc['std']}, {enc['color']} ({enc['kind']})")
+    lines.append(f"edgekit:  {info['verdict']}")
+    lines.extend(f"note:     {note}" for note in info.get("notes", ()))
+    return "\n".join(lines)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -13,14 +13,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import decoders
-from .boxes import nms
+from . import decoders, postprocess
 from .device import usable_cores
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, EdgekitError, LayoutError, ModelError, UnsupportedModelError
 from .image import ImageSource, LoadedImage, Transform, encode_pixels, fit_to_input, load_image, make_encoder
 from .metadata import InputSpec, ModelMetadata, read_labels, read_metadata
+from .modelinfo import ModelInfo, inspect_interpreter, refusal
 from .results import Detection, DetectionResult
-from .runtime import RuntimeInfo, create_interpreter, find_runtime, signature_output_names
+from .runtime import RuntimeInfo, create_interpreter, find_runtime, invoke_error, signature_output_names
 
 __all__ = ["DetectorOptions", "Detector"]
 
@@ -35,21 +35,21 @@ class DetectorOptions:
         label_allowlist: report only these labels.
         label_denylist: never report these labels.
         num_threads: interpreter threads; default: the cores this process may use.
-        layout: output layout name (``ssd``, ``yolov8``, ``yolov5`` or a registered decoder);
-            default: from metadata, else from output shapes.
+        layout: output layout name (``ssd``, ``yolov8``, ``yolov5``, ``end2end`` or a registered
+            decoder); default: from metadata, else the first decoder whose ``matches()`` fits.
         labels: labels overriding the embedded ones (index = class id).
         iou_threshold: NMS overlap above which the lower-scoring box of a class is dropped.
         input: normalisation/colour/resize overriding the embedded InputSpec.
     """
 
-    score_threshold: float = 0.25
-    max_results: int | None = 100
+    score_threshold: float = postprocess.SCORE_THRESHOLD
+    max_results: int | None = postprocess.MAX_RESULTS
     label_allowlist: frozenset[str] | None = None
     label_denylist: frozenset[str] | None = None
     num_threads: int | None = None
     layout: str | None = None
     labels: tuple[str, ...] | None = None
-    iou_threshold: float = 0.45
+    iou_threshold: float = postprocess.IOU_THRESHOLD
     input: InputSpec | None = None
 
     def __post_init__(self) -> None:
@@ -76,6 +76,12 @@ class Detector:
         model: path to a ``.tflite`` file.
         options: a DetectorOptions.
         labels_path: optional label file overriding embedded labels.
+    Attributes:
+        info: the model's tensors, operators and metadata (:class:`~edgekit.modelinfo.ModelInfo`).
+        layout, layout_origin: the output layout and where it came from (override, metadata, a
+            decoder's ``matches()``); labels, label_origin likewise.
+        notes: assumptions edgekit made that the user should hear once (e.g. an assumed input
+            normalisation).
     Raises:
         RuntimeNotFoundError, ModelError, UnsupportedModelError, LayoutError, ConfigError.
     """
@@ -83,14 +89,30 @@ class Detector:
     def __init__(self, model: str | os.PathLike, options: DetectorOptions | None = None,
                  labels_path: str | os.PathLike | None = None, runtime: RuntimeInfo | None = None) -> None:
         options = options or DetectorOptions()
+        self.label_origin = "none"
         if labels_path is not None:
             options = replace(options, labels=read_labels(labels_path))
+            self.label_origin = f"--labels {os.fspath(labels_path)}"
+        elif options.labels is not None:
+            self.label_origin = "options"
         self.model_path = os.fspath(model)
         self.options = options
+        self.notes: list[str] = []
         self.runtime = runtime or find_runtime()
         self.num_threads = options.num_threads or usable_cores()
         self._interpreter = create_interpreter(self.model_path, self.num_threads, self.runtime)
         self.metadata: ModelMetadata = read_metadata(self.model_path)
+        self.notes.extend(self.metadata.notes)
+        self._verify_integrity()
+        self.labels = self.options.labels or self.metadata.labels
+        if self.options.labels is None and self.labels is not None:
+            self.label_origin = self.metadata.origins.get("labels", self.metadata.source)
+        self.info: ModelInfo = inspect_interpreter(self._interpreter, self.model_path, self.metadata,
+                                                   signature_output_names(self._interpreter),
+                                                   len(self.labels) if self.labels else None)
+        why = refusal(self.info)
+        if why is not None:
+            raise UnsupportedModelError(why)
         self._setup_outputs()
         self._setup_input()
 
@@ -100,34 +122,38 @@ class Detector:
         return cls(model, DetectorOptions(**kwargs))
 
     # -- set-up ---------------------------------------------------------------------------
+    def _verify_integrity(self) -> None:
+        try:
+            from .integrity import verify_model
+        except ImportError:  # pragma: no cover - integrity ships with edgekit; guard for partial installs
+            return
+        verify_model(self.model_path, self.metadata)
+
     def _setup_input(self) -> None:
-        details = self._interpreter.get_input_details()
-        if len(details) != 1:
-            raise ModelError(f"{self.model_path}: expected one image input, found {len(details)} inputs")
-        d = details[0]
+        d = self._interpreter.get_input_details()[0]
         shape = tuple(int(v) for v in d["shape"])
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-            raise ModelError(f"{self.model_path}: expected an input of shape [1, H, W, 3] (NHWC RGB), found {list(shape)}")
         self._input_index = d["index"]
         self.input_size = (shape[2], shape[1])  # (width, height)
-        spec = self.options.input or self.metadata.input
+        spec = self.metadata.input
+        if self.options.input is not None:  # the override; what it leaves unset still comes from the model
+            given = self.options.input
+            spec = replace(given, **{k: getattr(spec, k) for k in ("mean", "std", "resize") if getattr(given, k) is None})
         if spec.resize is None:
-            spec = replace(spec, resize="letterbox" if self.layout in ("yolov8", "yolov5") else "stretch")
+            spec = replace(spec, resize="letterbox" if self.layout in ("yolov8", "yolov5", "end2end") else "stretch")
+        if np.dtype(d["dtype"]) == np.float32 and (spec.mean is None or spec.std is None):
+            self.notes.append(
+                f"{self.info.name}: float input and no normalisation in the model's metadata; assuming pixels / 255 "
+                "(0..1). If the model expects another range, pass --mean/--std (e.g. --mean 127.5 --std 127.5 for "
+                "-1..1; --mean 0 --std 1 for 0..255)")
         self.input_spec = spec
         self._encoder = make_encoder(d["dtype"], tuple(d["quantization"]), self.input_spec.mean,
                                      self.input_spec.std, self.input_spec.color)
 
     def _setup_outputs(self) -> None:
-        details = self._interpreter.get_output_details()
-        names = signature_output_names(self._interpreter)
-        self._outputs = [(d["index"], names.get(d["index"], d["name"]), tuple(d["quantization"])) for d in details]
-        self.labels = self.options.labels or self.metadata.labels
-        num_labels = len(self.labels) if self.labels else None
-        layout = self.options.layout or self.metadata.layout
-        if layout is None or layout == "auto":
-            layout = decoders.detect_layout([tuple(int(v) for v in d["shape"]) for d in details], num_labels)
-        self.layout = layout
-        self._decoder = decoders.get_decoder(layout)
+        self._outputs = [(t.index, t.name, (t.scale, t.zero_point)) for t in self.info.outputs]
+        self.layout, self.layout_origin = decoders.choose_layout(self.info, self.options.layout)
+        self._decoder = decoders.get_decoder(self.layout)
+        self._builtin_decoder = decoders.is_builtin(self.layout)
 
     # -- the four stages ------------------------------------------------------------------
     def load(self, source: ImageSource) -> LoadedImage:
@@ -140,32 +166,54 @@ class Detector:
         return encode_pixels(pixels, self._encoder), transform
 
     def invoke(self, tensor: np.ndarray) -> list[decoders.OutputTensor]:
-        """Run the interpreter on one input tensor; returns the raw outputs."""
-        self._interpreter.set_tensor(self._input_index, tensor)
-        self._interpreter.invoke()
-        return [decoders.OutputTensor(name, self._interpreter.get_tensor(index), float(q[0]), int(q[1]))
-                for index, name, q in self._outputs]
+        """Run the interpreter on one input tensor; returns the raw outputs.
+
+        Raises ModelError when the runtime fails on this model (a corrupt file that loads but
+        cannot run, a failing operator check).
+        """
+        try:
+            self._interpreter.set_tensor(self._input_index, tensor)
+            self._interpreter.invoke()
+            return [decoders.OutputTensor(name, self._interpreter.get_tensor(index), float(q[0]), int(q[1]), index)
+                    for index, name, q in self._outputs]
+        except (RuntimeError, ValueError, SystemError) as exc:
+            raise invoke_error(exc, self.model_path, self.runtime) from None
 
     def decode(self, outputs: Sequence[decoders.OutputTensor], transform: Transform) -> tuple[Detection, ...]:
-        """Raw outputs → filtered, NMS-ed detections in image pixels, best first."""
+        """Raw outputs → filtered, NMS-ed detections in image pixels, best first.
+
+        Raises LayoutError when the outputs make no sense for the layout (see
+        :mod:`edgekit.decoders`), or when a plugin decoder fails.
+        """
         opts = self.options
         ctx = decoders.DecodeContext(self.input_size[0], self.input_size[1], opts.score_threshold,
-                                     len(self.labels) if self.labels else None)
-        cand = self._decoder(outputs, ctx)
-        labels = [self._label(int(c)) for c in cand.class_ids]
-        mask = np.asarray([self._allowed(lbl) for lbl in labels], dtype=bool).reshape(-1)
-        mask &= np.asarray(cand.scores >= opts.score_threshold).reshape(-1)
-        idx = np.nonzero(mask)[0]
-        boxes, scores, classes = cand.boxes[idx], cand.scores[idx], cand.class_ids[idx]
-        if cand.needs_nms:
-            order = nms(boxes, scores, opts.iou_threshold, classes, opts.max_results)
-        else:
-            order = np.argsort(-scores, kind="stable")[: opts.max_results]
-        pixels = transform.to_image(boxes[order]) if len(order) else np.zeros((0, 4), np.float32)
-        return tuple(
-            Detection(labels[idx[i]], int(classes[i]), float(scores[i]), tuple(float(v) for v in box))
-            for i, box in zip(order, pixels)
-        )
+                                     len(self.labels) if self.labels else None, self.info.name, self.info,
+                                     f"{self.layout} ({self.layout_origin})")
+        cand = self._run_decoder(outputs, ctx)
+        sel = postprocess.select(cand, labels=self.labels, score_threshold=opts.score_threshold,
+                                 iou_threshold=opts.iou_threshold, max_results=opts.max_results,
+                                 allow=opts.label_allowlist, deny=opts.label_denylist)
+        pixels = transform.to_image(sel.boxes) if len(sel.scores) else np.zeros((0, 4), np.float32)
+        return tuple(Detection(label, int(c), float(s), tuple(float(v) for v in box))
+                     for label, c, s, box in zip(sel.labels, sel.class_ids, sel.scores, pixels))
+
+    def _run_decoder(self, outputs: Sequence[decoders.OutputTensor], ctx: decoders.DecodeContext) -> decoders.Candidates:
+        try:
+            cand = self._decoder(outputs, ctx)
+        except EdgekitError:
+            raise
+        except Exception as exc:
+            if self._builtin_decoder:
+                raise
+            origin = getattr(self._decoder, "__module__", "?")
+            raise LayoutError(
+                f"{self.info.name}: the {self.layout!r} decoder (plugin module {origin}) failed: "
+                f"{type(exc).__name__}: {exc}. This is a bug in the plugin or the model does not fit it, not "
+                "in edgekit; check the plugin against the model's outputs ('edgekit info MODEL')") from None
+        if not isinstance(cand, decoders.Candidates):
+            raise LayoutError(f"{self.info.name}: the {self.layout!r} decoder returned {type(cand).__name__}, "
+                              "expected edgekit.decoders.Candidates (a bug in the plugin)")
+        return cand
 
     def detect(self, source: ImageSource) -> DetectionResult:
         """Detect objects in one image. Raises ImageError for an unreadable image."""
@@ -177,34 +225,16 @@ class Detector:
         detections = self.decode(self.invoke(tensor), transform)
         return DetectionResult(loaded.source, loaded.width, loaded.height, detections)
 
-    # -- helpers --------------------------------------------------------------------------
-    def _label(self, class_id: int) -> str:
-        if self.labels is not None and 0 <= class_id < len(self.labels):
-            return self.labels[class_id]
-        return f"class_{class_id}"
-
-    def _allowed(self, label: str) -> bool:
-        opts = self.options
-        if opts.label_allowlist is not None and label not in opts.label_allowlist:
-            return False
-        return not (opts.label_denylist is not None and label in opts.label_denylist)
-
     def describe(self) -> dict[str, Any]:
-        """Inputs, outputs, layout, runtime and metadata as a JSON-serialisable dict."""
-        def tensor(d: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-            scale, zp = d["quantization"]
-            return {"name": name or d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
-                    "quantization": {"scale": float(scale), "zero_point": int(zp)} if scale else None}
-        names = signature_output_names(self._interpreter)
-        return {
-            "model": self.model_path,
-            "size_bytes": os.path.getsize(self.model_path),
-            "runtime": str(self.runtime),
-            "threads": self.num_threads,
-            "layout": self.layout,
-            "input_encoding": self._encoder.kind,
-            "inputs": [tensor(d) for d in self._interpreter.get_input_details()],
-            "outputs": [tensor(d, names.get(d["index"])) for d in self._interpreter.get_output_details()],
-            "metadata": {"source": self.metadata.source, **self.metadata.to_json_dict()},
-            "labels": len(self.labels) if self.labels else 0,
-        }
+        """Inputs, outputs, layout, runtime, metadata and provenance as a JSON-serialisable dict."""
+        from .modelinfo import describe_info
+
+        doc = describe_info(self.info, self.runtime, self.num_threads)
+        doc["layout"] = {"name": self.layout, "from": self.layout_origin}
+        doc["labels"] = {"count": len(self.labels) if self.labels else 0, "from": self.label_origin,
+                         "first": list(self.labels[:8]) if self.labels else []}
+        doc["input_encoding"] = {"kind": self._encoder.kind, "mean": self.input_spec.mean, "std": self.input_spec.std,
+                                 "color": self.input_spec.color, "resize": self.input_spec.resize}
+        doc["verdict"] = f"detects with layout {self.layout} ({self.layout_origin})"
+        doc["notes"] = list(self.notes)
+        return doc

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from .errors import ModelError, RuntimeNotFoundError, UnsupportedModelError
 
-__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "quantization_mode", "signature_output_names", "CANDIDATES"]
+__all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "invoke_error", "quantization_mode", "signature_output_names", "CANDIDATES"]
 
 # (import name, distribution to install, attribute path of the Interpreter class)
 CANDIDATES: tuple[tuple[str, str, str], ...] = (
@@ -246,6 +246,18 @@ def _classify(exc: Exception, native: str, source: str, runtime: RuntimeInfo) ->
     return ModelError(
         f"{source}: {runtime} could not load the model ({first}); the file may be truncated or "
         "corrupt — re-download or re-convert it"
+    )
+
+
+def invoke_error(exc: Exception, source: str, runtime: RuntimeInfo) -> Exception:
+    """The ModelError for a runtime failure while running a loaded model (``invoke()``)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = "; ".join(lines[:2]) if lines else type(exc).__name__
+    if any(m in str(exc) for m in _UNSUPPORTED_MARKERS):
+        return _classify(exc, "", source, runtime)
+    return ModelError(
+        f"{source}: {runtime} failed running the model ({first}); the file is probably corrupt or was "
+        "written for another runtime — re-download or re-convert it ('edgekit doctor' checks the runtime)"
     )
 
 

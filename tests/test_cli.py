@@ -96,9 +96,13 @@ def test_info_json_and_text(shared, ssd):
     r = run_cli("-m", "edgekit", "info", str(model), "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["layout"] == "yolov8" and info["runtime"].startswith("ai-edge-litert")
+    assert info["layout"]["name"] == "yolov8" and info["layout"]["from"].startswith("shapes")
+    assert info["runtime"].startswith("ai-edge-litert")
+    assert info["labels"] == {"count": 80, "from": "Ultralytics metadata.json", "first": info["labels"]["first"]}
+    assert info["labels"]["first"][:2] == ["person", "bicycle"] and info["metadata"]["task"] == "detect"
+    assert info["operators"]["CONV_2D"] == 64 and "LOGISTIC" in info["operators"]
     assert info["inputs"][0]["dtype"] == "int8" and info["inputs"][0]["quantization"]["zero_point"] == -128
     assert info["outputs"][0]["shape"] == [1, 84, 8400]
-    assert info["input_encoding"] == "flip"
+    assert info["input_encoding"]["kind"] == "flip" and info["input_encoding"]["resize"] == "letterbox"
     r = run_cli("-m", "edgekit", "info", str(ssd))
     assert r.returncode == 0 and "layout:   ssd" in r.stdout and "TFLite_Detection_PostProcess:3" in r.stdout

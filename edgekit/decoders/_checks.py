@@ -1,0 +1,75 @@
+"""Sanity checks every built-in decoder runs on what it is about to return.
+
+A model decoded with the wrong layout (or the wrong label file) yields numbers that cannot be
+detections: scores above 1, fractional class ids, class ids past the label list, NaN boxes. These
+checks turn that into one LayoutError naming the model, the layout and what was found.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import LayoutError
+
+if TYPE_CHECKING:
+    from . import DecodeContext
+
+_EPS = 1e-3
+
+
+def fail(ctx: "DecodeContext", layout: str, problem: str) -> LayoutError:
+    """A LayoutError naming the model and layout, with what to check."""
+    how = f"layout {layout!r}" + (f" (chosen: {ctx.layout})" if ctx.layout and ctx.layout != layout else "")
+    return LayoutError(
+        f"{ctx.model}: decoding with {how}: {problem}. The outputs do not fit this layout: check --layout "
+        "(or drop it to let edgekit pick) and --labels"
+    )
+
+
+def check_class_count(ctx: "DecodeContext", layout: str, classes: int) -> None:
+    if ctx.num_labels is not None and classes != ctx.num_labels:
+        raise fail(ctx, layout, f"the output has {classes} class scores per box but there are {ctx.num_labels} labels")
+    if classes < 1:
+        raise fail(ctx, layout, f"the output leaves {classes} class columns")
+
+
+def check_scores(ctx: "DecodeContext", layout: str, scores: np.ndarray) -> None:
+    if scores.size == 0:
+        return
+    if not np.all(np.isfinite(scores)):
+        raise fail(ctx, layout, "scores are not finite (NaN/inf)")
+    low, high = float(scores.min()), float(scores.max())
+    if low < -_EPS or high > 1 + _EPS:
+        raise fail(ctx, layout, f"scores range {low:.3g}..{high:.3g}, expected probabilities in [0, 1] "
+                                "(logits without a sigmoid, or not a score column)")
+
+
+def check_class_ids(ctx: "DecodeContext", layout: str, class_ids: np.ndarray) -> np.ndarray:
+    """Float class ids → int64, refusing fractional, negative or out-of-label-range ids."""
+    if class_ids.size == 0:
+        return np.zeros(0, np.int64)
+    if not np.all(np.isfinite(class_ids)):
+        raise fail(ctx, layout, "class ids are not finite")
+    rounded = np.rint(class_ids)
+    if float(np.max(np.abs(class_ids - rounded))) > _EPS:
+        raise fail(ctx, layout, f"class ids are not integers (e.g. {float(class_ids[np.argmax(np.abs(class_ids - rounded))]):.4g})")
+    ids = rounded.astype(np.int64)
+    if ids.min() < 0:
+        raise fail(ctx, layout, f"negative class id {int(ids.min())}")
+    if ctx.num_labels is not None and ids.max() >= ctx.num_labels:
+        raise fail(ctx, layout, f"class id {int(ids.max())} but only {ctx.num_labels} labels")
+    return ids
+
+
+def check_boxes(ctx: "DecodeContext", layout: str, boxes: np.ndarray) -> None:
+    """Boxes (N, 4) as x1, y1, x2, y2 normalised: finite, not inverted, not far outside the input."""
+    if boxes.size == 0:
+        return
+    if not np.all(np.isfinite(boxes)):
+        raise fail(ctx, layout, "boxes are not finite (NaN/inf)")
+    if np.any(boxes[:, 2] < boxes[:, 0] - _EPS) or np.any(boxes[:, 3] < boxes[:, 1] - _EPS):
+        raise fail(ctx, layout, "boxes have negative width or height")
+    if float(np.max(np.abs(boxes))) > 4.0:
+        raise fail(ctx, layout, f"box coordinates reach {float(np.max(np.abs(boxes))):.3g} times the input size")
