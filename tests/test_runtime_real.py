@@ -109,7 +109,7 @@ def test_tflite_runtime_with_numpy1_then_numpy2(tflite_runtime_venv, ssd, ssd_la
             "--threshold", "0.5", "-v"]
     r = _edgekit(py, *args)
     assert r.returncode == 0, r.stderr
-    assert "runtime tflite-runtime 2.14" in r.stderr
+    assert f"runtime tflite-runtime {_pins(PINS)['tflite-runtime']}," in r.stderr
     assert {"person", "kite"} <= {d["label"] for d in json.loads(r.stdout)["detections"]}
 
     # The committed demo model must run on the 32-bit Pi runtime too (TFLite 2.14 lacks e.g. int8 DIV).
