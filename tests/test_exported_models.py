@@ -1,0 +1,175 @@
+"""The detectors people download, laid out the way each exporter lays them out (built from the real
+models in ../shared/data by tests/exporters.py): edgekit decodes each right, or refuses it in one
+line — never prints impossible detections."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import exporters
+from conftest import iou, run_cli
+from edgekit.decoders import DecodeContext, OutputTensor, decode_ssd
+from edgekit.detector import Detector, DetectorOptions
+from edgekit.errors import LayoutError, ModelError, UnsupportedModelError
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    return exporters.Cache(tmp_path_factory.mktemp("exported"))
+
+
+def _same_detections(a, b) -> None:
+    assert len(a.detections) == len(b.detections) > 0
+    for x, y in zip(a.detections, b.detections):
+        assert (x.label, x.class_id) == (y.label, y.class_id)
+        assert x.score == pytest.approx(y.score, abs=1e-6) and iou(x.box, y.box) > 0.999
+
+
+@pytest.mark.parametrize("naming", ["tf2", "sequential"])
+def test_tf2_ssd_layout_matches_the_tf1_export(exported, ssd, ssd_labels, images, naming):
+    """TF2 / EfficientDet-Lite order (scores, boxes, count, classes): roles come from the post-process
+    operator, so even misleading names cannot swap classes and scores."""
+    tf2 = exported.tf2_ssd_layout(naming=naming)
+    opts = DetectorOptions(score_threshold=0.3)
+    original = Detector(ssd, opts, labels_path=ssd_labels)
+    moved = Detector(tf2, opts, labels_path=ssd_labels)
+    assert moved.layout == "ssd" and moved.layout_origin.startswith("operator")
+    for name in ("tflsupport_cats_and_dogs.jpg", "coral_kite_and_cold.jpg", "table.jpg"):
+        _same_detections(original.detect(images / name), moved.detect(images / name))
+    found = {d.label for d in moved.detect(images / "tflsupport_cats_and_dogs.jpg").detections}
+    assert {"cat", "dog"} <= found and "person" not in found
+
+
+def test_tf2_ssd_threshold_filters(exported, ssd_labels, images):
+    r = run_cli("-m", "edgekit", "detect", str(exported.tf2_ssd_layout()), str(images / "tflsupport_cats_and_dogs.jpg"),
+                "--labels", str(ssd_labels), "--threshold", "0.6", "--no-plan")
+    assert r.returncode == 0, r.stderr
+    scores = [d["score"] for d in json.loads(r.stdout)["detections"]]
+    assert scores and all(0.6 <= s <= 1.0 for s in scores)
+
+
+def test_ssd_guessed_by_shapes_refuses_swapped_roles(exported, ssd_labels, images):
+    """Without the operator's list (a runtime that cannot list ops), the shape guess takes TF1 order;
+    on a TF2-ordered model the value checks refuse instead of printing 'person 64.00'."""
+    det = Detector(exported.tf2_ssd_layout(naming="sequential"), labels_path=ssd_labels)
+    outputs = det.invoke(det.preprocess(det.load(images / "tflsupport_cats_and_dogs.jpg"))[0])
+    unnamed = [OutputTensor(f"out{i}", o.data, o.scale, o.zero_point) for i, o in enumerate(outputs)]
+    ctx = DecodeContext(300, 300, 0.3, 90, "tf2_ssd.tflite")
+    with pytest.raises(LayoutError, match="tf2_ssd.tflite.*(not integers|expected probabilities)"):
+        decode_ssd(unnamed, ctx)
+
+
+def test_tflite_metadata_names_labels_and_normalisation(exported, images):
+    """TFLite Metadata (TF2 layout with metadata, as EfficientDet-Lite ships): labels from the
+    labelmap the metadata names (class c = line c), roles and normalisation from the metadata."""
+    model = exported.tf2_ssd_with_metadata()
+    det = Detector(model, DetectorOptions(score_threshold=0.3))
+    assert det.metadata.source == "tflite-metadata"
+    assert det.label_origin.startswith("TFLite Metadata") and det.labels[0] == "person"
+    assert det.input_spec.mean == (127.5,) and det.input_spec.std == (127.5,)
+    found = {d.label for d in det.detect(images / "tflsupport_cats_and_dogs.jpg").detections}
+    assert {"cat", "dog"} <= found
+    r = run_cli("-m", "edgekit", "info", str(model))
+    assert r.returncode == 0, r.stderr
+    assert "from TFLite Metadata (labelmap.txt)" in r.stdout and "TFLite_Detection_PostProcess" in r.stdout
+
+
+def test_ultralytics_metadata_gives_labels_and_size(shared, images):
+    model = shared / "models/yolov8n/yolov8n_full_integer_quant.tflite"
+    det = Detector(model)
+    assert det.label_origin == "Ultralytics metadata.json" and len(det.labels) == 80
+    assert det.metadata.task == "detect" and det.metadata.input_size == (640, 640)
+    labels = {d.label for d in det.detect(images / "coral_kite_and_cold.jpg").detections}
+    assert {"person", "kite"} <= labels and not any(lbl.startswith("class_") for lbl in labels)
+    r = run_cli("-m", "edgekit", "info", str(model))
+    assert "metadata: ultralytics" in r.stdout and "from Ultralytics metadata.json" in r.stdout
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify"])
+def test_ultralytics_non_detect_task_refused(exported, shared, tmp_path, task):
+    src = shared / "models/yolov8n/yolov8n_int8_320.tflite"
+    model = exporters.with_ultralytics_metadata(src, tmp_path / f"{task}.tflite", names=["person"], task=task,
+                                                imgsz=(320, 320))
+    r = run_cli("-m", "edgekit", "detect", str(model), str(shared / "images/coral_kite_and_cold.jpg"), "--no-plan")
+    assert r.returncode == 4 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and f"task '{task}'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("-m", "edgekit", "info", str(model))
+    assert r.returncode == 0 and f"refuses it: {model.name} is" in r.stdout
+
+
+def test_pose_export_refused(exported, images):
+    with pytest.raises(UnsupportedModelError, match="pose"):
+        Detector(exported.pose_like())
+
+
+def test_yolov5_forced_as_yolov8_is_refused(exported, yolo_labels, images):
+    """The issue's reproduction: 85-wide rows + 80 labels + --layout yolov8 printed 100 'baseball bat 1.00'."""
+    model = exported.yolov5_like()
+    r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_kite_and_cold.jpg"), "--layout", "yolov8",
+                "--labels", str(yolo_labels), "--no-plan", "--threshold", "0.01")
+    assert r.returncode == 4 and r.stdout == "", r.stdout[:300]
+    line = [x for x in r.stderr.strip().splitlines() if not x.startswith("edgekit: note:")]
+    assert len(line) == 1 and "81 class scores per box but there are 80 labels" in line[0] and model.name in line[0]
+    assert "Traceback" not in r.stderr
+    # decoded as what it is, it runs and its detections are possible ones
+    det = Detector(model, DetectorOptions(score_threshold=0.01), labels_path=yolo_labels)
+    assert det.layout == "yolov5"
+    for d in det.detect(images / "coral_kite_and_cold.jpg").detections:
+        assert 0.01 <= d.score <= 1.0 and d.label in det.labels
+
+
+def test_logits_instead_of_scores_are_refused(tmp_path):
+    from edgekit.decoders import decode_yolov8
+
+    data = np.zeros((1, 7, 10), np.float32)
+    data[0, :4] = 0.5
+    data[0, 4, 3] = 7.5  # a logit: no sigmoid in the export
+    with pytest.raises(LayoutError, match="expected probabilities"):
+        decode_yolov8([OutputTensor("out", data)], DecodeContext(64, 64, 0.25, 3, "m.tflite"))
+
+
+@pytest.mark.parametrize("builder, words", [
+    ("classifier", "looks like an image classifier (5 classes)"),
+    ("segmenter", "looks like a segmentation"),
+    ("two_inputs", "has 2 inputs"),
+])
+def test_not_a_detector_one_line(exported, images, builder, words):
+    model = getattr(exported, builder)()
+    r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_cat.bmp"), "--no-plan")
+    assert r.returncode == 4 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr
+    info = run_cli("-m", "edgekit", "info", str(model), "--json")
+    assert info.returncode == 0, info.stderr
+    doc = json.loads(info.stdout)
+    assert doc["verdict"].startswith("refuses it") and words in doc["verdict"] and doc["operators"]
+
+
+def test_dynamic_batch_runs_with_one_image(exported, images):
+    model = exported.dynamic_batch()
+    det = Detector(model, DetectorOptions(layout="yolov8", score_threshold=0.01))
+    assert det.info.inputs[0].shape_signature[0] == -1 and det.info.inputs[0].shape[0] == 1
+    result = det.detect(images / "coral_cat.bmp")
+    assert all(0 <= d.score <= 1 for d in result.detections)
+
+
+def test_info_describes_blazeface_without_a_plugin(shared):
+    r = run_cli("-m", "edgekit", "info", str(shared / "models/blazeface/face_detection_short_range.tflite"))
+    assert r.returncode == 0, r.stderr
+    assert "regressors [1, 896, 16] float32" in r.stdout and "CONV_2D" in r.stdout
+    assert "refuses it" in r.stdout and "anchor-based SSD without the post-process operator" in r.stdout
+
+
+def test_float_model_without_normalisation_says_what_it_assumes(exported, images):
+    model = exported.yolov5_like(num_classes=3, size=320)
+    r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_cat.bmp"), str(images / "coral_bird.bmp"),
+                "--no-plan")
+    assert r.returncode == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "assuming pixels / 255" in line]
+    assert len(notes) == 1 and "--mean/--std" in notes[0]
+    r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_cat.bmp"), "--no-plan", "--mean", "0",
+                "--std", "255", "-v")
+    assert r.returncode == 0 and "assuming" not in r.stderr
