@@ -115,3 +115,57 @@ def test_custom_decoder_registry():
         get_decoder("nope")
     with pytest.raises(ConfigError):
         register_decoder("bad name!", dec)
+
+
+# -- end-to-end (NMS-free) rows and the value checks every decoder runs ----------------------------
+from edgekit.decoders import decode_end2end  # noqa: E402
+from edgekit.errors import LayoutError as _LayoutError  # noqa: E402
+
+
+def _e2e(rows):
+    data = np.zeros((1, 300, 6), np.float32)
+    data[0, : len(rows)] = rows
+    return [OutputTensor("output0", data)]
+
+
+def test_end2end_normalised_and_pixels_agree():
+    ctx = DecodeContext(640, 480, 0.25, 80, "e2e.tflite")
+    norm = decode_end2end(_e2e([[0.1, 0.2, 0.5, 0.6, 0.9, 3], [0.3, 0.3, 0.4, 0.4, 0.2, 1]]), ctx)
+    pix = decode_end2end(_e2e([[64, 96, 320, 288, 0.9, 3], [192, 144, 256, 192, 0.2, 1]]), ctx)
+    for cand in (norm, pix):
+        assert not cand.needs_nms and cand.class_ids.tolist() == [3]
+        np.testing.assert_allclose(cand.boxes, [[0.1, 0.2, 0.5, 0.6]], atol=1e-6)
+        np.testing.assert_allclose(cand.scores, [0.9])
+
+
+@pytest.mark.parametrize("row, words", [
+    ([0.1, 0.2, 0.5, 0.6, 0.9, 3.4], "not integers"),
+    ([0.1, 0.2, 0.5, 0.6, 0.9, 80], "class id 80 but only 80 labels"),
+    ([0.1, 0.2, 0.5, 0.6, 7.0, 3], "expected probabilities"),
+    ([0.5, 0.2, 0.1, 0.6, 0.9, 3], "negative width or height"),
+    ([np.nan, 0.2, 0.5, 0.6, 0.9, 3], "not finite"),
+])
+def test_end2end_refuses_impossible_rows(row, words):
+    with pytest.raises(_LayoutError, match=words) as err:
+        decode_end2end(_e2e([row]), DecodeContext(640, 640, 0.25, 80, "e2e.tflite"))
+    assert "e2e.tflite" in str(err.value)
+
+
+def test_yolov8_class_count_must_match_labels():
+    data = np.full((1, 85, 100), 0.1, np.float32)  # YOLOv5-like width forced as yolov8
+    with pytest.raises(_LayoutError, match="81 class scores per box but there are 80 labels"):
+        decode_yolov8([OutputTensor("out", data)], DecodeContext(640, 640, 0.25, 80, "m"))
+
+
+def test_ssd_count_out_of_range_refused():
+    outs = [OutputTensor("TFLite_Detection_PostProcess", np.zeros((1, 10, 4), np.float32)),
+            OutputTensor("TFLite_Detection_PostProcess:1", np.zeros((1, 10), np.float32)),
+            OutputTensor("TFLite_Detection_PostProcess:2", np.zeros((1, 10), np.float32)),
+            OutputTensor("TFLite_Detection_PostProcess:3", np.array([37.0], np.float32))]
+    with pytest.raises(_LayoutError, match="count output holds"):
+        decode_ssd(outs, DecodeContext(300, 300, 0.25, None, "m"))
+
+
+def test_layout_detection_order_end2end_vs_one_class_yolov5():
+    assert detect_layout([(1, 300, 6)]) == "end2end"
+    assert detect_layout([(1, 25200, 6)]) == "yolov5"  # a one-class YOLOv5 has 6 columns too

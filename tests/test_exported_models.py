@@ -173,3 +173,35 @@ def test_float_model_without_normalisation_says_what_it_assumes(exported, images
     r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_cat.bmp"), "--no-plan", "--mean", "0",
                 "--std", "255", "-v")
     assert r.returncode == 0 and "assuming" not in r.stderr
+
+
+def test_plugin_decoder_failure_is_the_plugins_fault(tmp_path, ssd, images):
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text("from edgekit import register_decoder\n\n"
+                      "@register_decoder('broken')\n"
+                      "def decode(outputs, ctx):\n"
+                      "    return [][3]\n")
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "coral_cat.bmp"), "--plugin", str(plugin),
+                "--layout", "broken", "--no-plan")
+    assert r.returncode == 4 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'broken' decoder (plugin module broken_plugin) failed: IndexError" in lines[0]
+    assert "internal error" not in r.stderr and "bug in the plugin" in lines[0]
+
+
+def test_plugin_matches_takes_part_in_auto(tmp_path, shared, images):
+    """A plugin's matches() is asked before the built-ins; here it claims BlazeFace's outputs."""
+    plugin = tmp_path / "claims_blazeface.py"
+    plugin.write_text("import numpy as np\nfrom edgekit import Candidates, register_decoder\n\n"
+                      "def matches(info):\n"
+                      "    s = info.output_shapes()\n"
+                      "    return len(s) == 2 and s[0][-1] == 16 and 'shapes (two outputs, 16 regressors)'\n\n"
+                      "@register_decoder('two-outputs', matches=matches)\n"
+                      "def decode(outputs, ctx):\n"
+                      "    return Candidates.empty()\n")
+    r = run_cli("-m", "edgekit", "detect", str(shared / "models/blazeface/face_detection_short_range.tflite"),
+                str(images / "coral_face.jpg"), "--plugin", str(plugin), "--no-plan", "-v", "--mean", "127.5",
+                "--std", "127.5")
+    assert r.returncode == 0, r.stderr
+    assert "layout two-outputs (from plugin: shapes (two outputs, 16 regressors))" in r.stderr
+    assert json.loads(r.stdout)["detections"] == []
