@@ -140,6 +140,11 @@ class Detector:
             spec = replace(given, **{k: getattr(spec, k) for k in ("mean", "std", "resize") if getattr(given, k) is None})
         if spec.resize is None:
             spec = replace(spec, resize="letterbox" if self.layout in ("yolov8", "yolov5", "end2end") else "stretch")
+        value_range = self.metadata.input_range
+        if np.dtype(d["dtype"]) == np.float32 and (spec.mean is None or spec.std is None) and value_range:
+            # TFLite Metadata gave only the input's value range: map 0..255 onto it
+            std = 255.0 / (value_range[1] - value_range[0])
+            spec = replace(spec, mean=(-value_range[0] * std,), std=(std,))
         if np.dtype(d["dtype"]) == np.float32 and (spec.mean is None or spec.std is None):
             self.notes.append(
                 f"{self.info.name}: float input and no normalisation in the model's metadata; assuming pixels / 255 "

@@ -87,6 +87,7 @@ class ModelMetadata:
     task: str | None = None  # what the model does, when its metadata says (Ultralytics: detect, segment, pose…)
     input_size: tuple[int, int] | None = None  # (width, height) the model was exported for
     output_names: tuple[str, ...] | None = None  # per graph output, in order (TFLite Metadata)
+    input_range: tuple[float, float] | None = None  # the value range a float input expects (TFLite Metadata Stats)
     source: str = "none"  # the first reader that found something: "edgekit", "tflite-metadata", "ultralytics"…
     origins: Mapping[str, str] = field(default_factory=dict)  # field → which metadata it came from
     explicit_input: frozenset = frozenset()  # InputSpec fields the metadata really set (not defaults)
@@ -254,8 +255,8 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
     return _merge(found, notes)
 
 
-_MERGED_FIELDS = ("name", "labels", "layout", "task", "input_size", "output_names", "quantization", "versions",
-                  "created", "sha256")
+_MERGED_FIELDS = ("name", "labels", "layout", "task", "input_size", "output_names", "input_range", "quantization",
+                  "versions", "created", "sha256")
 
 
 def _merge(found: list[tuple[str, ModelMetadata]], notes: list[str]) -> ModelMetadata:
@@ -317,6 +318,9 @@ def _tflite_metadata_reader(flatbuffer: bytes, members: Mapping[str, bytes], whe
             inp.update(mean=first.mean, std=first.std)
         if first.color == "RGB":
             inp["color"] = "RGB"
+        if first.min and first.max and len(first.min) == 1 and len(first.max) == 1 and first.max[0] > first.min[0]:
+            values["input_range"] = (first.min[0], first.max[0])
+            origins["input_range"] = f"{origin} (input Stats)"
     for key in inp:
         origins[f"input.{key}"] = origin
     return ModelMetadata(**values, input=InputSpec(**inp), explicit_input=frozenset(inp), source="tflite-metadata",

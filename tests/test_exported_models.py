@@ -205,3 +205,17 @@ def test_plugin_matches_takes_part_in_auto(tmp_path, shared, images):
     assert r.returncode == 0, r.stderr
     assert "layout two-outputs (from plugin: shapes (two outputs, 16 regressors))" in r.stderr
     assert json.loads(r.stdout)["detections"] == []
+
+
+def test_float_model_normalisation_from_tflite_metadata(exported, tmp_path, images):
+    src = exported.yolov5_like(num_classes=3, size=320)
+    with_norm = exporters.with_tflite_metadata(src, tmp_path / "norm.tflite", mean=[127.5], std=[127.5],
+                                               output_names=["output"], labels=["a", "b", "c"])
+    det = Detector(with_norm)
+    assert det.input_spec.mean == (127.5,) and det.input_spec.std == (127.5,) and not det.notes
+    assert det.metadata.origins["input.mean"] == "TFLite Metadata" and det.labels == ("a", "b", "c")
+    # only the value range (Stats min/max, here 0..255): the normalisation follows from it
+    range_only = exporters.with_tflite_metadata(src, tmp_path / "range.tflite", output_names=["output"])
+    det = Detector(range_only)
+    assert det.metadata.input_range == (0.0, 255.0)
+    assert det.input_spec.mean == (0.0,) and det.input_spec.std == (1.0,) and not det.notes
