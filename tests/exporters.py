@@ -907,6 +907,96 @@ def pose_like(dst, size: int = 320) -> Path:
         tmp.unlink(missing_ok=True)
 
 
+# --- 5. NMS-free end-to-end head (YOLOv10 / YOLO26 layout) on the shapes demo ----------------
+# ultralytics/nn/modules/head.py, Detect.postprocess (end2end): boxes, scores = preds.split([4, nc]);
+# top-k over the max class score; torch.cat([boxes, scores, conf]) -> [B, max_det, 6] with rows
+# [x1, y1, x2, y2, max_class_prob, class_index] (class index as float), best first; max_det 300 by
+# default. For TFLite the head divides the boxes by the input size (normalised 0..1) and
+# AutoBackend multiplies x1, x2 by w and y1, y2 by h when x.shape[-1] == 6 or end2end.
+# The shapes demo was trained one-to-many (it needs NMS), so the NMS-free layout is produced with
+# the builtin NON_MAX_SUPPRESSION_V5 (class-aware via per-class box offsets, as Ultralytics' NMS
+# does): same columns and order, rows sorted by score, unused rows all zeros (a real one-to-one
+# head fills all max_det rows with low-score top-k candidates instead).
+
+END2END_MAX_DET = 100
+
+
+def shapes_input(image, size: int = SHAPES_SIZE, pad: int = 114) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Letterbox a PIL image (or path) into the shapes demo input: [1, s, s, 3] float32 pixels
+    0..255 (the model rescales by 1/255 itself), grey 114 padding, centred; returns (input,
+    scale, (pad_x, pad_y)) so boxes map back with (v - pad) / scale."""
+    from PIL import Image
+
+    img = Image.open(image).convert("RGB") if not isinstance(image, Image.Image) else image.convert("RGB")
+    w, h = img.size
+    scale = min(size / w, size / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    canvas = np.full((size, size, 3), pad, np.uint8)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    canvas[py:py + nh, px:px + nw] = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+    return canvas.astype(np.float32)[None], scale, (px, py)
+
+
+def end2end_shapes(dst, *, pixels: bool = False, max_det: int = END2END_MAX_DET, conf: float = 0.25,
+                   iou: float = 0.45, src=None) -> Path:
+    """The shapes demo (``examples/shapes/shapes.keras``: input [1, 128, 128, 3] float32 pixels
+    0..255, letterboxed with 114; YOLOv8-style head [1, 7, 256], cx, cy, w, h normalised, sigmoid
+    class scores) with an end-to-end head: one output [1, max_det, 6] of rows
+    x1, y1, x2, y2, score, class (class as float), sorted by score, zero rows after the last
+    detection. Boxes normalised 0..1 (Ultralytics' TFLite convention) or, with ``pixels=True``, in
+    input pixels. Detections: score >= conf, class-aware NMS at ``iou``. Builtin ops only."""
+    import keras
+
+    tf = _tf()
+    base = keras.models.load_model(str(src or SHAPES_KERAS), compile=False)
+    size = int(base.input_shape[1])
+    inp = keras.Input((size, size, 3), batch_size=1, name="images")
+    det = base(inp)
+
+    def head(det):
+        p = tf.transpose(det[0], [1, 0])  # [N, 4 + C]
+        cx, cy, w, h = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
+        boxes = tf.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+        cls_scores = p[:, 4:]
+        score = tf.reduce_max(cls_scores, -1)
+        cls = tf.cast(tf.argmax(cls_scores, -1), tf.float32)
+        shifted = boxes + cls[:, None] * 2.0  # boxes of different classes never overlap
+        idx, _scores, valid = tf.raw_ops.NonMaxSuppressionV5(
+            boxes=shifted, scores=score, max_output_size=max_det, iou_threshold=iou, score_threshold=conf,
+            soft_nms_sigma=0.0, pad_to_max_output_size=True)
+        if pixels:
+            boxes = boxes * float(size)
+        rows = tf.gather(tf.concat([boxes, score[:, None], cls[:, None]], -1), idx)
+        keep = tf.cast(tf.range(max_det) < valid, tf.float32)[:, None]
+        return (rows * keep)[None]
+
+    out = _tf_layer(head, "end2end")(det)
+    return _write(dst, _convert(keras.Model(inp, out)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. A model that loads and allocates but fails at the first invoke()
+# ---------------------------------------------------------------------------------------------
+
+def corrupt_at_invoke(src=None, dst="corrupt.tflite") -> Path:
+    """The real SSD with the constant ``anchors`` tensor (input 2 of TFLite_Detection_PostProcess)
+    left without data: its buffer is emptied. The model loads and allocate_tensors() succeeds
+    (the op's Prepare only checks shapes); the first invoke() raises
+    ``RuntimeError: Input tensor <i> lacks data``."""
+    model, tail = _load(src or ssd_tf1_path())
+    sg = model.subgraphs[0]
+    for op in sg.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+        if custom == "TFLite_Detection_PostProcess":
+            anchors = sg.tensors[op.inputs[2]]
+            if model.buffers[anchors.buffer].data is None:
+                raise ValueError("the anchors tensor has no data already")
+            model.buffers[anchors.buffer].data = None
+            return _write(dst, _pack(model) + tail)
+    raise ValueError("no TFLite_Detection_PostProcess operator: pass an SSD export")
+
+
 # ---------------------------------------------------------------------------------------------
 # Cache: each model built once per directory (per test session)
 # ---------------------------------------------------------------------------------------------
@@ -960,3 +1050,10 @@ class Cache:
 
     def pose_like(self) -> Path:
         return self._get("pose_like", pose_like)
+
+    def end2end_shapes(self, pixels: bool = False) -> Path:
+        return self._get(f"end2end_shapes_{'pixels' if pixels else 'normalised'}",
+                         lambda p: end2end_shapes(p, pixels=pixels))
+
+    def corrupt_at_invoke(self) -> Path:
+        return self._get("corrupt_at_invoke", lambda p: corrupt_at_invoke(ssd_tf1_path(), p))

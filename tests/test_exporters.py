@@ -240,3 +240,97 @@ def test_pose_like(built, shared):
         meta = json.loads(zf.read("metadata.json"))
     assert meta["task"] == "pose" and meta["kpt_shape"] == [17, 3] and meta["names"] == {"0": "person"}
     assert meta["imgsz"] == [320, 320]
+
+
+# --- 5. end-to-end head on the shapes demo --------------------------------------------------
+
+def _plain_decode(det: np.ndarray, conf=0.25, iou_thr=0.45):
+    """[1, 4+C, N] (cx, cy, w, h normalised, class scores) -> rows x1, y1, x2, y2, score, class:
+    threshold, then greedy class-aware NMS; best first. Written here, independent of edgekit."""
+    p = det[0].T.astype(np.float64)
+    boxes = np.stack([p[:, 0] - p[:, 2] / 2, p[:, 1] - p[:, 3] / 2, p[:, 0] + p[:, 2] / 2, p[:, 1] + p[:, 3] / 2], -1)
+    score, cls = p[:, 4:].max(-1), p[:, 4:].argmax(-1)
+    order = [i for i in np.argsort(-score, kind="stable") if score[i] >= conf]
+    kept = []
+    for i in order:
+        if all(cls[j] != cls[i] or _iou(boxes[i], boxes[j]) <= iou_thr for j in kept):
+            kept.append(i)
+    return np.array([[*boxes[i], score[i], cls[i]] for i in kept]).reshape(-1, 6)
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@pytest.fixture(scope="session")
+def shapes_scenes():
+    return sorted((ex.REPO / "examples" / "shapes" / "images").glob("scene_*.png"))
+
+
+def test_end2end_shapes_layout_and_builtin_ops(built):
+    from ai_edge_litert import schema_py_generated as schema
+
+    for pixels in (False, True):
+        path = built.end2end_shapes(pixels=pixels)
+        model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+        codes = {c.builtinCode for c in model.operatorCodes}
+        assert schema.BuiltinOperator.NON_MAX_SUPPRESSION_V5 in codes
+        assert all(c.customCode is None for c in model.operatorCodes)  # no Flex / custom ops
+        it = Interpreter(model_path=str(path))
+        (inp,) = it.get_input_details()
+        assert list(inp["shape"]) == [1, 128, 128, 3] and inp["dtype"] == np.float32
+        (out,) = it.get_output_details()
+        assert list(out["shape"]) == [1, 100, 6] and out["dtype"] == np.float32
+
+
+def test_end2end_shapes_matches_the_plain_decode(built, shapes_scenes):
+    import keras
+
+    assert len(shapes_scenes) == 4
+    base = keras.models.load_model(str(ex.SHAPES_KERAS), compile=False)
+    int8 = Interpreter(model_path=str(ex.SHAPES_INT8))
+    int8.allocate_tensors()
+    (q_in,), (q_out,) = int8.get_input_details(), int8.get_output_details()
+    total = 0
+    for scene in shapes_scenes:
+        x, _, _ = ex.shapes_input(scene)
+        _, out = _run(built.end2end_shapes(), [x])
+        (rows,) = out.values()
+        rows = rows[0]
+        _, out_px = _run(built.end2end_shapes(pixels=True), [x])
+        (rows_px,) = out_px.values()
+        n = int((rows[:, 4] > 0).sum())
+        assert n > 0 and (rows[n:] == 0).all()  # zero padding after the last detection
+        assert (np.diff(rows[:n, 4]) <= 0).all()  # best first
+        assert (rows[:n, 0] < rows[:n, 2]).all() and (rows[:n, 1] < rows[:n, 3]).all()  # x1 < x2, y1 < y2
+        assert np.allclose(rows_px[0, :, :4], rows[:, :4] * 128, atol=1e-3)
+        assert np.array_equal(rows_px[0, :, 4:], rows[:, 4:])
+
+        want = _plain_decode(np.asarray(base(x)))  # the float model, decoded the plain way
+        assert len(want) == n
+        assert np.array_equal(rows[:n, 5], want[:, 5])
+        assert np.allclose(rows[:n, :5], want[:, :5], atol=1e-4)
+
+        int8.set_tensor(q_in["index"], x.astype(np.uint8))
+        int8.invoke()
+        scale, zero = q_out["quantization"]
+        q = (int8.get_tensor(q_out["index"]).astype(np.float32) - zero) * scale
+        for box in _plain_decode(q):  # the shipped int8 model finds the same confident objects
+            if box[4] >= 0.5:
+                assert max(_iou(box, r) for r in rows[:n] if r[5] == box[5]) > 0.6  # int8 boxes move a little
+        total += n
+    assert total >= 8
+
+
+# --- 7. fails at invoke ---------------------------------------------------------------------
+
+def test_corrupt_at_invoke(built, shared):
+    it = Interpreter(model_path=str(built.corrupt_at_invoke()))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], _photo(shared, 300))
+    with pytest.raises(RuntimeError, match=r"Input tensor \d+ lacks data"):
+        it.invoke()
