@@ -24,8 +24,9 @@ def constrained_tool() -> Path:
 
 
 # Where edgekit keeps per-user files: the planner cache (XDG_CACHE_HOME/edgekit, or EDGEKIT_CACHE_DIR)
-# and the default MQTT outbox (XDG_STATE_HOME/edgekit). The suite must never write the real ones.
-USER_DIR_VARIABLES = ("XDG_CACHE_HOME", "XDG_STATE_HOME")
+# and the default MQTT outbox (XDG_STATE_HOME/edgekit); TensorFlow creates ~/.keras (KERAS_HOME) on
+# import. The suite must never write the real ones.
+USER_DIR_VARIABLES = ("XDG_CACHE_HOME", "XDG_STATE_HOME", "KERAS_HOME")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -440,8 +440,9 @@ def test_missing_mosquitto_falls_back_to_amqtt_except_in_ci(tmp_path, monkeypatc
 
 
 def test_cli_runs_keep_out_of_the_real_home(tmp_path, ssd, images, private_user_dirs):
-    """conftest points XDG_CACHE_HOME/XDG_STATE_HOME at a session directory: a detect run that plans
-    (planner cache) and queues for an absent broker (default outbox) writes there, not under HOME."""
+    """conftest points XDG_CACHE_HOME/XDG_STATE_HOME/KERAS_HOME at a session directory: a detect run
+    that plans (planner cache), queues for an absent broker (default outbox) and runs on TensorFlow
+    (which creates its Keras home on import) writes there, not under HOME."""
     from mqtt_helpers import free_port
     home = tmp_path / "home"
     home.mkdir()
@@ -449,7 +450,8 @@ def test_cli_runs_keep_out_of_the_real_home(tmp_path, ssd, images, private_user_
     assert private_user_dirs in cache.parents and private_user_dirs in state.parents
     assert "EDGEKIT_CACHE_DIR" not in os.environ
     r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--mqtt",
-                f"mqtt://127.0.0.1:{free_port()}", "--device-id", "homecheck", env={"HOME": str(home)})
+                f"mqtt://127.0.0.1:{free_port()}", "--device-id", "homecheck",
+                env={"HOME": str(home), "EDGEKIT_RUNTIME": "tensorflow"})
     assert r.returncode == 0, r.stderr
     assert list(home.iterdir()) == []  # nothing under ~ (no ~/.cache/edgekit, no ~/.local/state/edgekit)
     assert (cache / "edgekit" / "costs.json").is_file()
