@@ -5,11 +5,13 @@
 
     {"schema_version": 1, "name": "shapes", "created": "…",
      "variants": [{"file": "shapes_128x128_int8.tflite", "input_size": [128, 128], "mode": "int8",
-                   "size_bytes": 141829, "measured": {"peak_bytes": 9961472, "invoke_ms": 0.8,
+                   "size_bytes": 141829, "sha256": "9f2c…", "measured": {"peak_bytes": 9961472, "invoke_ms": 0.8,
                    "on": "x86_64 ai-edge-litert 2.3.0 1 thread"}}, …]}
 
-``measured`` is the memory the variant added to a process on the converting machine; the planner
-uses it to refuse a variant before loading it (a device's own measurement replaces it once made).
+``sha256`` is the SHA-256 of the whole variant file: the planner refuses a variant that does not
+match it (corrupt or modified). ``measured`` is the memory the variant added to a process on the
+converting machine; the planner uses it to refuse a variant before loading it (a device's own
+measurement replaces it once made).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import platform
 from typing import Any, Sequence
 
 from edgekit.errors import ConfigError
+from edgekit.integrity import file_digests
 from edgekit.runtime import create_interpreter, quantization_mode
 
 from .convert import ConversionReport, convert
@@ -79,6 +82,6 @@ def _variant(path: str, size: tuple[int, int], mode: str) -> dict[str, Any]:
 
     cost = measure_cost(path, threads=1, use_cache=False)
     return {"file": os.path.basename(path), "input_size": [int(size[0]), int(size[1])], "mode": mode,
-            "size_bytes": os.path.getsize(path),
+            "size_bytes": os.path.getsize(path), "sha256": file_digests(path)[0],
             "measured": {"peak_bytes": cost.peak_bytes, "invoke_ms": cost.invoke_ms,
                          "on": f"{platform.machine()} {cost.runtime} 1 thread"}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Iterable, Iterator, TextIO
 
 import numpy as np
@@ -13,11 +14,20 @@ from edgekit.image import encode_pixels, fit_to_input, load_image, make_encoder
 from edgekit.metadata import InputSpec
 from edgekit.sources import IMAGE_EXTENSIONS
 
-__all__ = ["calibration_paths", "load_calibration", "synthetic_inputs"]
+__all__ = ["CalibrationSplit", "calibration_paths", "split_calibration", "load_calibration", "synthetic_inputs",
+           "MIN_SPLIT"]
+
+MIN_SPLIT = 10  # fewer images than this: too few to keep any apart from calibration
+_HOLD_OUT_EVERY = 5  # every 5th image (in name order) is held out ...
+_MAX_HELD_OUT = 50  # ... up to this many: enough for the agreement figures
 
 
 def calibration_paths(directory: str, limit: int) -> list[str]:
     """Up to ``limit`` image paths from ``directory`` (sorted, so runs are reproducible)."""
+    return _image_paths(directory)[:limit]
+
+
+def _image_paths(directory: str) -> list[str]:
     if not os.path.isdir(directory):
         raise ConfigError(f"--calibration {directory}: not a directory; expected a folder of representative images")
     paths = sorted(
@@ -25,7 +35,27 @@ def calibration_paths(directory: str, limit: int) -> list[str]:
     )
     if not paths:
         raise ConfigError(f"--calibration {directory}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return paths[:limit]
+    return paths
+
+
+@dataclass(frozen=True)
+class CalibrationSplit:
+    """A calibration folder split in two: images to calibrate int8 on, and images kept apart to
+    measure agreement on. ``held_out`` is empty when the folder has fewer than MIN_SPLIT images."""
+
+    calibration: tuple[str, ...]
+    held_out: tuple[str, ...]
+
+
+def split_calibration(directory: str, limit: int) -> CalibrationSplit:
+    """Split ``directory``'s images deterministically: every 5th image in name order (at most 50)
+    is held out and never used for calibration; up to ``limit`` of the others calibrate."""
+    paths = _image_paths(directory)
+    if len(paths) < MIN_SPLIT:
+        return CalibrationSplit(tuple(paths[:limit]), ())
+    held_out = paths[_HOLD_OUT_EVERY - 1::_HOLD_OUT_EVERY][:_MAX_HELD_OUT]
+    kept = set(held_out)
+    return CalibrationSplit(tuple(p for p in paths if p not in kept)[:limit], tuple(held_out))
 
 
 def load_calibration(paths: list[str], size: tuple[int, int], spec: InputSpec) -> np.ndarray:

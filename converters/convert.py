@@ -23,6 +23,7 @@ import numpy as np
 
 import edgekit
 from edgekit.errors import ConfigError, ModelError
+from edgekit.integrity import flatbuffer_sha256
 from edgekit.runtime import native_stderr
 from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata
 
@@ -49,6 +50,8 @@ class ConversionReport:
     agreement: Agreement | None
     evaluated_on: str
     metadata: ModelMetadata = field(repr=False, default_factory=ModelMetadata)
+    calibrated_on: tuple[str, ...] = ()  # the images int8 calibration used
+    compared_on: tuple[str, ...] = ()  # the images the agreement was measured on (none: random pixels)
 
     @property
     def ratio(self) -> float | None:
@@ -139,7 +142,8 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
 
     Args:
         mode: float32, float16, dynamic or int8.
-        calibration: folder of representative images (required for int8; used for agreement).
+        calibration: folder of representative images (required for int8). Every 5th image (in
+            name order, at most 50) is held out of calibration and used to measure agreement.
         mean, std: the model's input normalisation ``(pixel - mean) / std``; scalar or per channel.
         labels: label file path or list (index = class id).
         io: int8 model input/output type: uint8 (default), int8 or float32.
@@ -163,7 +167,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                           "~100-300 images like the ones the model will see)")
     output = os.fspath(output)
-    images = calib.calibration_paths(calibration, max_calibration) if calibration else None  # fail fast
+    split = calib.split_calibration(calibration, max_calibration) if calibration else None  # fail fast
     source = src if isinstance(src, Source) else load_source(src)
     start = time.perf_counter()
     if source.kind == "tflite":
@@ -172,11 +176,9 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
     if size is None and mode == "int8":
         raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
                           "calibration needs one — export the model with a fixed input size")
-    batch = None
-    if size is not None:
-        run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or "stretch", spec.pad_value)
-        batch = calib.load_calibration(images, size, run_spec) if images else calib.synthetic_inputs(size, run_spec)
-    data = to_tflite(source, mode, io, batch, progress)
+    run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or "stretch", spec.pad_value)
+    representative = calib.load_calibration(split.calibration, size, run_spec) if mode == "int8" else None
+    data = to_tflite(source, mode, io, representative, progress)
     seconds = time.perf_counter() - start
     tf_version = _tf_version()
     metadata = ModelMetadata(
@@ -184,17 +186,34 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
         quantization={"mode": mode, "io": io},
         versions={"edgekit": edgekit.__version__, "tensorflow": tf_version, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        sha256=flatbuffer_sha256(data),
     )
     final = embed_metadata(data, metadata)
     _write(output, final)
     float_size = len(data) if mode == "float32" else (len(to_tflite(source, "float32")) if evaluate else None)
-    agreement = None
-    if evaluate and batch is not None:
+    agreement, compared_on, evaluated_on = None, (), ""
+    if evaluate and size is not None:
+        compared_on, evaluated_on = _comparison_images(split)
+        batch = (calib.load_calibration(compared_on, size, run_spec) if compared_on
+                 else calib.synthetic_inputs(size, run_spec))
         reference = [source.run(x[np.newaxis]) for x in batch]
         converted = run_tflite(data, batch)
         agreement = compare(reference, converted, layout, 0.25, size)
-    return ConversionReport(output, mode, io, len(final), float_size, seconds, agreement,
-                            "calibration images" if images else "random-pixel images", metadata)
+    return ConversionReport(output, mode, io, len(final), float_size, seconds, agreement, evaluated_on, metadata,
+                            calibrated_on=split.calibration if representative is not None else (),
+                            compared_on=compared_on)
+
+
+def _comparison_images(split: calib.CalibrationSplit | None) -> tuple[tuple[str, ...], str]:
+    """The images to measure agreement on, and how the table describes them: the held-out part
+    of the calibration folder — int8 figures measured on the images it was calibrated on would
+    flatter it — or, for a folder too small to split, all of it, saying so."""
+    if split is None:
+        return (), "random-pixel images (no --calibration folder given)"
+    if split.held_out:
+        return split.held_out, "held-out images (never used for calibration)"
+    return split.calibration, (f"calibration images, the same ones int8 calibrates on: the folder has fewer than "
+                               f"{calib.MIN_SPLIT} images, too few to hold any out")
 
 
 def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, layout, name) -> ConversionReport:
@@ -202,7 +221,7 @@ def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, lay
     metadata = ModelMetadata(
         name=name or old.name or source.name, labels=labels or old.labels, input=spec, layout=layout or old.layout,
         quantization=old.quantization, versions={**(old.versions or {}), "edgekit": edgekit.__version__},
-        created=old.created,
+        created=old.created, sha256=flatbuffer_sha256(source.tflite_bytes),
     )
     final = embed_metadata(source.tflite_bytes, metadata)
     _write(output, final)

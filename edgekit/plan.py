@@ -18,7 +18,6 @@ model (input sizes × quantization modes). The planner keeps the variants that f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from typing import Any, Sequence
 
 from .device import DeviceInfo, probe
 from .errors import ConfigError, EdgekitError, ModelError
+from .integrity import check_digest, file_digests, verify_model
 
 __all__ = ["PlanError", "ModelCost", "Candidate", "Plan", "measure_cost", "make_plan", "default_threads",
            "load_variants", "current_rss", "image_buffer_bytes"]
@@ -143,11 +143,20 @@ def default_threads(usable: int) -> tuple[int, str]:
 
 
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digests(path)[0]  # one read (cached) also gives the flatbuffer digest verification needs
+
+
+def _verified_sha256(variant: "Variant") -> str:
+    """The variant file's SHA-256, after checking it against the digest the converter recorded
+    (the bundle manifest's, else the one embedded in the model); raises ModelError if it differs."""
+    whole = _sha256(variant.path)
+    if variant.sha256:
+        check_digest(variant.path, variant.sha256, whole, "the bundle manifest")
+    else:
+        from .metadata import read_metadata
+
+        verify_model(variant.path, read_metadata(variant.path))
+    return whole
 
 
 def cache_dir() -> Path:
@@ -260,6 +269,7 @@ class Variant:
     input_size: tuple[int, int] | None
     mode: str | None
     recorded_peak: int | None  # "measured.peak_bytes" from the bundle manifest
+    sha256: str | None = None  # the whole file's, from the bundle manifest
 
 
 def load_variants(path: str) -> list[Variant]:
@@ -270,7 +280,8 @@ def load_variants(path: str) -> list[Variant]:
             with open(manifest) as fh:
                 doc = json.load(fh)
             return [Variant(os.path.join(path, v["file"]), tuple(v["input_size"]) if v.get("input_size") else None,
-                            v.get("mode"), (v.get("measured") or {}).get("peak_bytes")) for v in doc["variants"]]
+                            v.get("mode"), (v.get("measured") or {}).get("peak_bytes"), v.get("sha256"))
+                    for v in doc["variants"]]
         except FileNotFoundError:
             raise ConfigError(f"{path}: a directory without {MANIFEST}; expected a .tflite file or a bundle made by "
                               "edgekit-convert --bundle") from None
@@ -323,7 +334,7 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
             raise ConfigError(f"{path}: listed in the bundle but missing; re-create the bundle")
         # The budget is what may still be allocated (our own RSS is already used), so compare the
         # extra need. Known without loading: the mapped file, and a cost the converter measured.
-        sha = _sha256(path)
+        sha = _verified_sha256(variant)
         cached = _cached_cost(path, threads, device, sha) if use_cache else None
         floor = image_buffer_bytes(cached, max_image) + (
             cached.peak_bytes if cached else max(os.path.getsize(path), variant.recorded_peak or 0))

@@ -1,6 +1,7 @@
 """Converter proof on real trained Keras models (MTCNN R-Net and O-Net), all four modes.
 
-Tolerances (max |converted - Keras| over every output element, on the calibration images; the
+Tolerances (max |converted - Keras| over every output element, on the images the converter holds out
+of the calibration folder — every 5th, never used for calibration; the
 outputs are a softmax probability, box offsets and landmark offsets, all O(1)):
 float32 1e-4 (same math, reordered), float16 5e-3 (10-bit mantissa weights),
 dynamic 0.06 and int8 0.08 (8-bit weights / activations; measured worst 0.016 / 0.028).
@@ -61,7 +62,11 @@ def test_mtcnn_converts_and_agrees(shared, face_dir, labels_file, tmp_path, stag
     report = convert(_source(shared, stage, fmt), out, mode=mode, calibration=str(face_dir), mean=127.5, std=128.0,
                      labels=str(labels_file), layout="mtcnn-refine", progress=False)
     agreement = report.agreement
-    assert agreement.images == len(list(face_dir.iterdir()))
+    folder = {str(p) for p in face_dir.iterdir()}
+    assert agreement.images == len(report.compared_on) == len(folder) // 5  # every 5th image held out
+    assert set(report.compared_on) <= folder and f"{agreement.images} held-out images" in report.table()
+    if mode == "int8":  # calibrated on all the others, never on an image it is compared on
+        assert set(report.calibrated_on) == folder - set(report.compared_on)
     assert len(agreement.max_abs_error) == (3 if stage == "onet" else 2)  # every output matched
     for name, err in agreement.max_abs_error.items():
         assert err <= TOLERANCE[mode], f"{stage}/{fmt}/{mode} output {name}: max error {err}"
@@ -105,6 +110,20 @@ def test_converted_mtcnn_runs_in_runtime_without_tensorflow(shared, images, face
     assert result["tf_loaded"] is False
     assert all(result["scores"][f] > 0.9 for f in faces), result
     assert result["scores"][str(sky)] < 0.1, result
+
+
+def test_agreement_on_a_folder_too_small_to_hold_out_says_so(shared, face_dir, tmp_path):
+    from converters import convert
+
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in sorted(p.name for p in face_dir.iterdir())[:6]:
+        (small / name).write_bytes((face_dir / name).read_bytes())
+    report = convert(_source(shared, "rnet", "keras"), tmp_path / "m.tflite", mode="int8", calibration=str(small),
+                     mean=127.5, std=128.0, progress=False)
+    assert report.compared_on == report.calibrated_on and len(report.compared_on) == 6
+    assert "6 calibration images, the same ones int8 calibrates on" in report.table()
+    assert "too few to hold any out" in report.table() and "held-out" not in report.table()
 
 
 @pytest.mark.parametrize("io,dtype", [("uint8", "uint8"), ("int8", "int8"), ("float32", "float32")])
