@@ -22,7 +22,6 @@ Use it from the command line (``--plugin`` imports this file, which registers "b
     edgekit detect blazeface.tflite photo.jpg --plugin examples/blazeface_decoder.py
 """
 
-import inspect
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -226,8 +225,4 @@ def matches(info):
             f"{list(shapes[roles[1]])}")
 
 
-# ``matches=`` is being added to register_decoder; use it once this edgekit has it.
-if "matches" in inspect.signature(register_decoder).parameters:
-    register_decoder("blazeface", decode_blazeface, matches=matches)
-else:
-    register_decoder("blazeface", decode_blazeface)
+register_decoder("blazeface", decode_blazeface, matches=matches)

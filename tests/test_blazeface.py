@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import EXAMPLES, run_cli
-from edgekit import LayoutError, register_decoder
+from edgekit import LayoutError
 
 PLUGIN = EXAMPLES / "blazeface_decoder.py"
 
@@ -203,8 +203,6 @@ def test_unknown_anchor_count_is_one_clear_line(synthetic_models):
     assert "2000 anchors at input 192x192" in errors[0] and "face_full_range (192x192, 2304 anchors)" in errors[0]
 
 
-@pytest.mark.skipif("matches" not in __import__("inspect").signature(register_decoder).parameters,
-                    reason="register_decoder(..., matches=) has not landed yet")
 def test_layout_auto_finds_the_plugin(synthetic_models):
     r = run_cli("-m", "edgekit", "detect", str(synthetic_models.full), str(synthetic_models.image),
                 "--plugin", str(PLUGIN), "--threshold", "0.5")
