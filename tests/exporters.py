@@ -22,14 +22,14 @@ Typical use in a test module::
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
-import shutil
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -49,8 +49,6 @@ def ssd_tf1_path() -> Path:
     """The real TF1 SSD MobileNet v1 export (TFLite_Detection_PostProcess outputs)."""
     return shared_dir() / "models" / "ssd_mobilenet_v1_quant" / "detect.tflite"
 
-
-PathLike = "str | os.PathLike[str]"
 
 # ---------------------------------------------------------------------------------------------
 # Flatbuffer plumbing (TFLite schema.fbs via the generated code LiteRT ships)
@@ -337,9 +335,8 @@ def _build_metadata_flatbuffer(*, input_name: str, input_description: str, mean,
     image_props = table([("i8", 0, _RGB)], 2)
     in_content = content(_CONTENT_IMAGE, image_props)
     units = []
-    if mean is not None or std is not None:
-        mv = float_vector(mean if mean is not None else [0.0])
-        sv = float_vector(std if std is not None else [1.0])
+    if mean and std:  # as InputImageTensorMd: a NormalizationOptions unit only with both
+        mv, sv = float_vector(mean), float_vector(std)
         norm = table([("off", 0, mv), ("off", 1, sv)], 2)
         units.append(table([("u8", 0, _OPTIONS_NORMALIZATION), ("off", 1, norm)], 2))
     in_stats = stats_table(*(stats or (None, None)))
@@ -376,8 +373,8 @@ def with_tflite_metadata(src, dst, *, labels: Sequence[str] | None = None, mean:
 
     * A ModelMetadata flatbuffer (identifier "M001") is stored as a new model buffer, referenced
       from ``Model.metadata`` by an entry named "TFLITE_METADATA" (replacing an existing one).
-    * Input: ImageProperties RGB, NormalizationOptions(mean, std) when given, Stats (min/max of the
-      normalised input range for a float input, or the integer range for a quantized one).
+    * Input: ImageProperties RGB, NormalizationOptions(mean, std) when both are given, Stats as
+      the MetadataWriter computes them ([0]/[255] for uint8; the normalised pixel range for float).
     * Outputs: one TensorMetadata per graph output, in graph order. Names come from ``output_names``
       or, for SSD post-process outputs, from the tensor names ("location", "category", "score",
       "number of detections", as the ObjectDetector MetadataWriter names them). "location" gets
@@ -400,19 +397,22 @@ def with_tflite_metadata(src, dst, *, labels: Sequence[str] | None = None, mean:
     outputs = [(n, _OUTPUT_DESCRIPTIONS.get(n, ""), n if n in _OUTPUT_DESCRIPTIONS else None) for n in output_names]
 
     inp = sg.tensors[sg.inputs[0]]
-    ranges = {schema.TensorType.UINT8: (255.0, 0.0), schema.TensorType.INT8: (127.0, -128.0)}
-    if inp.type in ranges:
-        mx, mn = ranges[inp.type]
-    else:  # float input: the normalised range of pixels 0..255
-        m = float(np.mean(mean)) if mean is not None else 0.0
-        s = float(np.mean(std)) if std is not None else 1.0
-        mx, mn = (255.0 - m) / s, (0.0 - m) / s
+    # Stats as metadata_writers.metadata_info.InputImageTensorMd computes them: [0]/[255] for a
+    # uint8 input, per-channel (0 - mean) / std and (255 - mean) / std for a float32 input with
+    # normalisation, none otherwise.
+    if inp.type == schema.TensorType.UINT8:
+        stats = ([255.0], [0.0])
+    elif inp.type == schema.TensorType.FLOAT32 and mean and std:
+        stats = ([(255.0 - m) / s for m, s in zip(mean, std)], [(0.0 - m) / s for m, s in zip(mean, std)])
+    else:
+        stats = None
     h, w = (int(inp.shape[1]), int(inp.shape[2])) if inp.shape is not None and len(inp.shape) == 4 else (0, 0)
     meta = _build_metadata_flatbuffer(
         input_name=input_name,
         input_description=f"Input image to be detected. The expected image is {w} x {h}, with three channels "
-                          "(red, blue, and green) per pixel.",
-        mean=mean, std=std, stats=([mx], [mn]), outputs=outputs,
+                          "(red, blue, and green) per pixel." + (" Each value in the tensor is a single byte between "
+                                                                  "0 and 255." if inp.type == schema.TensorType.UINT8 else ""),
+        mean=mean, std=std, stats=stats, outputs=outputs,
         labels_file="labelmap.txt" if labels is not None else None)
 
     buffer = schema.BufferT()
@@ -717,7 +717,7 @@ def yolov5_like(dst, num_classes: int = 80, size: int = 320) -> Path:
     rows per level get +9 on objectness and on one class, so 6 rows have objectness ~0.8-1 and one
     class ~0.98 (whatever the image), like confident detections."""
     import keras
-    from keras import layers, ops
+    from keras import layers
 
     if size % 32:
         raise ValueError("size must be a multiple of 32")
@@ -864,7 +864,7 @@ def pose_like(dst, size: int = 320) -> Path:
     sigmoid), N = (s/8)^2 + (s/16)^2 + (s/32)^2; plus Ultralytics metadata task=pose,
     kpt_shape [17, 3], names {"0": "person"}."""
     import keras
-    from keras import layers, ops
+    from keras import layers
 
     tf = _tf()
     _seed(5)
@@ -921,6 +921,13 @@ def pose_like(dst, size: int = 320) -> Path:
 END2END_MAX_DET = 100
 
 
+@functools.lru_cache(maxsize=4)
+def _load_keras(path: str):
+    import keras
+
+    return keras.models.load_model(path, compile=False)
+
+
 def shapes_input(image, size: int = SHAPES_SIZE, pad: int = 114) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Letterbox a PIL image (or path) into the shapes demo input: [1, s, s, 3] float32 pixels
     0..255 (the model rescales by 1/255 itself), grey 114 padding, centred; returns (input,
@@ -948,7 +955,7 @@ def end2end_shapes(dst, *, pixels: bool = False, max_det: int = END2END_MAX_DET,
     import keras
 
     tf = _tf()
-    base = keras.models.load_model(str(src or SHAPES_KERAS), compile=False)
+    base = _load_keras(str(src or SHAPES_KERAS))
     size = int(base.input_shape[1])
     inp = keras.Input((size, size, 3), batch_size=1, name="images")
     det = base(inp)

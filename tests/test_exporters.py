@@ -3,7 +3,6 @@ ai_edge_litert directly (never with edgekit's decoders, which are what these mod
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 
@@ -334,3 +333,14 @@ def test_corrupt_at_invoke(built, shared):
     it.set_tensor(it.get_input_details()[0]["index"], _photo(shared, 300))
     with pytest.raises(RuntimeError, match=r"Input tensor \d+ lacks data"):
         it.invoke()
+
+
+def test_flatbuffer_builders_are_deterministic(built, ssd, tmp_path):
+    labels = ["a", "b"]
+    a = ex.with_tflite_metadata(ssd, tmp_path / "a.tflite", labels=labels, mean=[127.5], std=[127.5])
+    b = ex.with_tflite_metadata(ssd, tmp_path / "b.tflite", labels=labels, mean=[127.5], std=[127.5])
+    assert a.read_bytes() == b.read_bytes()
+    a = ex.with_ultralytics_metadata(ssd, tmp_path / "c.tflite", names=labels)
+    b = ex.with_ultralytics_metadata(ssd, tmp_path / "d.tflite", names=labels)
+    assert a.read_bytes() == b.read_bytes()
+    assert ex.corrupt_at_invoke(ssd, tmp_path / "e.tflite").read_bytes() == built.corrupt_at_invoke().read_bytes()
