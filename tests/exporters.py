@@ -10,6 +10,20 @@ The layouts follow the exporters' own code and docs (see each builder's docstrin
 and where they come from). This module is test-side only: nothing in ``edgekit`` imports it, and
 it never uses edgekit's decoders.
 
+Facts the layouts follow (from the exporters' source and real exports):
+
+* TF2 Object Detection API / Model Maker EfficientDet-Lite TFLite: graph outputs (scores, boxes,
+  count, classes) named StatefulPartitionedCall:1, :3, :0, :2; SignatureDef "serving_default" with
+  input "images" and outputs output_0 = count, output_1 = scores, output_2 = classes,
+  output_3 = boxes (output_k is StatefulPartitionedCall:k).
+* TFLite Metadata: a "M001" ModelMetadata flatbuffer in a model buffer named "TFLITE_METADATA",
+  associated files (labelmap.txt, TENSOR_VALUE_LABELS on the category output) in a ZIP appended to
+  the flatbuffer (tflite-support MetadataPopulator).
+* Ultralytics: metadata.json (indent=2, deflated) in a ZIP appended to the .tflite; end-to-end
+  heads (YOLOv10 / YOLO26) output [1, max_det, 6] rows x1, y1, x2, y2, score, class, boxes
+  normalised 0..1 in TFLite (AutoBackend scales x by w, y by h).
+* YOLOv5 TFLite: one output [1, N, 5 + C], xywh normalised, objectness, class scores (sigmoid).
+
 Typical use in a test module::
 
     @pytest.fixture(scope="session")
@@ -110,7 +124,7 @@ def _zip_bytes(members: Mapping[str, bytes], compression: int) -> bytes:
         for name, content in members.items():
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.compress_type = compression
-            info.external_attr = 0o644 << 16
+            info.external_attr = 0o600 << 16  # what zipfile.writestr(name, ...) sets
             zf.writestr(info, content)
     return buf.getvalue()
 
@@ -129,7 +143,7 @@ def _append_zip(flatbuffer: bytes, old_tail: bytes, members: Mapping[str, bytes]
         for name, content in existing.items():
             info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
             info.compress_type = compression
-            info.external_attr = 0o644 << 16
+            info.external_attr = 0o600 << 16  # what zipfile.writestr(name, ...) sets
             zf.writestr(info, content)
     return buf.getvalue()
 
