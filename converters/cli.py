@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a directory of variants (SRC x --sizes x --modes) with manifest.json for edgekit plan")
     p.add_argument("--sizes", type=_sizes, metavar="WxH,...", help="bundle input sizes, e.g. 128x128,96x96 (or 128,96)")
     p.add_argument("--modes", type=_modes, metavar="MODE,...", help="bundle modes, e.g. int8,float32")
-    p.add_argument("--calibration", metavar="DIR", help="representative images (required for int8); every 5th is held out to measure agreement on")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="representative images (required for int8); every 5th is held out to measure agreement on")
     p.add_argument("--max-calibration", type=int, default=200, metavar="N", help="use at most N images (default 200)")
     p.add_argument("--mean", type=_channels, metavar="M", help="input normalisation (pixel - M) / S; 1 or 3 values")
     p.add_argument("--std", type=_channels, metavar="S")

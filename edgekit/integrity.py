@@ -79,10 +79,11 @@ def file_digests(path: str | os.PathLike) -> tuple[str, str]:
 
 def check_digest(path: str | os.PathLike, expected: str, found: str, recorded_in: str) -> None:
     """Raise ModelError unless ``found`` equals ``expected`` (hex SHA-256, any case)."""
-    if found.lower() != expected.strip().lower():
+    expected = expected.strip().lower()
+    if found.lower() != expected:
         raise ModelError(f"{os.fspath(path)}: SHA-256 does not match {recorded_in} (expected "
-                         f"{expected.strip().lower()[:_PREFIX]}…, found {found[:_PREFIX]}…); the file is corrupt or "
-                         "was modified; re-download or re-convert it")
+                         f"{expected[:_PREFIX]}…, found {found[:_PREFIX]}…); the file is corrupt or was modified; "
+                         "re-download or re-convert it")
 
 
 def verify_model(path: str | os.PathLike, metadata: Any) -> None:

@@ -160,7 +160,8 @@ def test_detect_and_plan_refuse_a_corrupt_model_in_one_line(converted, tmp_path,
 
     bad = tmp_path / "shapes_corrupt.tflite"
     _flip_weights(converted, bad)
-    for command in (("detect", str(bad), str(IMAGE)), ("plan", str(bad))):
+    for command in (("detect", str(bad), str(IMAGE)), ("plan", str(bad)),
+                    ("detect", "--no-plan", str(bad), str(IMAGE))):  # --no-plan: the Detector checks it
         r = run_cli("-m", "edgekit", *command, env=cache_env)
         message = _one_line_refusal(r, bad, "edgekit.json")
         expected, found = read_metadata(bad).sha256, file_digests(bad)[1]
