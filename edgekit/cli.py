@@ -10,8 +10,6 @@ Errors become one line on stderr and an exit code, here and nowhere else:
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -154,20 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_plugins(plugins: Sequence[str] | None) -> None:
+    from .plugins import load_plugin
+
     for plugin in plugins or ():
-        try:
-            if plugin.endswith(".py") or os.sep in plugin:
-                spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(plugin))[0], plugin)
-                if spec is None or spec.loader is None or not os.path.isfile(plugin):
-                    raise ConfigError(f"--plugin {plugin}: no such Python file")
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(plugin)
-        except EdgekitError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"--plugin {plugin}: import failed ({type(exc).__name__}: {exc})") from None
+        load_plugin(plugin)
 
 
 def _make_detector(args: argparse.Namespace, model: str | None = None, **extra):

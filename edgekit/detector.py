@@ -15,7 +15,7 @@ import numpy as np
 
 from . import decoders, postprocess
 from .device import usable_cores
-from .errors import ConfigError, EdgekitError, LayoutError, ModelError, UnsupportedModelError
+from .errors import ConfigError, EdgekitError, LayoutError, UnsupportedModelError
 from .image import ImageSource, LoadedImage, Transform, encode_pixels, fit_to_input, load_image, make_encoder
 from .metadata import InputSpec, ModelMetadata, read_labels, read_metadata
 from .modelinfo import ModelInfo, inspect_interpreter, refusal
@@ -123,11 +123,9 @@ class Detector:
 
     # -- set-up ---------------------------------------------------------------------------
     def _verify_integrity(self) -> None:
-        try:
-            from .integrity import verify_model
-        except ImportError:  # pragma: no cover - integrity ships with edgekit; guard for partial installs
-            return
-        verify_model(self.model_path, self.metadata)
+        from .integrity import verify_model
+
+        verify_model(self.model_path, self.metadata)  # ModelError when the recorded SHA-256 does not match
 
     def _setup_input(self) -> None:
         d = self._interpreter.get_input_details()[0]

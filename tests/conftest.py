@@ -89,3 +89,11 @@ def iou(a, b) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """Models laid out as real exporters lay them out (tests/exporters.py), built once per session."""
+    import exporters
+
+    return exporters.Cache(tmp_path_factory.mktemp("exported"))

@@ -16,11 +16,6 @@ from edgekit.detector import Detector, DetectorOptions
 from edgekit.errors import LayoutError, ModelError, UnsupportedModelError
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    return exporters.Cache(tmp_path_factory.mktemp("exported"))
-
-
 def _same_detections(a, b) -> None:
     assert len(a.detections) == len(b.detections) > 0
     for x, y in zip(a.detections, b.detections):
@@ -214,8 +209,58 @@ def test_float_model_normalisation_from_tflite_metadata(exported, tmp_path, imag
     det = Detector(with_norm)
     assert det.input_spec.mean == (127.5,) and det.input_spec.std == (127.5,) and not det.notes
     assert det.metadata.origins["input.mean"] == "TFLite Metadata" and det.labels == ("a", "b", "c")
-    # only the value range (Stats min/max, here 0..255): the normalisation follows from it
-    range_only = exporters.with_tflite_metadata(src, tmp_path / "range.tflite", output_names=["output"])
-    det = Detector(range_only)
-    assert det.metadata.input_range == (0.0, 255.0)
-    assert det.input_spec.mean == (0.0,) and det.input_spec.std == (1.0,) and not det.notes
+    # TFLite Metadata without NormalizationOptions: say what is assumed
+    bare = exporters.with_tflite_metadata(src, tmp_path / "bare.tflite", output_names=["output"])
+    det = Detector(bare)
+    assert det.metadata.source == "tflite-metadata" and det.input_spec.mean is None
+    assert len(det.notes) == 1 and "assuming pixels / 255" in det.notes[0]
+
+
+def test_float_input_value_range_sets_normalisation(exported, monkeypatch):
+    """Only a value range (Stats min/max) known for a float input: 0..255 is mapped onto it."""
+    import edgekit.detector as detector_module
+    from edgekit.metadata import ModelMetadata
+
+    monkeypatch.setattr(detector_module, "read_metadata", lambda path: ModelMetadata(input_range=(-1.0, 1.0)))
+    det = Detector(exported.yolov5_like(num_classes=3, size=320))
+    assert det.input_spec.mean == (127.5,) and det.input_spec.std == (127.5,) and not det.notes
+
+
+SHAPES = exporters.SHAPES_INT8.parent
+
+
+@pytest.mark.parametrize("pixels", [False, True])
+def test_end2end_head_matches_the_yolov8_head(exported, tmp_path, pixels):
+    """The shapes demo exported NMS-free ([1, 100, 6] rows, normalised or pixel boxes): same objects
+    as the demo's YOLOv8-style head decoded by edgekit; the layout is told by shapes or by
+    Ultralytics metadata (end2end: true)."""
+    from edgekit.metadata import InputSpec
+
+    e2e = exported.end2end_shapes(pixels=pixels)
+    tagged = exporters.with_ultralytics_metadata(e2e, tmp_path / "tagged.tflite", names=exporters.SHAPES_LABELS,
+                                                 imgsz=(128, 128), end2end=True)
+    reference = Detector(exporters.SHAPES_INT8)
+    raw = InputSpec(mean=(0.0,), std=(1.0,))  # shapes.keras takes pixels 0..255
+    for model, origin in ((e2e, "shapes"), (tagged, "metadata (Ultralytics metadata.json)")):
+        det = Detector(model, DetectorOptions(input=raw, labels=exporters.SHAPES_LABELS))
+        assert det.layout == "end2end" and det.layout_origin.startswith(origin)
+        matched = 0
+        for image in sorted(SHAPES.glob("images/scene_*.png")):
+            ours = [d for d in det.detect(image).detections if d.score >= 0.5]
+            ref = [d for d in reference.detect(image).detections if d.score >= 0.5]
+            for d in ours:
+                best = max((iou(d.box, r.box) for r in ref if r.label == d.label), default=0.0)
+                assert best >= 0.7, (image.name, d)
+                matched += 1
+        assert matched >= 8
+
+
+def test_model_failing_at_invoke_is_a_model_error(exported, images):
+    corrupt = exported.corrupt_at_invoke()
+    det = Detector(corrupt)  # loads and allocates
+    with pytest.raises(ModelError, match="corrupt_at_invoke.tflite: .* failed running the model .*re-download or re-convert"):
+        det.detect(images / "coral_cat.bmp")
+    r = run_cli("-m", "edgekit", "detect", str(corrupt), str(images / "coral_cat.bmp"), "--no-plan")
+    assert r.returncode == 4 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "failed running the model" in lines[0] and "internal error" not in r.stderr

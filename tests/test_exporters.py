@@ -12,12 +12,12 @@ from PIL import Image
 
 import exporters as ex
 
-Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402  (a missing runtime fails, never skips)
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory, shared):
-    return ex.Cache(tmp_path_factory.mktemp("exporters"))
+def built(exported, shared):
+    return exported  # one Cache per session (conftest), shared with test_exported_models.py
 
 
 def _run(path, inputs=None):
