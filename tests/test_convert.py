@@ -4,7 +4,9 @@ Tolerances (max |converted - Keras| over every output element, on the images the
 of the calibration folder — every 5th, never used for calibration; the
 outputs are a softmax probability, box offsets and landmark offsets, all O(1)):
 float32 1e-4 (same math, reordered), float16 5e-3 (10-bit mantissa weights),
-dynamic 0.06 and int8 0.08 (8-bit weights / activations; measured worst 0.016 / 0.028).
+dynamic 0.06 and int8 0.15 (8-bit weights / activations; measured worst on the held-out images 0.0104 /
+0.0998 — R-Net's box offsets on non-face crops; on the calibration images themselves int8 looked better,
+0.028, which is why the figure is now measured on held-out images).
 """
 
 import json
@@ -20,7 +22,7 @@ from edgekit.metadata import read_metadata
 
 import tensorflow  # noqa: E402,F401  -- fails loudly if the [convert] extra is missing
 
-TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "dynamic": 0.06, "int8": 0.08}
+TOLERANCE = {"float32": 1e-4, "float16": 5e-3, "dynamic": 0.06, "int8": 0.15}
 SIZE_RATIO = {"float32": (1.0, 1.01), "float16": (0.45, 0.55), "dynamic": (0.2, 0.35), "int8": (0.2, 0.35)}
 FACES = [("coral_face.jpg", (254, 67, 356, 169)), ("coral_face.jpg", (131, 100, 230, 199)),
          ("coral_grace_hopper.bmp", (170, 148, 365, 342))]
