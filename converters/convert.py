@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import edgekit
+from edgekit.postprocess import SCORE_THRESHOLD
 from edgekit.errors import ConfigError, ModelError
 from edgekit.integrity import flatbuffer_sha256
 from edgekit.runtime import native_stderr
@@ -176,7 +177,8 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
     if size is None and mode == "int8":
         raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
                           "calibration needs one — export the model with a fixed input size")
-    run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or "stretch", spec.pad_value)
+    run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or _runtime_resize(source, size, layout, label_list),
+                         spec.pad_value)
     representative = calib.load_calibration(split.calibration, size, run_spec) if mode == "int8" else None
     data = to_tflite(source, mode, io, representative, progress)
     seconds = time.perf_counter() - start
@@ -198,7 +200,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
                  else calib.synthetic_inputs(size, run_spec))
         reference = [source.run(x[np.newaxis]) for x in batch]
         converted = run_tflite(data, batch)
-        agreement = compare(reference, converted, layout, 0.25, size)
+        agreement = compare(reference, converted, layout, SCORE_THRESHOLD, size)
     return ConversionReport(output, mode, io, len(final), float_size, seconds, agreement, evaluated_on, metadata,
                             calibrated_on=split.calibration if representative is not None else (),
                             compared_on=compared_on)
@@ -214,6 +216,22 @@ def _comparison_images(split: calib.CalibrationSplit | None) -> tuple[tuple[str,
         return split.held_out, "held-out images (never used for calibration)"
     return split.calibration, (f"calibration images, the same ones int8 calibrates on: the folder has fewer than "
                                f"{calib.MIN_SPLIT} images, too few to hold any out")
+
+
+def _runtime_resize(source: Source, size: tuple[int, int] | None, layout: str | None, labels) -> str:
+    """The resize the device will use (the layout's convention), so calibration and evaluation see
+    images fitted exactly as ``edgekit detect`` fits them: ask the decoders, which own it."""
+    from edgekit import decoders
+    from edgekit.errors import LayoutError
+
+    if layout is None and size is not None and source.run is not None:
+        outputs = source.run(np.zeros((1, size[1], size[0], 3), np.float32))
+        try:
+            layout = decoders.detect_layout([tuple(np.shape(v)) for v in outputs.values()],
+                                            len(labels) if labels else None, size)
+        except LayoutError:
+            return "stretch"  # not a built-in head: a custom decoder's convention is unknown here
+    return decoders.resize_convention(layout) if layout else "stretch"
 
 
 def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, layout, name) -> ConversionReport:

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgekit import decoders
 from edgekit.boxes import iou
-from edgekit.postprocess import select
+from edgekit.postprocess import SCORE_THRESHOLD, select
 from edgekit.runtime import create_interpreter, signature_output_names
 
 __all__ = ["Agreement", "run_tflite", "match_outputs", "compare"]
@@ -66,7 +66,8 @@ def match_outputs(reference: dict[str, np.ndarray], converted: dict[str, np.ndar
 
 
 def compare(reference_runs: list[dict[str, np.ndarray]], converted_runs: list[dict[str, np.ndarray]],
-            layout: str | None = None, score_threshold: float = 0.25, input_size: tuple[int, int] = (1, 1)) -> Agreement:
+            layout: str | None = None, score_threshold: float = SCORE_THRESHOLD,
+            input_size: tuple[int, int] = (1, 1)) -> Agreement:
     """Compare per-image outputs; with a detector ``layout`` also decode both and match boxes."""
     mapping = match_outputs(reference_runs[0], converted_runs[0])
     max_err = {n: 0.0 for n in mapping}

@@ -34,14 +34,17 @@ _LAZY = {
     "DecodeContext": "decoders",
     "OutputTensor": "decoders",
     "find_runtime": "runtime",
+    "ModelInfo": "modelinfo",
+    "describe_model": "modelinfo",
+    "load_plugin": "plugins",
     "usable_cores": "device",
 }
 
 __all__ = [
     "Candidates", "ConfigError", "DecodeContext", "Detection", "DetectionResult", "Detector", "DetectorOptions",
-    "EdgekitError", "ImageError", "InputSpec", "LayoutError", "ModelError", "ModelMetadata", "OutputTensor",
-    "RuntimeNotFoundError", "UnsupportedModelError", "__version__", "find_runtime", "read_metadata",
-    "register_decoder", "usable_cores",
+    "EdgekitError", "ImageError", "InputSpec", "LayoutError", "ModelError", "ModelInfo", "ModelMetadata",
+    "OutputTensor", "RuntimeNotFoundError", "UnsupportedModelError", "__version__", "describe_model", "find_runtime",
+    "load_plugin", "read_metadata", "register_decoder", "usable_cores",
 ]
 
 

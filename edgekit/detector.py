@@ -69,6 +69,13 @@ class DetectorOptions:
             object.__setattr__(self, "labels", tuple(self.labels))
 
 
+def _plugin_origin(func: Any) -> str:
+    import sys
+
+    module = sys.modules.get(getattr(func, "__module__", ""), None)
+    return getattr(module, "__file__", None) or getattr(func, "__module__", "?")
+
+
 class Detector:
     """A loaded detection model.
 
@@ -137,7 +144,7 @@ class Detector:
             given = self.options.input
             spec = replace(given, **{k: getattr(spec, k) for k in ("mean", "std", "resize") if getattr(given, k) is None})
         if spec.resize is None:
-            spec = replace(spec, resize="letterbox" if self.layout in ("yolov8", "yolov5", "end2end") else "stretch")
+            spec = replace(spec, resize=decoders.resize_convention(self.layout))
         value_range = self.metadata.input_range
         if np.dtype(d["dtype"]) == np.float32 and (spec.mean is None or spec.std is None) and value_range:
             # TFLite Metadata gave only the input's value range: map 0..255 onto it
@@ -206,11 +213,13 @@ class Detector:
         except EdgekitError:
             raise
         except Exception as exc:
-            if self._builtin_decoder:
-                raise
-            origin = getattr(self._decoder, "__module__", "?")
+            if self._builtin_decoder:  # e.g. a forced --layout on outputs of another shape
+                raise LayoutError(
+                    f"{self.info.name}: the built-in {self.layout!r} decoder cannot read these outputs "
+                    f"({type(exc).__name__}: {exc}); check --layout (or drop it to let edgekit pick)") from None
+            origin = _plugin_origin(self._decoder)
             raise LayoutError(
-                f"{self.info.name}: the {self.layout!r} decoder (plugin module {origin}) failed: "
+                f"{self.info.name}: the {self.layout!r} decoder (plugin {origin}) failed: "
                 f"{type(exc).__name__}: {exc}. This is a bug in the plugin or the model does not fit it, not "
                 "in edgekit; check the plugin against the model's outputs ('edgekit info MODEL')") from None
         if not isinstance(cand, decoders.Candidates):

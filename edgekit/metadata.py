@@ -19,11 +19,12 @@ Every field is optional; a missing one means "infer it from the tensors".
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import os
+import re
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -150,8 +151,11 @@ def parse_labels(text: str, background_first: bool = True) -> tuple[str, ...]:
     Understands one name per line and ``<id> <name>`` lines. With ``background_first`` a first
     line ``???`` (the TF Object Detection label-map convention for the background class, as in
     the TF1 SSD's ``labelmap.txt``) is dropped; label files named by TFLite Metadata map class c
-    to line c and keep it.
+    to line c and keep it. A TF Object Detection ``label_map.pbtxt`` (``item { id: 1 name: … }``)
+    maps id k to class k - 1, as the post-process operator counts (background removed).
     """
+    if _PBTXT_ITEM.search(text):
+        return _parse_pbtxt(text)
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
@@ -165,6 +169,21 @@ def parse_labels(text: str, background_first: bool = True) -> tuple[str, ...]:
     if background_first and lines and lines[0] == "???":
         lines = lines[1:]
     return tuple(lines)
+
+
+_PBTXT_ITEM = re.compile(r"^\s*item\s*\{", re.MULTILINE)
+_PBTXT_FIELD = re.compile(r"\b(id|name|display_name)\s*:\s*(\d+|\"[^\"]*\"|'[^']*')")
+
+
+def _parse_pbtxt(text: str) -> tuple[str, ...]:
+    items: dict[int, str] = {}
+    for block in _PBTXT_ITEM.split(text)[1:]:
+        fields = {k: v.strip("\"'") for k, v in _PBTXT_FIELD.findall(block.split("}")[0])}
+        if "id" in fields and int(fields["id"]) >= 1:
+            items[int(fields["id"]) - 1] = fields.get("display_name") or fields.get("name") or f"class_{fields['id']}"
+    if not items:
+        return ()
+    return tuple(items.get(i, "???") for i in range(max(items) + 1))
 
 
 def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
@@ -189,14 +208,21 @@ def _open_zip(fileobj: Any) -> zipfile.ZipFile | None:
         return None  # a weight buffer that happens to look like a ZIP end record
 
 
-def split_model(data: bytes) -> tuple[bytes, dict[str, bytes]]:
-    """Split a model into (flatbuffer bytes, members of an appended ZIP)."""
+def split_model(data: bytes, where: str = "model") -> tuple[bytes, dict[str, bytes]]:
+    """Split a model into (flatbuffer bytes, members of an appended ZIP).
+
+    Raises ModelError when the ZIP is there but its members cannot be read (a corrupt file).
+    """
     zf = _open_zip(io.BytesIO(data))
     if zf is None or not zf.infolist():
         return data, {}
-    with zf:
-        start = min(info.header_offset for info in zf.infolist())
-        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    try:
+        with zf:
+            start = min(info.header_offset for info in zf.infolist())
+            members = {info.filename: zf.read(info) for info in zf.infolist()}
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
+        raise ModelError(f"{where}: the metadata ZIP appended to the model is corrupt ({exc}); the file is damaged — "
+                         "re-download or re-convert it") from None
     return data[:start], members
 
 
@@ -241,14 +267,16 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
                 data = fh.read()
         except OSError:
             return ModelMetadata()  # the loader reports a missing/unreadable file with a better message
-    flatbuffer, members = split_model(data)
+    flatbuffer, members = split_model(data, where)
     found: list[tuple[str, ModelMetadata]] = []
     notes: list[str] = []
     for name, reader in _READERS:
         try:
             meta = reader(flatbuffer, members, where)
-        except ValueError as exc:  # a malformed optional block: say so, use the rest
-            notes.append(f"{name} metadata ignored: {exc}")
+        except ModelError:
+            raise  # edgekit's own metadata is broken: the model is not what edgekit wrote
+        except Exception as exc:  # a malformed optional block from another tool: say so, use the rest
+            notes.append(f"{name} metadata ignored ({type(exc).__name__}: {exc})")
             continue
         if meta is not None:
             found.append((name, meta))
@@ -280,111 +308,5 @@ def _merge(found: list[tuple[str, ModelMetadata]], notes: list[str]) -> ModelMet
                          origins=origins, notes=tuple(notes))
 
 
-def _edgekit_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
-    if METADATA_MEMBER not in members:
-        return None
-    try:
-        doc = json.loads(members[METADATA_MEMBER])
-    except ValueError as exc:
-        raise ModelError(f"{where}: embedded edgekit.json is unreadable ({exc}); re-convert the model") from None
-    return ModelMetadata.from_json_dict(doc)
-
-
-def _tflite_metadata_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
-    from .tflite_metadata import read_tflite_metadata
-
-    meta = read_tflite_metadata(flatbuffer)
-    if meta is None:
-        return None
-    origin = "TFLite Metadata"
-    values: dict[str, Any] = {"name": meta.name}
-    origins = {"name": origin}
-    notes: list[str] = []
-    label_files = [f for out in meta.outputs for f in out.label_files]
-    if label_files:
-        if label_files[0] in members:
-            # The Task library maps class c to line c: no background line is dropped here.
-            values["labels"] = parse_labels(members[label_files[0]].decode("utf-8", "replace"), background_first=False)
-            origins["labels"] = f"{origin} ({label_files[0]})"
-        else:
-            notes.append(f"TFLite Metadata names label file {label_files[0]!r}, but the model's ZIP has no such member")
-    if meta.outputs and any(o.name for o in meta.outputs):
-        values["output_names"] = tuple(o.name or "" for o in meta.outputs)
-        origins["output_names"] = origin
-    inp: dict[str, Any] = {}
-    if meta.inputs:
-        first = meta.inputs[0]
-        if first.mean is not None and first.std is not None:
-            inp.update(mean=first.mean, std=first.std)
-        if first.color == "RGB":
-            inp["color"] = "RGB"
-        if first.min and first.max and len(first.min) == 1 and len(first.max) == 1 and first.max[0] > first.min[0]:
-            values["input_range"] = (first.min[0], first.max[0])
-            origins["input_range"] = f"{origin} (input Stats)"
-    for key in inp:
-        origins[f"input.{key}"] = origin
-    return ModelMetadata(**values, input=InputSpec(**inp), explicit_input=frozenset(inp), source="tflite-metadata",
-                         origins=origins, notes=tuple(notes))
-
-
-def _legacy_labels_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
-    # A label file in the ZIP without a TFLITE_METADATA block that names it (hand-made models).
-    for member in _LABEL_MEMBERS:
-        if member in members:
-            labels = parse_labels(members[member].decode("utf-8", errors="replace"), background_first=False)
-            return ModelMetadata(labels=labels, source="zip", origins={"labels": f"model ZIP ({member})"})
-    return None
-
-
-_ULTRALYTICS_MEMBER = "metadata.json"
-
-
-def _ultralytics_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
-    raw = members.get(_ULTRALYTICS_MEMBER)
-    if raw is None:
-        return None
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        try:  # older exports wrote a Python dict literal
-            doc = ast.literal_eval(raw.decode("utf-8", "replace"))
-        except (ValueError, SyntaxError) as exc:
-            raise ValueError(f"{_ULTRALYTICS_MEMBER} is neither JSON nor a dict literal ({exc})") from None
-    if not isinstance(doc, dict) or not ({"names", "task", "imgsz"} & set(doc)):
-        return None  # some other tool's metadata.json
-    origin = "Ultralytics metadata.json"
-    values: dict[str, Any] = {}
-    names = doc.get("names")
-    if isinstance(names, dict) and names:
-        try:
-            ids = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"{_ULTRALYTICS_MEMBER}: class names keyed by non-integers") from None
-        values["labels"] = tuple(ids.get(i, f"class_{i}") for i in range(max(ids) + 1))
-    elif isinstance(names, list) and names:
-        values["labels"] = tuple(str(n) for n in names)
-    if doc.get("task"):
-        values["task"] = str(doc["task"])
-    imgsz = doc.get("imgsz")
-    if isinstance(imgsz, (list, tuple)) and len(imgsz) == 2:
-        values["input_size"] = (int(imgsz[1]), int(imgsz[0]))  # Ultralytics: (h, w)
-    elif isinstance(imgsz, int):
-        values["input_size"] = (imgsz, imgsz)
-    if doc.get("end2end") or doc.get("nms"):
-        values["layout"] = "end2end"  # NMS-free head / exported with nms=True: [1, N, 6] rows
-    if doc.get("description"):
-        values["name"] = str(doc["description"])
-    if doc.get("version"):
-        values["versions"] = {"ultralytics": str(doc["version"])}
-    # Ultralytics preprocessing: RGB, pixels / 255, letterbox with grey 114.
-    inp = InputSpec(mean=(0.0,), std=(255.0,), color="RGB", resize="letterbox", pad_value=114)
-    origins = {key: origin for key in values}
-    origins.update({f"input.{k}": origin for k in ("mean", "std", "color", "resize", "pad_value")})
-    return ModelMetadata(**values, input=inp, explicit_input=frozenset(("mean", "std", "color", "resize", "pad_value")),
-                         source="ultralytics", origins=origins)
-
-
-register_metadata_reader("edgekit", _edgekit_reader)
-register_metadata_reader("tflite-metadata", _tflite_metadata_reader)
-register_metadata_reader("ultralytics", _ultralytics_reader)
-register_metadata_reader("zip", _legacy_labels_reader)
+# The readers (edgekit.json, TFLite Metadata, Ultralytics, plain label files) register themselves.
+from . import metadata_readers  # noqa: E402,F401

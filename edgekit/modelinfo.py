@@ -140,6 +140,11 @@ def looks_like(info: ModelInfo) -> str:
         return f"one {list(shapes[0])} output: looks like an image classifier ({shapes[0][1]} classes), not a detector"
     if len(shapes) == 1 and len(shapes[0]) == 4:
         return f"one {list(shapes[0])} output: looks like a segmentation or dense-prediction model, not a detector"
+    if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][1] > shapes[0][2] > 5:
+        n, w = shapes[0][1:]
+        return (f"one {list(shapes[0])} output: rows of {w} values, YOLOv5 ([1, N, 5+C], {w - 5} classes) or "
+                f"YOLOv8 ([1, N, 4+C], {w - 4} classes) — pass --layout yolov5|yolov8, or --labels so the class "
+                "count tells")
     if len(shapes) == 2 and all(len(s) == 3 for s in shapes) and shapes[0][1] == shapes[1][1]:
         return (f"outputs {[list(s) for s in shapes]}: looks like an anchor-based SSD without the post-process "
                 "operator (e.g. MediaPipe BlazeFace); it needs its own decoder (see examples/blazeface_decoder.py)")
@@ -174,19 +179,28 @@ def describe_model(path: str, *, layout: str | None = None, labels_path: str | N
     Raises ModelError only when the file cannot be loaded at all.
     """
     from .detector import Detector, DetectorOptions
-    from .errors import LayoutError, UnsupportedModelError
+    from .errors import ConfigError, EdgekitError, RuntimeNotFoundError
     from .metadata import read_labels, read_metadata
     from .runtime import create_interpreter, find_runtime, signature_output_names
 
     options = DetectorOptions(layout=layout, num_threads=num_threads)
     try:
         return Detector(path, options, labels_path=labels_path).describe()
-    except (LayoutError, UnsupportedModelError) as exc:
+    except (RuntimeNotFoundError, ConfigError):
+        raise  # nothing to describe with, or a bad argument (--labels, --layout)
+    except EdgekitError as exc:
         why = str(exc)
+    except Exception as exc:  # still describe the file; the verdict says what failed
+        why = f"{type(exc).__name__}: {exc}"
     runtime = find_runtime()
     threads = num_threads or 1
-    interpreter = create_interpreter(path, threads, runtime)
-    meta = read_metadata(path)
+    interpreter = create_interpreter(path, threads, runtime)  # ModelError: cannot be loaded at all
+    notes: list[str] = []
+    try:
+        meta = read_metadata(path)
+    except EdgekitError as exc:
+        meta = ModelMetadata()
+        notes.append(f"metadata unreadable: {exc}")
     labels = read_labels(labels_path) if labels_path else meta.labels
     info = inspect_interpreter(interpreter, path, meta, signature_output_names(interpreter),
                                len(labels) if labels else None)
@@ -196,5 +210,5 @@ def describe_model(path: str, *, layout: str | None = None, labels_path: str | N
                      "from": f"--labels {labels_path}" if labels_path else meta.origins.get("labels", "none"),
                      "first": list(labels[:8]) if labels else []}
     doc["verdict"] = f"refuses it: {why}"
-    doc["notes"] = list(meta.notes)
+    doc["notes"] = list(meta.notes) + notes
     return doc

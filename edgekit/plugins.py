@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -21,7 +22,13 @@ def load_plugin(plugin: str) -> None:
         if plugin.endswith(".py") or os.sep in plugin:
             if not os.path.isfile(plugin):
                 raise ConfigError(f"--plugin {plugin}: no such Python file")
-            name = os.path.splitext(os.path.basename(plugin))[0]
+            # A private module name: a plugin file called queue.py must not shadow the standard
+            # library, and two plugins with the same file name in different folders must not clash.
+            path = os.path.realpath(plugin)
+            stem = "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
+            name = f"edgekit_plugin_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+            if name in sys.modules:
+                return  # already loaded (e.g. --plugin given twice)
             spec = importlib.util.spec_from_file_location(name, plugin)
             if spec is None or spec.loader is None:
                 raise ConfigError(f"--plugin {plugin}: not a Python file edgekit can import")

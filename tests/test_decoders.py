@@ -100,7 +100,11 @@ def test_ssd_outputs_mapped_by_name_not_index(names, order):
 def test_detect_layout():
     assert detect_layout([(1, 10, 4), (1, 10), (1, 10), (1,)]) == "ssd"
     assert detect_layout([(1, 84, 8400)]) == "yolov8"
-    assert detect_layout([(1, 25200, 85)]) == "yolov5"
+    assert detect_layout([(1, 25200, 85)], input_size=(640, 640)) == "yolov5"  # 3 anchors per grid cell
+    assert detect_layout([(1, 25200, 85)], num_labels=80) == "yolov5"
+    assert detect_layout([(1, 8400, 84)], input_size=(640, 640)) == "yolov8"  # one row per grid cell
+    with pytest.raises(LayoutError, match="pass --layout yolov5|yolov8"):
+        detect_layout([(1, 8400, 84)])  # rows alone cannot tell v5 from v8
     assert detect_layout([(1, 8400, 84)], num_labels=80) == "yolov8"
     with pytest.raises(LayoutError, match="--layout"):
         detect_layout([(1, 896, 16), (1, 896, 1)])
@@ -168,4 +172,4 @@ def test_ssd_count_out_of_range_refused():
 
 def test_layout_detection_order_end2end_vs_one_class_yolov5():
     assert detect_layout([(1, 300, 6)]) == "end2end"
-    assert detect_layout([(1, 25200, 6)]) == "yolov5"  # a one-class YOLOv5 has 6 columns too
+    assert detect_layout([(1, 25200, 6)], input_size=(640, 640)) == "yolov5"  # a one-class YOLOv5 has 6 columns too

@@ -180,7 +180,7 @@ def test_plugin_decoder_failure_is_the_plugins_fault(tmp_path, ssd, images):
                 "--layout", "broken", "--no-plan")
     assert r.returncode == 4 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "'broken' decoder (plugin module broken_plugin) failed: IndexError" in lines[0]
+    assert len(lines) == 1 and f"'broken' decoder (plugin {plugin}) failed: IndexError" in lines[0]
     assert "internal error" not in r.stderr and "bug in the plugin" in lines[0]
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "register_decoder",
     "get_decoder",
     "decoder_names",
+    "resize_convention",
     "choose_layout",
     "detect_layout",
     "decode_ssd",
@@ -118,6 +119,7 @@ class _Entry:
     decoder: Decoder
     matches: Matcher | None
     builtin: bool
+    resize: str | None = None
 
 
 _REGISTRY: dict[str, _Entry] = {}
@@ -125,18 +127,22 @@ _BUILTIN_ORDER = ("ssd", "end2end", "yolov8", "yolov5")  # most specific first
 
 
 def register_decoder(name: str, decoder: Decoder | None = None, *, matches: Matcher | None = None,
-                     _builtin: bool = False):
+                     resize: str | None = None, _builtin: bool = False):
     """Register ``decoder`` under ``name`` (usable as ``layout=name`` and in metadata).
 
     ``matches(info)`` (optional) lets ``--layout auto`` pick this decoder: return a short reason
     (e.g. ``"two outputs [1, 896, 16] + [1, 896, 1]"``) when the model fits, else False/None.
-    Plugins are asked before the built-in decoders. Works as a plain call or as a decorator.
+    Plugins are asked before the built-in decoders. ``resize`` is the head's input convention
+    (``"letterbox"`` or ``"stretch"``, the default) used when the model's metadata does not say.
+    Works as a plain call or as a decorator.
     """
     def _register(func: Decoder) -> Decoder:
         if not name or not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"decoder name must be alphanumeric (with - or _), found {name!r}")
         _REGISTRY.pop(name, None)  # re-registering moves a plugin to the front of auto-detection
-        _REGISTRY[name] = _Entry(func, matches, _builtin)
+        if resize is not None and resize not in ("letterbox", "stretch"):
+            raise ConfigError(f"decoder {name!r}: resize must be 'letterbox' or 'stretch', found {resize!r}")
+        _REGISTRY[name] = _Entry(func, matches, _builtin, resize)
         return func
 
     return _register(decoder) if decoder is not None else _register
@@ -156,6 +162,12 @@ def get_decoder(name: str) -> Decoder:
 def is_builtin(name: str) -> bool:
     entry = _REGISTRY.get(name)
     return entry is not None and entry.builtin
+
+
+def resize_convention(name: str) -> str:
+    """How the head ``name`` expects the image fitted to its input: ``letterbox`` or ``stretch``."""
+    entry = _REGISTRY.get(name)
+    return (entry.resize if entry is not None else None) or "stretch"
 
 
 def decoder_names() -> list[str]:
@@ -196,19 +208,22 @@ def choose_layout(info: "ModelInfo", requested: str | None = None) -> tuple[str,
     )
 
 
-def detect_layout(shapes: Sequence[tuple[int, ...]], num_labels: int | None = None) -> str:
-    """Guess the built-in layout from output shapes alone; raises LayoutError when none fits."""
+def detect_layout(shapes: Sequence[tuple[int, ...]], num_labels: int | None = None,
+                  input_size: tuple[int, int] | None = None) -> str:
+    """Guess the built-in layout from output shapes (and the input ``(width, height)``, which tells
+    YOLOv8 rows from YOLOv5 rows); raises LayoutError when none fits."""
     from ..modelinfo import ModelInfo, TensorInfo
 
     outs = tuple(TensorInfo(i, f"output_{i}", tuple(s), "float32") for i, s in enumerate(shapes))
-    return choose_layout(ModelInfo("model", (), outs, num_labels=num_labels))[0]
+    ins = (TensorInfo(-1, "input", (1, input_size[1], input_size[0], 3), "float32"),) if input_size else ()
+    return choose_layout(ModelInfo("model", ins, outs, num_labels=num_labels))[0]
 
 
 from .end2end import decode_end2end, matches_end2end  # noqa: E402  (register the built-ins)
 from .ssd import decode_ssd, matches_ssd  # noqa: E402
 from .yolo import decode_yolov5, decode_yolov8, matches_yolov5, matches_yolov8  # noqa: E402
 
-register_decoder("ssd", decode_ssd, matches=matches_ssd, _builtin=True)
-register_decoder("yolov8", decode_yolov8, matches=matches_yolov8, _builtin=True)
-register_decoder("yolov5", decode_yolov5, matches=matches_yolov5, _builtin=True)
-register_decoder("end2end", decode_end2end, matches=matches_end2end, _builtin=True)
+register_decoder("ssd", decode_ssd, matches=matches_ssd, resize="stretch", _builtin=True)
+register_decoder("yolov8", decode_yolov8, matches=matches_yolov8, resize="letterbox", _builtin=True)
+register_decoder("yolov5", decode_yolov5, matches=matches_yolov5, resize="letterbox", _builtin=True)
+register_decoder("end2end", decode_end2end, matches=matches_end2end, resize="letterbox", _builtin=True)

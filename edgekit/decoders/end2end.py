@@ -14,20 +14,19 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..errors import LayoutError
-from ._checks import check_boxes, check_class_ids, check_scores
+from ._checks import check_boxes, check_class_ids, check_scores, fail, normalise_if_pixels, tolerance
 
 if TYPE_CHECKING:
     from ..modelinfo import ModelInfo
     from . import Candidates, DecodeContext, OutputTensor
 
-_MAX_ROWS = 1000
+MAX_ROWS = 1000  # [1, N, 6] with N above this is a one-class YOLOv5, not an end-to-end head
 
 
 def matches_end2end(info: "ModelInfo"):
     shapes = info.output_shapes()
     if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1 and shapes[0][2] == 6 \
-            and shapes[0][1] <= _MAX_ROWS:
+            and shapes[0][1] <= MAX_ROWS:
         return f"shapes (one output [1, {shapes[0][1]}, 6]: x1, y1, x2, y2, score, class rows)"
     return False
 
@@ -36,15 +35,14 @@ def decode_end2end(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "
     from . import Candidates
 
     if len(outputs) != 1 or outputs[0].data.ndim != 3 or outputs[0].data.shape[-1] != 6:
-        raise LayoutError(f"end2end layout needs one [1, N, 6] output, found {[list(o.data.shape) for o in outputs]}")
+        raise fail(ctx, "end2end", f"needs one [1, N, 6] output, found {[list(o.data.shape) for o in outputs]}")
+    tol = tolerance(outputs[0].scale)
     rows = outputs[0].dequantized()[0]
     scores = rows[:, 4]
-    check_scores(ctx, "end2end", scores)
-    keep = scores >= ctx.score_threshold
-    rows = rows[keep]
-    class_ids = check_class_ids(ctx, "end2end", rows[:, 5])
-    boxes = rows[:, :4].astype(np.float32)
-    if boxes.size and float(np.max(np.abs(boxes))) > 1.5:  # input pixels
-        boxes = boxes / np.array([ctx.input_width, ctx.input_height] * 2, np.float32)
-    check_boxes(ctx, "end2end", boxes)
-    return Candidates(np.clip(boxes, 0.0, 1.0), rows[:, 4].astype(np.float32), class_ids, needs_nms=False)
+    check_scores(ctx, "end2end", scores, tol)
+    rows = rows[scores >= ctx.score_threshold]
+    class_ids = check_class_ids(ctx, "end2end", rows[:, 5], tol)
+    boxes = normalise_if_pixels(rows[:, :4].astype(np.float32), ctx)
+    check_boxes(ctx, "end2end", boxes, tol)
+    return Candidates(np.clip(boxes, 0.0, 1.0), np.clip(rows[:, 4], 0.0, 1.0).astype(np.float32), class_ids,
+                      needs_nms=False)

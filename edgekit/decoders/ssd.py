@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..errors import LayoutError
-from ._checks import check_boxes, check_class_ids, check_scores, fail
+from ._checks import check_boxes, check_class_ids, check_scores, fail, tolerance
 
 if TYPE_CHECKING:
     from ..modelinfo import ModelInfo
@@ -89,15 +89,18 @@ def roles_of(outputs: Sequence["OutputTensor"], info: "ModelInfo | None") -> tup
     if len(boxes) == 1 and len(count) == 1 and len(rest) == 2:
         return {"boxes": boxes[0], "classes": rest[0], "scores": rest[1], "count": count[0]}, "output shapes"
     raise LayoutError(
-        "SSD layout needs 4 outputs (boxes [1,N,4], classes [1,N], scores [1,N], count [1]); "
-        f"found {[(o.name, list(o.data.shape)) for o in outputs]}"
+        "the SSD layout needs the 4 post-process outputs (boxes [1,N,4], classes [1,N], scores [1,N], count [1]); "
+        f"found {[(o.name, list(o.data.shape)) for o in outputs]}; check --layout"
     )
 
 
 def decode_ssd(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
     from . import Candidates
 
-    roles, _ = roles_of(outputs, ctx.info)
+    try:
+        roles, _ = roles_of(outputs, ctx.info)
+    except LayoutError as exc:
+        raise fail(ctx, "ssd", str(exc)) from None
     count_raw = roles["count"].dequantized().reshape(-1)
     n_max = roles["scores"].data.size
     if count_raw.size != 1 or not np.isfinite(count_raw[0]) or not 0 <= count_raw[0] <= n_max:
@@ -106,12 +109,15 @@ def decode_ssd(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Cand
     boxes = roles["boxes"].dequantized().reshape(-1, 4)[:count]
     scores = roles["scores"].dequantized().reshape(-1)[:count]
     classes = roles["classes"].dequantized().reshape(-1)[:count]
-    check_scores(ctx, "ssd", scores)
-    class_ids = check_class_ids(ctx, "ssd", classes)
+    if not len(boxes) == len(scores) == len(classes) == count:
+        raise fail(ctx, "ssd", f"count says {count} detections but boxes/scores/classes hold "
+                               f"{len(boxes)}/{len(scores)}/{len(classes)}")
+    check_scores(ctx, "ssd", scores, tolerance(roles["scores"].scale))
+    class_ids = check_class_ids(ctx, "ssd", classes, tolerance(roles["classes"].scale))
     keep = scores >= ctx.score_threshold
     yx = boxes[keep]
     if not np.all(np.isfinite(yx)):
         raise fail(ctx, "ssd", "boxes are not finite (NaN/inf)")
     xyxy = np.clip(yx, 0.0, 1.0)[:, [1, 0, 3, 2]]
     check_boxes(ctx, "ssd", xyxy)
-    return Candidates(xyxy, scores[keep], class_ids[keep], needs_nms=False)
+    return Candidates(xyxy, np.clip(scores[keep], 0.0, 1.0), class_ids[keep], needs_nms=False)

@@ -2,12 +2,17 @@
 
 ``yolov8`` (also YOLOv9/v11 and YOLO26 with ``end2end=False``)
     One output ``[1, 4 + C, N]`` (or ``[1, N, 4 + C]``): ``cx, cy, w, h`` then C class scores
-    after sigmoid, no objectness.
+    after sigmoid, no objectness. N = one box per cell of the stride-8/16/32 grids.
 ``yolov5``
     One output ``[1, N, 5 + C]``: ``cx, cy, w, h, objectness``, C class scores; score = obj × cls.
+    N = three anchors per cell of the stride-8/16/32 grids.
 
 Boxes are normalised 0..1 (Ultralytics' TFLite exports) or in input pixels (other exporters),
 told apart by range. Candidates need NMS.
+
+Telling ``[1, N, 4 + C]`` (YOLOv8 rows) from ``[1, N, 5 + C]`` (YOLOv5 rows) needs more than the
+shape: the label count (4 + labels columns) or the row count for the input size (N cells vs 3N
+anchors). When neither tells, auto-detection refuses and asks for ``--layout`` or ``--labels``.
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..boxes import cxcywh_to_xyxy
-from ..errors import LayoutError
-from ._checks import check_boxes, check_class_count, check_scores
+from ._checks import check_boxes, check_class_count, check_scores, fail, normalise_if_pixels, tolerance
+from .end2end import MAX_ROWS as _END2END_MAX_ROWS
 
 if TYPE_CHECKING:
     from ..modelinfo import ModelInfo
     from . import Candidates, DecodeContext, OutputTensor
 
-_END2END_MAX_ROWS = 1000  # [1, N, 6] with N above this is a one-class YOLOv5, not an end-to-end head
+_STRIDES = (8, 16, 32)
 
 
 def _single(info: "ModelInfo") -> tuple[int, int] | None:
@@ -34,15 +39,25 @@ def _single(info: "ModelInfo") -> tuple[int, int] | None:
     return None
 
 
+def grid_cells(info: "ModelInfo") -> int | None:
+    """Cells of the stride-8/16/32 grids for the model's input size (YOLOv8 rows; YOLOv5 has 3×)."""
+    if not info.inputs or len(info.inputs[0].shape) != 4:
+        return None
+    _, h, w, _ = info.inputs[0].shape
+    return sum(-(-h // s) * -(-w // s) for s in _STRIDES)
+
+
 def matches_yolov8(info: "ModelInfo"):
     dims = _single(info)
     if dims is None:
         return False
     a, b = dims
-    if 4 < a < b:
+    labels, cells = info.num_labels, grid_cells(info)
+    if 4 < a < b and (labels is None or a == 4 + labels):
         return f"shapes (one output [1, {a}, {b}]: 4 box rows + {a - 4} class rows)"
-    if info.num_labels is not None and b == 4 + info.num_labels and a > b:
-        return f"shapes (one output [1, {a}, {b}]: 4 box columns + {info.num_labels} classes, as many as labels)"
+    if a > b > 4 and ((labels is not None and b == 4 + labels) or (labels is None and a == cells)):
+        why = f"{labels} classes, as many as labels" if labels is not None else f"{a} rows, one per grid cell"
+        return f"shapes (one output [1, {a}, {b}]: 4 box columns + {b - 4} classes; {why})"
     return False
 
 
@@ -51,37 +66,36 @@ def matches_yolov5(info: "ModelInfo"):
     if dims is None or matches_yolov8(info):
         return False
     n, width = dims
-    if width > 5 and n > width and not (width == 6 and n <= _END2END_MAX_ROWS):
+    if width <= 5 or n <= width or (width == 6 and n <= _END2END_MAX_ROWS):
+        return False
+    labels, cells = info.num_labels, grid_cells(info)
+    if (labels is not None and width == 5 + labels) or (labels is None and cells is not None and n == 3 * cells):
         return f"shapes (one output [1, {n}, {width}]: box, objectness + {width - 5} classes)"
     return False
 
 
-def _to_normalised(boxes: np.ndarray, ctx: "DecodeContext") -> np.ndarray:
-    # Exports differ: Ultralytics TFLite gives 0..1, others give input pixels.
-    if boxes.size and float(np.max(boxes[:, :2])) > 1.5:
-        boxes = boxes / np.array([ctx.input_width, ctx.input_height] * 2, np.float32)
-    return cxcywh_to_xyxy(boxes)
-
-
-def _boxes(rows: np.ndarray, ctx: "DecodeContext", layout: str) -> np.ndarray:
-    if rows.size and (float(rows[:, 2:4].min()) < -1e-3):
-        from ._checks import fail
-
+def _boxes(rows: np.ndarray, ctx: "DecodeContext", layout: str, tol: float) -> np.ndarray:
+    if rows.size and float(rows[:, 2:4].min()) < -tol:
         raise fail(ctx, layout, "box widths/heights are negative")
-    boxes = _to_normalised(rows, ctx).astype(np.float32)
-    check_boxes(ctx, layout, boxes)
+    boxes = cxcywh_to_xyxy(normalise_if_pixels(rows, ctx, slice(0, 2))).astype(np.float32)
+    check_boxes(ctx, layout, boxes, tol)
     return boxes
+
+
+def _one_output(outputs: Sequence["OutputTensor"], ctx: "DecodeContext", layout: str, want: str) -> "OutputTensor":
+    if len(outputs) != 1 or outputs[0].data.ndim != 3 or outputs[0].data.shape[0] != 1:
+        raise fail(ctx, layout, f"needs one {want} output, found {[list(o.data.shape) for o in outputs]}")
+    return outputs[0]
 
 
 def decode_yolov8(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
     from . import Candidates, OutputTensor
 
-    if len(outputs) != 1 or outputs[0].data.ndim != 3:
-        raise LayoutError(f"yolov8 layout needs one [1, 4+C, N] output, found {[list(o.data.shape) for o in outputs]}")
-    out = outputs[0]
+    out = _one_output(outputs, ctx, "yolov8", "[1, 4+C, N]")
     data = out.data[0]
     _, a, b = out.data.shape
-    if a > b or (ctx.num_labels is not None and b == 4 + ctx.num_labels and a != 4 + ctx.num_labels):
+    labels = ctx.num_labels
+    if (labels is not None and b == 4 + labels and a != 4 + labels) or (a > b and (labels is None or a != 4 + labels)):
         data = data.T  # [N, 4+C] export
     check_class_count(ctx, "yolov8", data.shape[0] - 4)
     cls = data[4:]
@@ -93,28 +107,32 @@ def decode_yolov8(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "C
         return Candidates.empty(needs_nms=True)
     picked = OutputTensor(out.name, data[:, keep], out.scale, out.zero_point).dequantized()
     scores = picked[4:][best[keep], np.arange(keep.size)]
-    check_scores(ctx, "yolov8", scores)
-    boxes = _boxes(np.ascontiguousarray(picked[:4].T), ctx, "yolov8")
-    return Candidates(boxes, scores, best[keep].astype(np.int64))
+    tol = tolerance(out.scale)
+    check_scores(ctx, "yolov8", scores, tol)
+    boxes = _boxes(np.ascontiguousarray(picked[:4].T), ctx, "yolov8", tol)
+    return Candidates(boxes, np.clip(scores, 0.0, 1.0), best[keep].astype(np.int64))
 
 
 def decode_yolov5(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
     from . import Candidates, OutputTensor
 
-    if len(outputs) != 1 or outputs[0].data.ndim != 3:
-        raise LayoutError(f"yolov5 layout needs one [1, N, 5+C] output, found {[list(o.data.shape) for o in outputs]}")
-    out = outputs[0]
+    out = _one_output(outputs, ctx, "yolov5", "[1, N, 5+C]")
+    _, n, width = out.data.shape
+    if n < width:
+        raise fail(ctx, "yolov5", f"the output [1, {n}, {width}] has fewer rows than columns; YOLOv5 gives "
+                                  "[1, N, 5+C] (a [1, 4+C, N] output is yolov8)")
     data = out.data[0]
-    check_class_count(ctx, "yolov5", data.shape[1] - 5)
+    check_class_count(ctx, "yolov5", width - 5)
     # score = obj × cls ≤ obj: filter on objectness first, in raw units.
     keep = np.nonzero(data[:, 4] >= out.raw_threshold(ctx.score_threshold))[0]
     if keep.size == 0:
         return Candidates.empty(needs_nms=True)
     rows = OutputTensor(out.name, data[keep], out.scale, out.zero_point).dequantized()
-    check_scores(ctx, "yolov5", rows[:, 4:])
-    cls_scores = rows[:, 5:] * rows[:, 4:5]
+    tol = tolerance(out.scale)
+    check_scores(ctx, "yolov5", rows[:, 4:], tol)
+    cls_scores = np.clip(rows[:, 5:] * rows[:, 4:5], 0.0, 1.0)
     best = cls_scores.argmax(axis=1)
     scores = cls_scores[np.arange(len(best)), best]
     ok = scores >= ctx.score_threshold
-    boxes = _boxes(rows[ok, :4], ctx, "yolov5")
+    boxes = _boxes(rows[ok, :4], ctx, "yolov5", tol)
     return Candidates(boxes, scores[ok], best[ok].astype(np.int64))

@@ -1,0 +1,161 @@
+"""The metadata readers :func:`edgekit.metadata.read_metadata` runs, in order.
+
+``edgekit``  ``edgekit.json`` written by edgekit-convert (labels, normalisation, layout, SHA-256);
+    errors here are ModelErrors: a model edgekit wrote must be intact.
+``tflite-metadata``  the standard ``TFLITE_METADATA`` flatbuffer (MediaPipe, Model Maker, TF Hub):
+    the label file named by an output tensor, input NormalizationOptions and value range, output names.
+``ultralytics``  Ultralytics' ``metadata.json`` ZIP member (class names, imgsz, task, end2end/nms);
+    older exports (Ultralytics 8.0-8.2 ``temp_meta.txt``, YOLOv5 ``meta.txt``) carry the same dict as
+    a TFLite-Metadata associated file, which is read here too and never taken for a label file.
+``zip``  a bare ``labelmap.txt``/``labels.txt`` in the appended ZIP.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any, Mapping
+
+from .errors import ConfigError, ModelError
+from .metadata import (_LABEL_MEMBERS, METADATA_MEMBER, InputSpec, ModelMetadata, parse_labels,
+                       register_metadata_reader)
+
+__all__: list[str] = []
+
+
+def _dict_literal(raw: bytes) -> dict | None:
+    """A JSON object or Python dict literal (older Ultralytics/YOLOv5 exports), else None."""
+    text = raw.decode("utf-8", "replace").strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        try:
+            doc = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _edgekit_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
+    if METADATA_MEMBER not in members:
+        return None
+    try:
+        doc = json.loads(members[METADATA_MEMBER])
+        if not isinstance(doc, dict):
+            raise ValueError(f"expected a JSON object, found {type(doc).__name__}")
+        return ModelMetadata.from_json_dict(doc)
+    except ModelError:
+        raise
+    except (ValueError, TypeError, KeyError, ConfigError) as exc:
+        raise ModelError(f"{where}: the embedded edgekit.json is invalid ({exc}); re-convert the model") from None
+
+
+def _tflite_metadata_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
+    from .tflite_metadata import read_tflite_metadata
+
+    meta = read_tflite_metadata(flatbuffer)
+    if meta is None:
+        return None
+    origin = "TFLite Metadata"
+    values: dict[str, Any] = {"name": meta.name}
+    origins = {"name": origin}
+    notes: list[str] = []
+    # A dict in an "associated file" is older Ultralytics/YOLOv5 metadata (the ultralytics reader
+    # reads it), not labels.
+    label_files = [f for out in meta.outputs for f in out.label_files
+                   if not (f in members and _dict_literal(members[f]) is not None)]
+    if label_files:
+        if label_files[0] in members:
+            # The Task library maps class c to line c: no background line is dropped here.
+            values["labels"] = parse_labels(members[label_files[0]].decode("utf-8", "replace"), background_first=False)
+            origins["labels"] = f"{origin} ({label_files[0]})"
+        else:
+            notes.append(f"TFLite Metadata names label file {label_files[0]!r}, but the model's ZIP has no such member")
+    if meta.outputs and any(o.name for o in meta.outputs):
+        values["output_names"] = tuple(o.name or "" for o in meta.outputs)
+        origins["output_names"] = origin
+    inp: dict[str, Any] = {}
+    if meta.inputs:
+        first = meta.inputs[0]
+        if first.mean is not None and first.std is not None:
+            inp.update(mean=first.mean, std=first.std)
+        if first.color == "RGB":
+            inp["color"] = "RGB"
+        if first.min and first.max and len(first.min) == 1 and len(first.max) == 1 and first.max[0] > first.min[0]:
+            values["input_range"] = (first.min[0], first.max[0])
+            origins["input_range"] = f"{origin} (input Stats)"
+    for key in inp:
+        origins[f"input.{key}"] = origin
+    return ModelMetadata(**values, input=InputSpec(**inp), explicit_input=frozenset(inp), source="tflite-metadata",
+                         origins=origins, notes=tuple(notes))
+
+
+def _legacy_labels_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
+    # A label file in the ZIP without a TFLITE_METADATA block that names it (hand-made models).
+    for member in _LABEL_MEMBERS:
+        if member in members:
+            labels = parse_labels(members[member].decode("utf-8", errors="replace"), background_first=False)
+            return ModelMetadata(labels=labels, source="zip", origins={"labels": f"model ZIP ({member})"})
+    return None
+
+
+_ULTRALYTICS_MEMBER = "metadata.json"
+
+
+def _ultralytics_doc(members: Mapping[str, bytes]) -> tuple[str, dict] | None:
+    """Ultralytics' metadata: ``metadata.json``, else (older exports) the first member holding a
+    dict with class names and a stride or an Ultralytics author."""
+    names = [_ULTRALYTICS_MEMBER] + sorted(m for m in members if m != _ULTRALYTICS_MEMBER)
+    for member in names:
+        if member not in members:
+            continue
+        doc = _dict_literal(members[member])
+        if doc and "names" in doc and ("stride" in doc or "ultralytics" in str(doc.get("author", "")).lower()):
+            return member, doc
+    return None
+
+
+def _ultralytics_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
+    found = _ultralytics_doc(members)
+    if found is None:
+        return None
+    member, doc = found
+    origin = f"Ultralytics {member}"
+    values: dict[str, Any] = {}
+    names = doc.get("names")
+    if isinstance(names, dict) and names:
+        try:
+            ids = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"{member}: class names keyed by non-integers") from None
+        values["labels"] = tuple(ids.get(i, f"class_{i}") for i in range(max(ids) + 1))
+    elif isinstance(names, list) and names:
+        values["labels"] = tuple(str(n) for n in names)
+    if doc.get("task"):
+        values["task"] = str(doc["task"])
+    imgsz = doc.get("imgsz")
+    if isinstance(imgsz, (list, tuple)) and len(imgsz) == 2 and all(isinstance(v, int) for v in imgsz):
+        values["input_size"] = (int(imgsz[1]), int(imgsz[0]))  # Ultralytics: (h, w)
+    elif isinstance(imgsz, int):
+        values["input_size"] = (imgsz, imgsz)
+    args = doc.get("args") if isinstance(doc.get("args"), dict) else {}
+    if doc.get("end2end") or doc.get("nms") or args.get("nms"):
+        values["layout"] = "end2end"  # NMS-free head / exported with nms=True: [1, N, 6] rows
+    if doc.get("description"):
+        values["name"] = str(doc["description"])
+    if doc.get("version"):
+        values["versions"] = {"ultralytics": str(doc["version"])}
+    # Ultralytics preprocessing: RGB, pixels / 255, letterbox with grey 114.
+    inp = InputSpec(mean=(0.0,), std=(255.0,), color="RGB", resize="letterbox", pad_value=114)
+    origins = {key: origin for key in values}
+    origins.update({f"input.{k}": origin for k in ("mean", "std", "color", "resize", "pad_value")})
+    return ModelMetadata(**values, input=inp, explicit_input=frozenset(("mean", "std", "color", "resize", "pad_value")),
+                         source="ultralytics", origins=origins)
+
+
+register_metadata_reader("edgekit", _edgekit_reader)
+register_metadata_reader("tflite-metadata", _tflite_metadata_reader)
+register_metadata_reader("ultralytics", _ultralytics_reader)
+register_metadata_reader("zip", _legacy_labels_reader)
