@@ -252,6 +252,10 @@ def test_end2end_head_matches_the_yolov8_head(exported, tmp_path, pixels):
                 best = max((iou(d.box, r.box) for r in ref if r.label == d.label), default=0.0)
                 assert best >= 0.7, (image.name, d)
                 matched += 1
+            for r in ref:  # and nothing the reference finds clearly is missing
+                if r.score >= 0.7:
+                    assert any(d.label == r.label and iou(d.box, r.box) >= 0.6
+                               for d in det.detect(image).detections), (image.name, r)
         assert matched >= 8
 
 
@@ -264,3 +268,127 @@ def test_model_failing_at_invoke_is_a_model_error(exported, images):
     assert r.returncode == 4 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "failed running the model" in lines[0] and "internal error" not in r.stderr
+
+
+# -- review findings: older metadata layouts, quantized heads, corrupt metadata, plugin names -----------
+
+def _coco(shared):
+    return tuple((shared / "models/yolov8n/labels_coco80.txt").read_text().split("\n")[:80])
+
+
+def test_older_ultralytics_dict_in_tflite_metadata_is_not_a_label_file(shared, tmp_path, images):
+    """Ultralytics 8.0-8.2 attached str(metadata) as a TFLite-Metadata label file (temp_meta.txt)."""
+    from edgekit.metadata import split_model
+
+    flat, _ = split_model((shared / "models/yolov8n/yolov8n_int8_320.tflite").read_bytes())
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(flat)  # no metadata.json: as exported before Ultralytics 8.3
+    meta = {"description": "Ultralytics YOLOv8n", "author": "Ultralytics", "stride": 32, "task": "detect",
+            "batch": 1, "imgsz": [320, 320], "names": dict(enumerate(_coco(shared)))}
+    old = exporters.with_tflite_metadata(bare, tmp_path / "old.tflite", output_names=["output0"], labels=[str(meta)])
+    det = Detector(old)
+    assert det.labels[:2] == ("person", "bicycle") and len(det.labels) == 80
+    assert det.label_origin.startswith("Ultralytics labelmap.txt")
+    assert {"person", "kite"} <= {d.label for d in det.detect(images / "coral_kite_and_cold.jpg").detections}
+
+
+def test_yolov5_repo_meta_txt_gives_names(exported, tmp_path, images):
+    """YOLOv5's export.py stores {'stride': 32, 'names': [...]} as a model-level associated file."""
+    import io
+    import zipfile
+
+    src = exported.yolov5_like(num_classes=3, size=320)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("meta.txt", str({"stride": 32, "names": ["cat", "dog", "bird"]}))
+    model = tmp_path / "yolov5_meta.tflite"
+    model.write_bytes(src.read_bytes() + buf.getvalue())
+    det = Detector(model, DetectorOptions(input=None))
+    assert det.labels == ("cat", "dog", "bird") and det.layout == "yolov5"
+    assert all(d.label in det.labels for d in det.detect(images / "coral_cat.bmp").detections)
+
+
+def test_ultralytics_nms_export_from_args(shared, tmp_path, exported):
+    model = exporters.with_ultralytics_metadata(exported.end2end_shapes(), tmp_path / "nms.tflite",
+                                                names=exporters.SHAPES_LABELS, imgsz=(128, 128),
+                                                args={"nms": True, "batch": 1})
+    det = Detector(model)
+    assert det.layout == "end2end" and "Ultralytics metadata.json" in det.layout_origin
+
+
+def test_int8_end2end_rows_and_scores_just_above_one():
+    from edgekit.decoders import decode_end2end, decode_yolov8
+
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, :3] = [[0.1, 0.1, 0.4, 0.5, 0.9, 3], [0.5, 0.5, 0.9, 0.8, 0.7, 17], [0.2, 0.6, 0.3, 0.9, 0.4, 79]]
+    scale, zp = 80.0 / 255, -128
+    q = np.clip(np.rint(rows / scale + zp), -128, 127).astype(np.int8)
+    cand = decode_end2end([OutputTensor("out", q, scale, zp)], DecodeContext(640, 640, 0.25, 80, "m"))
+    assert cand.class_ids.tolist() == [3, 17, 79]
+    # an int8 YOLO score tensor whose range reaches 1.03 dequantizes a 0.9998 score to 1.0017
+    data = np.zeros((1, 84, 100), np.float32)
+    data[0, :4] = 0.5
+    data[0, 4 + 7, 5] = 0.9998
+    scale, zp = 1.03 / 255, -128
+    q = np.clip(np.rint(data / scale + zp), -128, 127).astype(np.int8)
+    cand = decode_yolov8([OutputTensor("out", q, scale, zp)], DecodeContext(640, 640, 0.25, 80, "m"))
+    assert cand.class_ids.tolist() == [7] and 0.99 <= float(cand.scores[0]) <= 1.0
+
+
+def test_ssd_roles_from_tflite_metadata_names_when_ops_are_unknown(exported, ssd, ssd_labels, images, monkeypatch):
+    """A runtime that cannot list operators: the TFLite Metadata output names still give the roles."""
+    from edgekit.decoders.ssd import roles_of
+
+    model = exported.tf2_ssd_with_metadata()
+    det_ops = Detector(model, DetectorOptions(score_threshold=0.3))
+    import edgekit.modelinfo as modelinfo
+
+    real = modelinfo.inspect_interpreter
+
+    def without_ops(interpreter, *args, **kwargs):
+        info = real(interpreter, *args, **kwargs)
+        return modelinfo.ModelInfo(info.path, info.inputs, info.outputs, {}, None, info.metadata, info.num_labels)
+
+    monkeypatch.setattr("edgekit.detector.inspect_interpreter", without_ops)
+    det = Detector(model, DetectorOptions(score_threshold=0.3))
+    assert det.layout_origin.startswith("metadata (TFLite Metadata output names)")
+    outputs = det.invoke(det.preprocess(det.load(images / "tflsupport_cats_and_dogs.jpg"))[0])
+    assert roles_of(outputs, det.info)[1] == "TFLite Metadata names"
+    _same_detections(det_ops.detect(images / "tflsupport_cats_and_dogs.jpg"),
+                     det.detect(images / "tflsupport_cats_and_dogs.jpg"))
+
+
+def test_corrupt_metadata_zip_is_one_line(shared, tmp_path, images):
+    data = bytearray((shared / "models/yolov8n/yolov8n_int8_320.tflite").read_bytes())
+    from edgekit.metadata import split_model
+
+    flat, _ = split_model(bytes(data))
+    data[len(flat) + 60] ^= 0xFF  # inside the deflated metadata.json
+    model = tmp_path / "bad_zip.tflite"
+    model.write_bytes(bytes(data))
+    r = run_cli("-m", "edgekit", "detect", str(model), str(images / "coral_cat.bmp"), "--no-plan")
+    assert r.returncode == 4 and "metadata ZIP appended to the model is corrupt" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "internal error" not in r.stderr
+    r = run_cli("-m", "edgekit", "info", str(model))
+    assert r.returncode == 0 and "refuses it" in r.stdout and "corrupt" in r.stdout
+
+
+def test_plugin_file_named_like_a_stdlib_module_does_not_shadow_it(tmp_path):
+    import queue
+    import sys
+
+    from edgekit.plugins import load_plugin
+
+    plugin = tmp_path / "queue.py"
+    plugin.write_text("from dataclasses import dataclass\n\n@dataclass\nclass Box:\n    x: int\n")
+    load_plugin(str(plugin))
+    assert sys.modules["queue"] is queue and hasattr(queue, "Queue")
+
+
+def test_label_map_pbtxt(tmp_path):
+    from edgekit.metadata import read_labels
+
+    path = tmp_path / "label_map.pbtxt"
+    path.write_text('item {\n  name: "/m/01g317"\n  id: 1\n  display_name: "person"\n}\n'
+                    'item {\n  id: 3\n  name: "car"\n}\n')
+    assert read_labels(path) == ("person", "???", "car")
