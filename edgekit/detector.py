@@ -198,7 +198,7 @@ class Detector:
         opts = self.options
         ctx = decoders.DecodeContext(self.input_size[0], self.input_size[1], opts.score_threshold,
                                      len(self.labels) if self.labels else None, self.info.name, self.info,
-                                     f"{self.layout} ({self.layout_origin})")
+                                     self.layout_origin)
         cand = self._run_decoder(outputs, ctx)
         sel = postprocess.select(cand, labels=self.labels, score_threshold=opts.score_threshold,
                                  iou_threshold=opts.iou_threshold, max_results=opts.max_results,

@@ -49,7 +49,7 @@ def test_info_safe_survives_a_runtime_crash(crashing_runtime, ssd):
     r = run_cli("-m", "edgekit", "info", "--safe", str(ssd), env={"PYTHONPATH": f"{crashing_runtime}:{REPO}"})
     assert r.returncode == 4 and "crashed with SIGILL" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("-m", "edgekit", "info", "--safe", str(ssd), "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["layout"] == "ssd"
+    assert r.returncode == 0 and json.loads(r.stdout)["layout"]["name"] == "ssd"
 
 
 def _report(fixture, runtimes=("ai-edge-litert",), numpy="2.1.0", glibc="2.36"):

@@ -83,7 +83,8 @@ class OutputTensor:
 class DecodeContext:
     """What a decoder may need besides the outputs.
 
-    ``model`` names the model in error messages; ``info`` is the loaded model's
+    ``model`` names the model in error messages and ``layout`` says how the layout was chosen;
+    ``info`` is the loaded model's
     :class:`~edgekit.modelinfo.ModelInfo` (operators, metadata), ``None`` outside a Detector.
     """
 
@@ -183,7 +184,7 @@ def choose_layout(info: "ModelInfo", requested: str | None = None) -> tuple[str,
     """
     if requested and requested != "auto":
         get_decoder(requested)
-        return requested, "override (--layout / layout=)"
+        return requested, "override (--layout)"
     meta = info.metadata
     if meta.layout:
         get_decoder(meta.layout)

@@ -25,7 +25,7 @@ PIXEL_COORDINATES_ABOVE = 1.5  # boxes whose coordinates exceed this are in inpu
 
 def fail(ctx: "DecodeContext", layout: str, problem: str) -> LayoutError:
     """A LayoutError naming the model and layout, with what to check."""
-    how = f"layout {layout!r}" + (f" (chosen: {ctx.layout})" if ctx.layout and ctx.layout != layout else "")
+    how = f"layout {layout!r}" + (f" (chosen by: {ctx.layout})" if ctx.layout else "")
     return LayoutError(
         f"{ctx.model}: decoding with {how}: {problem}. The outputs do not fit this layout: check --layout "
         "(or drop it to let edgekit pick) and --labels"
