@@ -127,3 +127,21 @@ def test_tflite_runtime_with_numpy1_then_numpy2(tflite_runtime_venv, ssd, ssd_la
     assert r.returncode == 1
     doc = json.loads(r.stdout)
     assert {f["topic"] for f in doc["findings"] if f["level"] == "error"} >= {"runtime", "numpy"}
+
+
+@pytest.mark.slow
+def test_tflite_runtime_reads_exporter_layouts(tflite_runtime_venv, exported, ssd, ssd_labels, shared, images):
+    """On the 32-bit Pi runtime too: TF2-ordered SSD outputs get their roles from the post-process
+    operator, and Ultralytics metadata gives the class names (no TensorFlow, no flatbuffers package)."""
+    py = tflite_runtime_venv
+    photo = str(images / "tflsupport_cats_and_dogs.jpg")
+    orig = _edgekit(py, "detect", str(ssd), photo, "--labels", str(ssd_labels), "--no-plan")
+    tf2 = _edgekit(py, "detect", str(exported.tf2_ssd_layout()), photo, "--labels", str(ssd_labels), "--no-plan", "-v")
+    assert orig.returncode == 0 and tf2.returncode == 0, tf2.stderr
+    assert "layout ssd (from operator" in tf2.stderr
+    assert json.loads(tf2.stdout)["detections"] == json.loads(orig.stdout)["detections"]
+    assert {"cat", "dog"} <= {d["label"] for d in json.loads(tf2.stdout)["detections"]}
+    r = _edgekit(py, "detect", str(shared / "models/yolov8n/yolov8n_int8_320.tflite"),
+                 str(images / "coral_kite_and_cold.jpg"), "--no-plan")
+    assert r.returncode == 0, r.stderr
+    assert {"person", "kite"} <= {d["label"] for d in json.loads(r.stdout)["detections"]}
