@@ -139,6 +139,11 @@ class Detector:
         shape = tuple(int(v) for v in d["shape"])
         self._input_index = d["index"]
         self.input_size = (shape[2], shape[1])  # (width, height)
+        said = self.metadata.input_size
+        if said is not None and tuple(said) != self.input_size:
+            self.notes.append(f"{self.info.name}: {self.metadata.origins.get('input_size', 'metadata')} says the model "
+                              f"was exported at {said[0]}x{said[1]}, but its input tensor is "
+                              f"{self.input_size[0]}x{self.input_size[1]}; using the tensor's size")
         spec = self.metadata.input
         if self.options.input is not None:  # the override; what it leaves unset still comes from the model
             given = self.options.input

@@ -401,3 +401,11 @@ def test_label_map_pbtxt(tmp_path):
     path.write_text('item {\n  name: "/m/01g317"\n  id: 1\n  display_name: "person"\n}\n'
                     'item {\n  id: 3\n  name: "car"\n}\n')
     assert read_labels(path) == ("person", "???", "car")
+
+
+def test_ultralytics_imgsz_disagreeing_with_the_tensor_is_said(shared, tmp_path):
+    model = exporters.with_ultralytics_metadata(shared / "models/yolov8n/yolov8n_int8_320.tflite", tmp_path / "m.tflite",
+                                                names=_coco(shared), imgsz=(640, 640))
+    det = Detector(model)
+    assert det.input_size == (320, 320)
+    assert any("exported at 640x640, but its input tensor is 320x320" in n for n in det.notes)
