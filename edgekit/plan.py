@@ -210,16 +210,26 @@ def rss(field):
             return int(line.split()[1]) * 1024
     return 0
 import numpy as np
-from edgekit.runtime import create_interpreter, find_runtime, quantization_mode
-runtime = find_runtime()
-before = rss("VmRSS:")
-it = create_interpreter(sys.argv[1], int(sys.argv[2]), runtime)
-loaded = rss("VmRSS:")
-inp = it.get_input_details()[0]
-it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
-times = []
-for _ in range(4):
-    t = time.perf_counter(); it.invoke(); times.append((time.perf_counter() - t) * 1000)
+from edgekit.errors import EdgekitError
+from edgekit.runtime import create_interpreter, find_runtime, invoke_error, quantization_mode
+try:
+    runtime = find_runtime()
+    before = rss("VmRSS:")
+    it = create_interpreter(sys.argv[1], int(sys.argv[2]), runtime)
+    loaded = rss("VmRSS:")
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+    times = []
+    for _ in range(4):
+        t = time.perf_counter()
+        try:
+            it.invoke()
+        except (RuntimeError, ValueError) as exc:
+            raise invoke_error(exc, sys.argv[1], runtime) from None
+        times.append((time.perf_counter() - t) * 1000)
+except EdgekitError as exc:
+    print("edgekit-trial-error: " + str(exc).replace("\n", " "), file=sys.stderr)
+    sys.exit(4)
 peak = max(rss("VmHWM:"), rss("VmRSS:"))
 mode = quantization_mode(it)
 print(json.dumps({"load": loaded - before, "peak": peak - before, "ms": statistics.median(times[1:]),
@@ -255,7 +265,9 @@ def measure_cost(model: str, threads: int, device: DeviceInfo | None = None, use
                         "model/variant or raise the memory limit")
     if r.returncode != 0:
         lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
-        raise ModelError(lines[-1].split(": ", 1)[-1] if lines else f"{model}: trial load failed")
+        said = [line.split(": ", 1)[1] for line in lines if line.startswith("edgekit-trial-error: ")]
+        raise ModelError(said[-1] if said else (f"{model}: trial load failed ({lines[-1]})" if lines
+                                                else f"{model}: trial load failed"))
     doc = json.loads(r.stdout.strip().splitlines()[-1])
     cost = ModelCost(sha, threads, doc["load"], doc["peak"], round(doc["ms"], 2), doc["runtime"],
                      tuple(doc["size"]), doc["input_bytes"], doc["mode"])
