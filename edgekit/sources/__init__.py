@@ -1,0 +1,78 @@
+"""Frame sources: one contract, many kinds.
+
+A source is an object with ``name`` (str), ``live`` (bool: newest frame wins, older ones may be
+dropped) and ``frames()`` (an iterator of :class:`~edgekit.frames.Frame`), and ``close()``. Kinds:
+
+- image files, folders and globs (:class:`~edgekit.sources.files.ImageFiles`, every frame);
+
+:func:`open_source` picks the kind from the argument. Kinds that need an extra say which one
+(``pip install 'edgekit[video]'``) in one line when it is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
+
+from ..frames import Frame
+from .files import IMAGE_EXTENSIONS, ImageFiles, expand_sources
+
+__all__ = ["Source", "open_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "expand_sources"]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the runner reads frames from."""
+
+    name: str
+    live: bool
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames in order; a live source yields until closed (reconnecting on its own)."""
+        ...
+
+    def close(self) -> None:
+        """Stop: a blocked ``frames()`` returns soon after."""
+        ...
+
+
+def open_sources(arguments: Sequence[str]) -> list[Source]:
+    """The sources the CLI's SOURCE arguments name: consecutive image files, folders and globs
+    form one :class:`ImageFiles` source; other kinds (video files, URLs, cameras) one source each."""
+    sources: list[Source] = []
+    images: list[str] = []
+    for arg in arguments:
+        opener = _opener_for(arg)
+        if opener is None:
+            images.append(arg)
+            continue
+        if images:
+            sources.append(ImageFiles(images))
+            images = []
+        sources.append(opener(arg))
+    if images:
+        sources.append(ImageFiles(images))
+    return sources
+
+
+# (kind, does this argument name it?, "module:callable" opening it — imported only when used, so
+# ``import edgekit`` and image-only runs never load PyAV or OpenCV).
+_KINDS: list[tuple[str, Callable[[str], bool], str]] = []
+
+
+def register_source_kind(kind: str, matches: Callable[[str], bool], opener: str) -> None:
+    """Let ``open_sources`` open arguments that ``matches`` with ``opener`` ("module:callable")."""
+    _KINDS[:] = [k for k in _KINDS if k[0] != kind] + [(kind, matches, opener)]
+
+
+def _opener_for(arg: str) -> Callable[[str], Source] | None:
+    """The constructor for a non-image-file source, or None for image files/folders/globs."""
+    for _kind, matches, target in _KINDS:
+        if matches(arg):
+            module, _, attr = target.partition(":")
+
+            def _open(argument: str, module: str = module, attr: str = attr) -> Source:
+                return getattr(importlib.import_module(module), attr)(argument)
+
+            return _open
+    return None
