@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
-from edgekit.errors import ConfigError, EdgekitError
+from edgekit.errors import ConfigError, run_cli
 
 from .convert import IO_TYPES, MODES
 
@@ -75,35 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from .bundle import convert_bundle
-        from .convert import convert
+    """Entry point of the ``edgekit-convert`` console script; returns the exit code (edgekit.errors.EXIT_CODES)."""
+    return run_cli("edgekit-convert", lambda: _run(build_parser().parse_args(argv)))
 
-        if any(str(src).endswith(".tflite") for src in args.src) and (args.mode or args.modes):
-            raise ConfigError(f"{args.src[0]} is already a TFLite model: --mode does not apply (edgekit-convert only "
-                              "adds metadata to it); convert the original SavedModel/Keras model instead")
-        if not args.bundle and (len(args.src) > 1 or args.sizes or args.modes):
-            raise ConfigError("several sources, --sizes and --modes make a bundle: add --bundle (and -o DIR)")
-        options = dict(calibration=args.calibration, mean=args.mean, std=args.std, labels=args.labels, io=args.io,
-                       layout=args.layout, color=args.color, resize=args.resize, pad_value=args.pad_value,
-                       max_calibration=args.max_calibration, evaluate=not args.no_eval, progress=sys.stderr.isatty())
-        if args.bundle:
-            modes = args.modes or [args.mode or "float32"]
-            reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name, **options)
-        else:
-            reports = [convert(args.src[0], args.output, mode=args.mode or "float32", name=args.name, **options)]
-    except EdgekitError as exc:
-        print(f"edgekit-convert: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        if os.environ.get("EDGEKIT_DEBUG"):
-            raise
-        print(f"edgekit-convert: internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for a traceback)",
-              file=sys.stderr)
-        return 70
+
+def _run(args: argparse.Namespace) -> int:
+    from .bundle import convert_bundle
+    from .convert import convert
+
+    if any(str(src).endswith(".tflite") for src in args.src) and (args.mode or args.modes):
+        raise ConfigError(f"{args.src[0]} is already a TFLite model: --mode does not apply (edgekit-convert only "
+                          "adds metadata to it); convert the original SavedModel/Keras model instead")
+    if not args.bundle and (len(args.src) > 1 or args.sizes or args.modes):
+        raise ConfigError("several sources, --sizes and --modes make a bundle: add --bundle (and -o DIR)")
+    options = dict(calibration=args.calibration, mean=args.mean, std=args.std, labels=args.labels, io=args.io,
+                   layout=args.layout, color=args.color, resize=args.resize, pad_value=args.pad_value,
+                   max_calibration=args.max_calibration, evaluate=not args.no_eval, progress=sys.stderr.isatty())
+    if args.bundle:
+        modes = args.modes or [args.mode or "float32"]
+        reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name, **options)
+    else:
+        reports = [convert(args.src[0], args.output, mode=args.mode or "float32", name=args.name, **options)]
     print("\n".join(report.table() for report in reports))
     return 0
 

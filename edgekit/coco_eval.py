@@ -63,12 +63,16 @@ def evaluate_coco(detector: Detector, images_dir: str, annotations: str, limit: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m edgekit.coco_eval MODEL IMAGES_DIR ANNOTATIONS.json [--labels F]``"""
+    """``python -m edgekit.coco_eval MODEL IMAGES_DIR ANNOTATIONS.json [--labels F]``; returns the exit code."""
+    from .errors import run_cli
+
+    return run_cli("coco_eval", lambda: _run(argv))
+
+
+def _run(argv: list[str] | None) -> int:
     import argparse
-    import sys
 
     from .detector import DetectorOptions
-    from .errors import EdgekitError
 
     p = argparse.ArgumentParser(prog="python -m edgekit.coco_eval", description=__doc__)
     p.add_argument("model")
@@ -78,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=0.01)
     p.add_argument("--max-results", type=int, default=100)
     args = p.parse_args(argv)
-    try:
-        det = Detector(args.model, DetectorOptions(score_threshold=args.threshold, max_results=args.max_results),
-                       labels_path=args.labels)
-        score = evaluate_coco(det, args.images, args.annotations)
-    except EdgekitError as exc:
-        print(f"coco_eval: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    det = Detector(args.model, DetectorOptions(score_threshold=args.threshold, max_results=args.max_results),
+                   labels_path=args.labels)
+    score = evaluate_coco(det, args.images, args.annotations)
     print(json.dumps({"model": args.model, "mAP50-95": round(score.map50_95, 4), "mAP50": round(score.map50, 4),
                       "images": score.images, "detections": score.detections}))
     return 0

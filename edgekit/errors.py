@@ -1,10 +1,17 @@
-"""The one exception tree of edgekit.
+"""The one exception tree of edgekit, and the one map from errors to exit codes.
 
-Every message says what was expected, what was found and what to do. The CLI maps these
-to exit codes in one place (:mod:`edgekit.cli`); library users catch :class:`EdgekitError`.
+Every message says what was expected, what was found and what to do. Each error class carries
+its exit code; :func:`exit_code_for` maps anything else (usage errors, Ctrl-C, a closed pipe, a
+bug) and :func:`run_cli` is the wrapper every console entry point runs its body in, so the
+codes in :data:`EXIT_CODES` (the README's table) are the only ones a command returns.
+Library users catch :class:`EdgekitError`.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
 
 __all__ = [
     "EdgekitError",
@@ -14,19 +21,33 @@ __all__ = [
     "LayoutError",
     "ImageError",
     "ConfigError",
+    "PlanError",
+    "MqttError",
+    "EXIT_CODES",
+    "EXIT_CHECK_FAILED",
+    "EXIT_USAGE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "exit_code_for",
+    "run_cli",
 ]
+
+EXIT_CHECK_FAILED = 1  # `edgekit doctor` found a problem (also the base class's code)
+EXIT_USAGE = 2  # argparse's own code for a bad option, kept equal to ConfigError's
+EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h: a bug in edgekit
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 class EdgekitError(Exception):
     """Base class of every error edgekit raises on purpose."""
 
-    exit_code = 1
+    exit_code = EXIT_CHECK_FAILED
 
 
 class ConfigError(EdgekitError, ValueError):
     """An option or argument has a value edgekit cannot use."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class RuntimeNotFoundError(EdgekitError):
@@ -53,3 +74,79 @@ class ImageError(EdgekitError):
     """An input image is missing, corrupt, empty, not an image or too large to decode safely."""
 
     exit_code = 5
+
+
+class PlanError(EdgekitError):
+    """Nothing fits this device: refused before loading."""
+
+    exit_code = 6
+
+
+class MqttError(EdgekitError):
+    """The broker could not be reached or refused us (with ``required``)."""
+
+    exit_code = 7
+
+
+#: Every exit code a console entry point returns, with the README's wording.
+EXIT_CODES: dict[int, str] = {
+    0: "ok",
+    EXIT_CHECK_FAILED: "`doctor` found a problem",
+    ConfigError.exit_code: "bad option or argument",
+    RuntimeNotFoundError.exit_code: "no TFLite runtime",
+    ModelError.exit_code: "model unusable",
+    ImageError.exit_code: "some inputs failed",
+    PlanError.exit_code: "nothing fits this device's memory",
+    MqttError.exit_code: "MQTT broker unreachable/refused",
+    EXIT_INTERNAL: "internal error",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an exception that ended a command (see :data:`EXIT_CODES`)."""
+    if isinstance(exc, EdgekitError):
+        return exc.exit_code
+    if isinstance(exc, SystemExit):  # argparse: 2 for a bad option, 0 after --help / --version
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        return 0  # stdout closed early (e.g. `| head`): the reader had enough
+    return EXIT_INTERNAL
+
+
+def run_cli(prog: str, body: Callable[[], int]) -> int:
+    """Run a console entry point's ``body`` (parse arguments and do the work; returns a code from
+    :data:`EXIT_CODES`) and turn whatever it raises into one line on stderr and an exit code.
+
+    ``EDGEKIT_DEBUG=1`` re-raises unexpected exceptions for their traceback.
+    """
+    try:
+        return body()
+    except BaseException as exc:
+        code = exit_code_for(exc)
+        if isinstance(exc, EdgekitError):
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+        elif isinstance(exc, SystemExit):
+            pass  # argparse has already printed its usage message
+        elif isinstance(exc, BrokenPipeError):
+            _silence_stdout()
+        elif code == EXIT_INTERNAL:
+            if not isinstance(exc, Exception) or os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for a traceback "
+                  "and please report it)", file=sys.stderr)
+        return code
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass

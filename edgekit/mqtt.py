@@ -39,19 +39,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, EdgekitError
+from .errors import ConfigError, MqttError  # MqttError: also importable from here, as before
 from .outbox import Outbox
 from .results import DetectionResult
 
 __all__ = ["MqttError", "MqttSettings", "Publisher", "SCHEMA"]
 
 SCHEMA = "edgekit.detections/1"
-
-
-class MqttError(EdgekitError):
-    """The broker could not be reached or refused us (with ``required``)."""
-
-    exit_code = 7
 
 
 def _default_outbox(device_id: str) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .device import DeviceInfo, probe
-from .errors import ConfigError, EdgekitError, ModelError
+from .errors import ConfigError, ModelError, PlanError  # PlanError: also importable from here, as before
 from .integrity import check_digest, file_digests, verify_model
 
 __all__ = ["PlanError", "ModelCost", "Candidate", "Plan", "measure_cost", "make_plan", "default_threads",
@@ -35,12 +35,6 @@ __all__ = ["PlanError", "ModelCost", "Candidate", "Plan", "measure_cost", "make_
 
 MANIFEST = "manifest.json"
 _MIB = 1 << 20
-
-
-class PlanError(EdgekitError):
-    """Nothing fits this device: refused before loading."""
-
-    exit_code = 6
 
 
 @dataclass(frozen=True)
