@@ -1,0 +1,368 @@
+"""The ``edgekit`` command: ``detect``, ``info``, ``plan`` and ``doctor``.
+
+Errors become one line on stderr and an exit code, here and nowhere else:
+0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
+5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory
+(refused before loading) · 7 MQTT broker unreachable or refused us (with --mqtt-required) ·
+70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from . import __version__
+from .errors import ConfigError, EdgekitError, ImageError
+
+__all__ = ["main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, found {value}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {value}")
+    return value
+
+
+def _channels(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 comma-separated numbers, found {text!r}") from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected 1 or 3 comma-separated numbers, found {len(values)}")
+    return values
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1920x1080, found {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, found {text!r}")
+    return w, h
+
+
+def _add_connection_args(group) -> None:
+    """Where and as whom to publish (shared by detect and ha-remove)."""
+    group.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"),
+                       help="publish to mqtt://host[:port] or mqtts://host[:port] (env EDGEKIT_MQTT_URL)")
+    group.add_argument("--mqtt-config", metavar="FILE", default=os.environ.get("EDGEKIT_MQTT_CONFIG"),
+                       help="TOML/JSON file with url and other settings (flags override it)")
+    group.add_argument("--mqtt-username", default=os.environ.get("EDGEKIT_MQTT_USERNAME"), metavar="NAME")
+    group.add_argument("--mqtt-password-file", metavar="FILE", help="a file readable only by its owner")
+    group.add_argument("--mqtt-ca", metavar="FILE", help="CA certificate for mqtts://")
+    group.add_argument("--mqtt-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    group.add_argument("--mqtt-key", metavar="FILE", help="client key (mutual TLS)")
+    group.add_argument("--device-id", default=os.environ.get("EDGEKIT_DEVICE_ID"), metavar="ID",
+                       help="topic level under edgekit/ (default: the host name)")
+    group.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
+    parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from .postprocess import IOU_THRESHOLD, MAX_RESULTS, SCORE_THRESHOLD
+
+    det = sub.add_parser("detect", help="detect objects in images; prints one JSON line per image")
+    det.add_argument("model", metavar="MODEL",
+                     help="a .tflite detection model, or a bundle directory made by 'edgekit-convert --bundle'")
+    det.add_argument("sources", metavar="SOURCE", nargs="+", help="image file, directory or glob pattern")
+    det.add_argument("--labels", metavar="FILE", help="label file (one per line) overriding embedded labels")
+    det.add_argument("--threshold", type=_unit_float, default=SCORE_THRESHOLD, metavar="T",
+                     help=f"minimum score (default {SCORE_THRESHOLD})")
+    det.add_argument("--max-results", type=_positive_int, default=MAX_RESULTS, metavar="N",
+                     help=f"per image (default {MAX_RESULTS})")
+    det.add_argument("--iou", type=_unit_float, default=IOU_THRESHOLD, metavar="T",
+                     help=f"NMS IoU threshold (default {IOU_THRESHOLD})")
+    det.add_argument("--layout", default="auto", metavar="NAME",
+                     help="output layout: auto, ssd, yolov8, yolov5, end2end or a decoder registered by --plugin")
+    det.add_argument("--mean", type=_channels, metavar="M[,M,M]",
+                     help="input normalisation (pixel - mean) / std, overriding the model's (e.g. 127.5)")
+    det.add_argument("--std", type=_channels, metavar="S[,S,S]", help="see --mean (e.g. 127.5 for inputs in -1..1)")
+    det.add_argument("--threads", type=_positive_int, metavar="N", help="default: the cores this process may use")
+    det.add_argument("--allow", action="append", metavar="LABEL", help="report only this label (repeatable)")
+    det.add_argument("--deny", action="append", metavar="LABEL", help="never report this label (repeatable)")
+    det.add_argument("--save-annotated", metavar="DIR", help="write each image with its boxes drawn to DIR")
+    det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                     help="import this Python file or module first (e.g. to register a decoder)")
+    det.add_argument("--no-plan", action="store_true",
+                     help="skip the memory/threads plan (a trial load in a child process, cached per model)")
+    det.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
+                     help="largest image the plan must leave memory for (default 1920x1080)")
+    det.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
+    mq = det.add_argument_group("MQTT (password: EDGEKIT_MQTT_PASSWORD or --mqtt-password-file, never argv)")
+    _add_connection_args(mq)
+    mq.add_argument("--mqtt-required", action="store_true", help="exit if the broker is unreachable or refuses us")
+    mq.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1)
+    mq.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default="3.1.1")
+    mq.add_argument("--only-on-change", action="store_true", help="skip images whose per-label counts did not change")
+    mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
+    mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
+
+    info = sub.add_parser("info", help="describe any .tflite file: tensors, operators, metadata, and what edgekit "
+                                       "would do with it")
+    info.add_argument("model", metavar="MODEL")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.add_argument("--labels", metavar="FILE", help="label file overriding embedded labels")
+    info.add_argument("--layout", default="auto", metavar="NAME")
+    info.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE")
+    info.add_argument("--safe", action="store_true",
+                      help="load the model in a child process first, so a runtime crash cannot take this one down")
+
+    pl = sub.add_parser("plan", help="choose threads and model variant for this device; refuse if nothing fits")
+    pl.add_argument("model", metavar="MODEL_OR_BUNDLE")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--threads", type=_positive_int, metavar="N", help="use N threads instead of choosing")
+    pl.add_argument("--max-latency-ms", type=float, metavar="MS", help="only variants whose invoke takes at most MS")
+    pl.add_argument("--fps", type=float, help="only variants fast enough for this frame rate")
+    pl.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
+                    help="largest image to leave memory for (default 1920x1080)")
+    pl.add_argument("--autotune", action="store_true", help="time 1..N threads on this device (cached)")
+    pl.add_argument("--no-cache", action="store_true", help="measure again instead of using cached costs")
+
+    ha = sub.add_parser("ha-remove", help="remove this device's Home Assistant entities for some labels")
+    ha.add_argument("labels", nargs="+", metavar="LABEL")
+    _add_connection_args(ha)
+
+    doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
+    doc.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _load_plugins(plugins: Sequence[str] | None) -> None:
+    from .plugins import load_plugin
+
+    for plugin in plugins or ():
+        load_plugin(plugin)
+
+
+def _make_detector(args: argparse.Namespace, model: str | None = None, **extra):
+    from .detector import Detector, DetectorOptions
+
+    _load_plugins(args.plugin)
+    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
+    if mean is not None or std is not None:
+        from .metadata import InputSpec
+
+        extra["input"] = InputSpec(mean=mean, std=std)
+    options = DetectorOptions(layout=None if args.layout == "auto" else args.layout, **extra)
+    detector = Detector(model or args.model, options, labels_path=args.labels)
+    for note in detector.notes:
+        print(f"edgekit: note: {note}", file=sys.stderr)
+    return detector
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    model, threads = args.model, args.threads
+    if not args.no_plan:
+        from .plan import make_plan
+
+        plan = make_plan(args.model, threads=args.threads, max_image=args.max_image)  # PlanError: refused
+        model, threads = plan.chosen.path, plan.threads
+        if args.verbose:
+            print(plan.explain(), file=sys.stderr)
+    elif os.path.isdir(args.model):
+        raise ConfigError(f"{args.model} is a bundle directory: it needs the planner to pick a variant (drop --no-plan)")
+    detector = _make_detector(
+        args,
+        model,
+        score_threshold=args.threshold,
+        max_results=args.max_results,
+        iou_threshold=args.iou,
+        num_threads=threads,
+        label_allowlist=frozenset(args.allow) if args.allow else None,
+        label_denylist=frozenset(args.deny) if args.deny else None,
+    )
+    if args.verbose:
+        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout} "
+              f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
+              f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
+    from .sources import expand_sources
+
+    publisher = _make_publisher(args) if (args.mqtt or args.mqtt_config) else None
+    try:
+        return _detect_all(args, detector, publisher, expand_sources(args.sources))
+    finally:
+        if publisher is not None:
+            publisher.close()
+
+
+def _mqtt_settings(args: argparse.Namespace):
+    from .mqtt import MqttSettings
+
+    flags = dict(username=args.mqtt_username, password_file=args.mqtt_password_file, ca_file=args.mqtt_ca,
+                 cert_file=args.mqtt_cert, key_file=args.mqtt_key, device_id=args.device_id, outbox=args.outbox)
+    for name in ("qos", "protocol"):
+        value = getattr(args, f"mqtt_{name}", None)
+        if value is not None:
+            flags[name] = value
+    for name in ("only_on_change", "snapshot", "ha_discovery"):
+        if getattr(args, name, False):
+            flags[name] = True
+    if args.mqtt_config:
+        return MqttSettings.from_file(args.mqtt_config, url=args.mqtt, **flags)  # flags win over the file
+    if not args.mqtt:
+        raise ConfigError("no broker given: pass --mqtt URL, --mqtt-config FILE or set EDGEKIT_MQTT_URL")
+    return MqttSettings.from_url(args.mqtt, **flags)
+
+
+def _make_publisher(args: argparse.Namespace):
+    from .mqtt import Publisher
+
+    return Publisher(_mqtt_settings(args), required=args.mqtt_required).start()
+
+
+def _cmd_ha_remove(args: argparse.Namespace) -> int:
+    from .mqtt import Publisher
+
+    with Publisher(_mqtt_settings(args), required=True) as publisher:
+        publisher.remove_discovery(args.labels)
+        if not publisher.flush(30):
+            raise ConfigError("could not deliver the removals within 30 s; they stay queued in the outbox")
+    print(f"removed Home Assistant entities for: {', '.join(args.labels)}")
+    return 0
+
+
+def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
+    failed = 0
+    for path, problem in sources:
+        try:
+            if problem is not None:
+                raise ImageError(f"{path}: {problem}")
+            started = time.perf_counter()
+            loaded = detector.load(path)
+            result = detector.detect_loaded(loaded)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            print(result.to_json(), flush=True)
+            if publisher is not None:
+                publisher.publish_result(result, detector.model_path, loaded.image, elapsed_ms)
+            if args.save_annotated:
+                _save(loaded, result, args.save_annotated)
+        except ImageError as exc:
+            failed += 1
+            print(f"edgekit: {exc}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"edgekit: {failed} input(s) failed; the others were processed", file=sys.stderr)
+        return ImageError.exit_code
+    return 0
+
+
+def _save(loaded, result, out_dir: str) -> None:
+    from .annotate import save_annotated
+    from .image import load_image
+
+    try:
+        full = load_image(loaded.source).image  # full resolution, not the draft used for inference
+        save_annotated(full, result.detections, out_dir, loaded.source)
+    except OSError as exc:
+        raise ConfigError(f"--save-annotated {out_dir}: cannot write ({exc.strerror or exc})") from None
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .modelinfo import describe_model
+
+    if args.safe:
+        from .doctor import check_model_safely
+
+        check_model_safely(args.model)  # raises ModelError naming the signal if the child crashed
+    _load_plugins(args.plugin)
+    info = describe_model(args.model, layout=None if args.layout == "auto" else args.layout, labels_path=args.labels)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(_format_info(info))
+    return 0
+
+
+def _format_info(info: dict) -> str:
+    size = f" ({info['size_bytes'] / 1e6:.2f} MB)" if info.get("size_bytes") is not None else ""
+    lines = [f"model:    {info['model']}{size}", f"runtime:  {info['runtime']} ({info['threads']} threads)"]
+    for kind in ("inputs", "outputs"):
+        for t in info[kind]:
+            q = t["quantization"]
+            qtext = f" q=(scale {q['scale']:.6g}, zero point {q['zero_point']})" if q else ""
+            sig = f" (signature {t['shape_signature']})" if "shape_signature" in t else ""
+            lines.append(f"{kind[:-1]:<9} {t['name']} {t['shape']}{sig} {t['dtype']}{qtext}")
+    ops = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in info["operators"].items())
+    lines.append(f"operators: {ops or 'unknown (this runtime does not list them)'}")
+    meta = info["metadata"]
+    lines.append(f"metadata: {meta['source']}")
+    for key in ("name", "task", "input_size", "input", "output", "output_names", "quantization", "versions",
+                "created", "sha256"):
+        if key in meta:
+            origin = meta["origins"].get(key) or ", ".join(sorted({v for k, v in meta["origins"].items()
+                                                                   if k.startswith(key + ".")}))
+            lines.append(f"  {key}: {json.dumps(meta[key])}" + (f"  [{origin}]" if origin else ""))
+    labels = info["labels"]
+    shown = f" ({', '.join(labels['first'])}{', …' if labels['count'] > len(labels['first']) else ''})" if labels["first"] else ""
+    source = f"from {labels['from']}" if labels["count"] else "none embedded: pass --labels FILE, or names print as class_N"
+    lines.append(f"labels:   {labels['count']}{shown} {source}")
+    if info["layout"]["name"]:
+        lines.append(f"layout:   {info['layout']['name']} (from {info['layout']['from']})")
+    if "input_encoding" in info:
+        enc = info["input_encoding"]
+        lines.append(f"input:    {enc['resize']}, mean {enc['mean']}, std {enc['std']}, {enc['color']} ({enc['kind']})")
+    lines.append(f"edgekit:  {info['verdict']}")
+    lines.extend(f"note:     {note}" for note in info.get("notes", ()))
+    return "\n".join(lines)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import make_plan
+
+    latency = args.max_latency_ms
+    if args.fps:
+        latency = min(latency or float("inf"), 1000.0 / args.fps)
+    plan = make_plan(args.model, threads=args.threads, max_latency_ms=latency, max_image=args.max_image,
+                     use_cache=not args.no_cache, autotune=args.autotune)
+    print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.explain())
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_report, run_doctor
+
+    report = run_doctor()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else 1
+
+
+_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor,
+             "ha-remove": _cmd_ha_remove}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgekit`` console script; returns the exit code (errors.EXIT_CODES)."""
+    from .errors import run_cli
+
+    def body() -> int:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+
+    return run_cli("edgekit", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
