@@ -9,6 +9,11 @@ Full outbox (``max_messages``) or full disk: the oldest messages are dropped and
 (``dropped``, persisted), so detection never blocks. ``synchronous=NORMAL`` in WAL mode
 survives a process crash; ``durable=True`` (``synchronous=FULL``) also survives power loss,
 at the cost of an fsync per message (slow on SD cards).
+
+It holds what the camera saw, so it is private whatever the umask: the database and its WAL and
+shared-memory files are 0600, and its folder 0700 when edgekit creates it or when it is edgekit's
+default (``$XDG_STATE_HOME/edgekit``, tightened if an older version left it wider). A file or default
+folder owned by another user is refused (ConfigError).
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ import time
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .userdirs import create_private, private_dir, private_file, state_dir
 
 __all__ = ["Outbox", "OutboxMessage"]
+
+# SQLite creates these beside the database with the database file's mode; an older run may have left them wider.
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -62,13 +71,23 @@ class Outbox:
         self.max_messages = max_messages
         self._lock = threading.Lock()
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._make_private()
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.executescript(_SCHEMA)
+            for suffix in _COMPANIONS:
+                private_file(self.path + suffix)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"outbox {self.path}: cannot open ({exc}); pass a writable path (--outbox)") from None
+
+    def _make_private(self) -> None:
+        """Folder 0700 (edgekit's default one, or one created here), database and companions 0600."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        private_dir(folder, tighten=os.path.abspath(folder) == os.path.abspath(state_dir()))
+        create_private(self.path)
+        for suffix in _COMPANIONS:
+            private_file(self.path + suffix)
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int | None:
         """Store a message; returns its id, or None if it could not be stored (disk full, counted)."""

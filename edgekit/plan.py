@@ -29,6 +29,8 @@ from typing import Any, Sequence
 from .device import DeviceInfo, probe
 from .errors import ConfigError, ModelError, PlanError  # PlanError: also importable from here, as before
 from .integrity import check_digest, file_digests, verify_model
+from .userdirs import cache_dir as _user_cache_dir
+from .userdirs import create_private, private_dir, private_file
 
 __all__ = ["PlanError", "ModelCost", "Candidate", "Plan", "measure_cost", "make_plan", "default_threads",
            "load_variants", "current_rss", "image_buffer_bytes"]
@@ -154,10 +156,8 @@ def _verified_sha256(variant: "Variant") -> str:
 
 
 def cache_dir() -> Path:
-    """The user cache directory for measured costs and autotune results."""
-    base = os.environ.get("EDGEKIT_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgekit")
-    return Path(base)
+    """The user cache directory for measured costs and autotune results (see :func:`userdirs.cache_dir`)."""
+    return _user_cache_dir()
 
 
 def _cache_key(sha: str, threads: int, runtime: str, device: DeviceInfo) -> str:
@@ -165,8 +165,16 @@ def _cache_key(sha: str, threads: int, runtime: str, device: DeviceInfo) -> str:
 
 
 def _cache_read(name: str) -> dict[str, Any]:
+    """A cache file's content, {} if there is none. The cache steers which model is loaded, so it is
+    private (folder 0700, files 0600, tightened if found wider); ConfigError if another user owns it."""
+    path = cache_dir() / name
     try:
-        return json.loads((cache_dir() / name).read_text())
+        if not os.path.isdir(path.parent):
+            return {}
+        private_dir(path.parent)
+        if not private_file(path):
+            return {}
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -175,10 +183,11 @@ def _cache_write(name: str, key: str, value: Any) -> None:
     data = _cache_read(name)
     data[key] = value
     try:
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir() / f".{name}.{os.getpid()}"
+        folder = private_dir(cache_dir())
+        tmp = folder / f".{name}.{os.getpid()}"
+        create_private(tmp)  # 0600 from the start: renamed into place, it is the cache file
         tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, cache_dir() / name)
+        os.replace(tmp, folder / name)
     except OSError:
         pass  # a read-only home is no reason to fail: we just measure again next time
 
