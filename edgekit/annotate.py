@@ -1,40 +1,205 @@
-"""Draw detections on an image with Pillow."""
+"""Draw detections on an image with Pillow, with legible tags, and save them under unique names.
+
+Tags (``label score``) never overlap one another and never leave the image: each goes to the first
+free spot of above the box, inside its top, below it, inside its bottom (left-aligned, then
+right-aligned), and else to the free spot nearest to "above the box". Higher scores are placed first.
+
+Output names (:class:`AnnotationWriter`): the source's stem + ``.jpg``; when that name is already
+taken in this folder by an earlier image of the same run (``a/x.jpg`` then ``b/x.jpg``, or ``x.jpg``
+then ``x.png``), the later image gets ``x-1.jpg``, then ``x-2.jpg``, … (the smallest free number).
+Names are compared case-insensitively (FAT-formatted SD cards and USB sticks are). Files left
+from an earlier run are overwritten, so re-running a batch into the same folder is idempotent.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+from dataclasses import dataclass
 from typing import Sequence
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .results import Detection
 
-__all__ = ["draw_detections", "save_annotated"]
+__all__ = ["TagBox", "AnnotationWriter", "draw_detections", "save_annotated", "tag_layout"]
 
 _PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
+_PAD = 2  # pixels between a tag's edge and its text
+_GAP = 1  # pixels kept free between two tags, so that they read as two
+
+
+@dataclass(frozen=True)
+class TagBox:
+    """Where one detection's tag goes: ``rect`` is ``(left, top, right, bottom)``, right/bottom exclusive."""
+
+    detection: Detection
+    text: str
+    rect: tuple[int, int, int, int]
+
+
+def tag_layout(image_size: tuple[int, int], detections: Sequence[Detection],
+               font: ImageFont.ImageFont | ImageFont.FreeTypeFont | None = None) -> list[TagBox]:
+    """Place one tag per detection so that no two overlap and each lies inside the image.
+
+    Args:
+        image_size: (width, height) of the image the tags are drawn on.
+        detections: boxes in that image's pixels.
+        font: the font the tags are written in (default: :func:`tag_font` for this size).
+    Returns: the tags, highest score first. A tag is left out only when the image cannot hold it
+        (it is narrower or lower than one line of text) or no free room is left anywhere.
+    """
+    width, height = image_size
+    font = font or tag_font(image_size)
+    line = _line_height(font)
+    placed: list[TagBox] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        text = _fit(f"{det.label} {det.score:.2f}", font, width - 2 * _PAD)
+        if text is None or line > height:
+            continue
+        size = (_text_width(font, text) + 2 * _PAD, line)
+        rect = _place(det.box, size, image_size, [t.rect for t in placed])
+        if rect is not None:
+            placed.append(TagBox(det, text, rect))
+    return placed
+
+
+def tag_font(image_size: tuple[int, int]) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """A font that reads at the image's scale (about 1/45 of its shorter side, at least 10 px)."""
+    size = max(10, round(min(image_size) / 45))
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
 
 
 def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Image.Image:
-    """Return a copy of ``image`` (RGB) with a box and ``label score`` for each detection."""
+    """Return a copy of ``image`` (RGB) with a box for each detection and its ``label score`` tag
+    placed by :func:`tag_layout` (boxes first, tags on top, so no line crosses a tag)."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
     width = max(1, round(min(out.size) / 300))
+    font = tag_font(out.size)
     for det in detections:
-        color = _PALETTE[det.class_id % len(_PALETTE)]
-        draw.rectangle(det.box, outline=color, width=width)
-        text = f"{det.label} {det.score:.2f}"
-        x, y = det.box[0], max(0.0, det.box[1] - 12)
-        left, top, right, bottom = draw.textbbox((x, y), text)
-        draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=color)
-        draw.text((x, y), text, fill=(0, 0, 0))
+        draw.rectangle(det.box, outline=_color(det), width=width)
+    top = _text_top(font)
+    for tag in tag_layout(out.size, detections, font):
+        left, upper, right, lower = tag.rect
+        draw.rectangle((left, upper, right - 1, lower - 1), fill=_color(tag.detection))
+        draw.text((left + _PAD, upper + _PAD - top), tag.text, fill=(0, 0, 0), font=font)
     return out
 
 
+class AnnotationWriter:
+    """Saves annotated images into one folder, each under its own name (see the module's naming rule).
+
+    Thread-safe. Args: ``out_dir``, created on the first save.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.out_dir = os.fspath(out_dir)
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def name_for(self, source: str) -> str:
+        """Reserve and return the file name for ``source`` (a path, URL or camera name)."""
+        stem = os.path.splitext(os.path.basename(str(source).rstrip("/\\")))[0] or "image"
+        with self._lock:
+            name, n = f"{stem}.jpg", 0
+            while name.casefold() in self._used:
+                n += 1
+                name = f"{stem}-{n}.jpg"
+            self._used.add(name.casefold())
+        return name
+
+    def save(self, image: Image.Image, detections: Sequence[Detection], source: str) -> str:
+        """Draw ``detections`` on the full-size ``image`` and write it as JPEG; returns the path.
+
+        Raises OSError if the folder or file cannot be written.
+        """
+        os.makedirs(self.out_dir, exist_ok=True)
+        path = os.path.join(self.out_dir, self.name_for(source))
+        draw_detections(image, detections).save(path, format="JPEG", quality=90)
+        return path
+
+
+_writers: dict[str, AnnotationWriter] = {}
+_writers_lock = threading.Lock()
+
+
 def save_annotated(image: Image.Image, detections: Sequence[Detection], out_dir: str, source: str) -> str:
-    """Draw ``detections`` on the full-size ``image`` and save it to ``out_dir``; returns the path."""
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(source))[0] or "image"
-    path = os.path.join(out_dir, f"{stem}.jpg")
-    draw_detections(image, detections).save(path, quality=90)
-    return path
+    """Draw ``detections`` on the full-size ``image`` and save it to ``out_dir``; returns the path.
+
+    Names stay unique per folder for the life of this process (one :class:`AnnotationWriter` per
+    folder); prefer an explicit AnnotationWriter in new code.
+    """
+    key = os.path.realpath(out_dir)
+    with _writers_lock:
+        writer = _writers.setdefault(key, AnnotationWriter(out_dir))
+    return writer.save(image, detections, source)
+
+
+def _color(det: Detection) -> tuple[int, int, int]:
+    return _PALETTE[det.class_id % len(_PALETTE)]
+
+
+def _text_top(font) -> int:
+    return font.getbbox("Ag")[1]
+
+
+def _line_height(font) -> int:
+    left, top, right, bottom = font.getbbox("Agjy|")
+    return bottom - _text_top(font) + 2 * _PAD
+
+
+def _text_width(font, text: str) -> int:
+    return int(font.getbbox(text)[2]) if text else 0
+
+
+def _fit(text: str, font, room: int) -> str | None:
+    """``text``, shortened with an ellipsis to fit ``room`` pixels; None if not even one letter fits."""
+    if _text_width(font, text) <= room:
+        return text
+    for end in range(len(text) - 1, 0, -1):
+        short = text[:end].rstrip() + "…"
+        if _text_width(font, short) <= room:
+            return short
+    return None
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place(box, size: tuple[int, int], image_size: tuple[int, int],
+           taken: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int] | None:
+    """The first free rectangle of ``size`` among the preferred spots around ``box``, else the free
+    spot nearest to the first of them; None if the image has no free room for it."""
+    (tw, th), (width, height) = size, image_size
+    if tw > width or th > height:
+        return None
+    x1, y1, x2, y2 = (round(v) for v in box)
+
+    def fits(x: int, y: int) -> tuple[int, int, int, int] | None:
+        rect = (x, y, x + tw, y + th)
+        inside = 0 <= x and x + tw <= width and 0 <= y and y + th <= height
+        margin = (x - _GAP, y - _GAP, x + tw + _GAP, y + th + _GAP)
+        return rect if inside and not any(_overlaps(margin, t) for t in taken) else None
+
+    xs = [min(max(x1, 0), width - tw), min(max(x2 - tw, 0), width - tw)]
+    ys = [y1 - th, y1, y2, y2 - th]  # above, inside top, below, inside bottom
+    for y in ys:
+        for x in xs:
+            if (rect := fits(x, y)) is not None:
+                return rect
+    # Crowded: the free spot nearest to "above the box", on a grid of half a tag's height.
+    want_x, want_y = xs[0], min(max(y1 - th, 0), height - th)
+    step_y, step_x = max(1, th // 2), max(1, th)
+    spots = {(x, y) for y in range(0, height - th + 1, step_y)
+             for x in [*range(0, width - tw + 1, step_x), width - tw, want_x]}
+    spots |= {(x, y) for x in xs for y in range(0, height - th + 1)}  # every row under the box's own edges
+    for x, y in sorted(spots, key=lambda p: ((p[0] - want_x) ** 2 + (p[1] - want_y) ** 2, p)):
+        if (rect := fits(x, y)) is not None:
+            return rect
+    return None
