@@ -4,6 +4,11 @@ A source is an object with ``name`` (str), ``live`` (bool: newest frame wins, ol
 dropped) and ``frames()`` (an iterator of :class:`~edgekit.frames.Frame`), and ``close()``. Kinds:
 
 - image files, folders and globs (:class:`~edgekit.sources.files.ImageFiles`, every frame);
+- video files by extension (:class:`~edgekit.sources.video.VideoFile`, every frame; ``edgekit[video]``);
+- ``rtsp://``/``rtsps://`` URLs and ``/dev/video*`` cameras (:class:`~edgekit.sources.stream.AvStream`,
+  live; ``edgekit[video]``), ``http(s)://`` MJPEG streams and snapshot URLs
+  (:class:`~edgekit.sources.stream.HttpStream`, live; told apart by Content-Type), and ``picamera2``
+  (:class:`~edgekit.sources.stream.PiCamera`, live).
 
 :func:`open_source` picks the kind from the argument. Kinds that need an extra say which one
 (``pip install 'edgekit[video]'``) in one line when it is missing.
@@ -12,10 +17,12 @@ dropped) and ``frames()`` (an iterator of :class:`~edgekit.frames.Frame`), and `
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from ..frames import Frame
 from .files import IMAGE_EXTENSIONS, ImageFiles, expand_sources
+from .video import VIDEO_EXTENSIONS
 
 __all__ = ["Source", "open_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "expand_sources"]
 
@@ -76,3 +83,17 @@ def _opener_for(arg: str) -> Callable[[str], Source] | None:
 
             return _open
     return None
+
+
+def _is_video_file(arg: str) -> bool:
+    return "://" not in arg and os.path.splitext(arg)[1].lower() in VIDEO_EXTENSIONS
+
+
+register_source_kind("video", _is_video_file, "edgekit.sources.video:VideoFile")
+register_source_kind("rtsp", lambda arg: arg.lower().startswith(("rtsp://", "rtsps://")),
+                     "edgekit.sources.stream:AvStream")
+register_source_kind("http", lambda arg: arg.lower().startswith(("http://", "https://")),
+                     "edgekit.sources.stream:HttpStream")
+register_source_kind("v4l2", lambda arg: arg.startswith(("/dev/video", "/dev/v4l/")), "edgekit.sources.stream:AvStream")
+register_source_kind("picamera2", lambda arg: arg == "picamera2" or arg.startswith("picamera2:"),
+                     "edgekit.sources.stream:PiCamera")

@@ -60,12 +60,13 @@ class VideoFile:
             as many as cores), 1 keeps decoding on the reading thread (a core left to the model).
 
     Raises:
-        ConfigError: from ``frames()``, when PyAV (the ``video`` extra) is not installed.
+        ConfigError: PyAV (the ``video`` extra) is not installed.
     """
 
     live = False
 
     def __init__(self, path: str, *, decode_threads: int | None = None) -> None:
+        self._av = import_av("reading video files")
         self.path = str(path)
         self.name = self.path
         self.decode_threads = decode_threads
@@ -77,7 +78,7 @@ class VideoFile:
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
-        av = import_av("reading video files")
+        av = self._av
         try:
             container = av.open(self.path, mode="r")
         except (av.error.FFmpegError, OSError) as exc:

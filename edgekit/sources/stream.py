@@ -1,0 +1,416 @@
+"""Live sources: RTSP, HTTP(S) MJPEG streams and snapshot URLs, V4L2 cameras and the Pi camera.
+
+Every live source reads on its own thread and keeps only the newest frame: ``frames()`` hands out
+the latest one, and a frame replaced before it was taken is counted in ``dropped``. A stream that
+fails or ends (server restarted, network cut, camera unplugged) is reopened with exponential
+backoff (0.5 s doubling to 30 s); the source never raises out of ``frames()`` for it. Each outage is
+reported once: ``status`` turns ``"down"`` (with ``reason``) and ``on_status(name, "down", reason)``
+is called; when frames flow again, ``"up"`` (also on the first connection). ``on_status`` is an
+optional attribute: the runner sets it (after construction, before ``frames()``) to publish the
+state; it runs on the reading thread, so it must return quickly. ``close()`` makes ``frames()``
+return at once; the reading thread ends after its current read (HTTP: at once; PyAV: within
+``read_timeout``).
+
+``Frame.timestamp`` is the wall-clock capture time (``time.time()``), ``Frame.captured`` the
+monotonic one and ``Frame.index`` counts frames captured since the source started (dropped ones
+included). RTSP and V4L2 need PyAV (``edgekit[video]``); HTTP needs nothing beyond Pillow.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Callable, Iterator
+from urllib.parse import unquote, urlsplit
+
+from ..errors import ConfigError
+from ..frames import Frame
+from .video import av_reason, import_av
+
+__all__ = ["StatusCallback", "LiveSource", "AvStream", "HttpStream", "PiCamera", "redact"]
+
+StatusCallback = Callable[[str, str, str], None]
+"""``on_status(source_name, "up" | "down", reason)``."""
+
+log = logging.getLogger(__name__)
+
+# An MJPEG part larger than this is not a camera frame: refuse it rather than buffer it.
+MAX_PART_BYTES = 32 * 1024 * 1024
+
+
+def redact(url: str) -> str:
+    """``url`` with the password in its user-info replaced by ``***`` (names appear in results)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+class LiveSource:
+    """The reading thread, the newest-frame slot, reconnection and status shared by live kinds.
+
+    Subclasses implement ``_capture()``: open the stream and yield RGB arrays (or a problem string
+    for one bad frame) until it ends; raise (any exception) when it fails.
+    """
+
+    live = True
+
+    def __init__(self, name: str, *, on_status: StatusCallback | None = None, backoff: float = 0.5,
+                 max_backoff: float = 30.0) -> None:
+        self.name = name
+        self.on_status = on_status
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.status, self.reason = "connecting", ""
+        self.captured_count = self.dropped = self.reconnects = 0
+        self._latest: Frame | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def frames(self) -> Iterator[Frame]:
+        """The newest frame each time one is available, until :meth:`close`."""
+        self._start()
+        while True:
+            with self._changed:
+                while self._latest is None and not self._stop.is_set():
+                    self._changed.wait()
+                if self._stop.is_set():
+                    return
+                frame, self._latest = self._latest, None
+            yield frame
+
+    def close(self) -> None:
+        """Stop reading: ``frames()`` returns at once, the reading thread soon after."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._interrupt()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._read_forever, name=f"edgekit-source {self.name}",
+                                            daemon=True)
+            self._thread.start()
+
+    def _read_forever(self) -> None:
+        delay = self.backoff
+        while not self._stop.is_set():
+            reason = "the stream ended"
+            try:
+                for item in self._capture():
+                    if self._stop.is_set():
+                        return
+                    self._put(item)
+                    delay = self.backoff  # frames flowed: the next outage starts from a short wait
+            except Exception as exc:  # noqa: BLE001 - any failure of a live stream is an outage, not a crash
+                reason = av_reason(exc)
+            if self._stop.is_set():
+                return
+            self._set_status("down", reason)
+            self.reconnects += 1
+            self._stop.wait(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    def _put(self, item: Any) -> None:
+        now, wall = time.monotonic(), time.time()
+        problem = item if isinstance(item, str) else None
+        frame = Frame(source=self.name, index=self.captured_count, timestamp=wall, captured=now,
+                      pixels=None if problem else item, problem=problem)
+        self.captured_count += 1
+        with self._changed:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = frame
+            self._changed.notify_all()
+        if problem is None:
+            self._set_status("up", "")
+
+    def _set_status(self, status: str, reason: str) -> None:
+        if status == self.status:
+            return
+        self.status, self.reason = status, reason
+        if status == "down":
+            log.warning("%s: stream down (%s); reconnecting with backoff", self.name, reason)
+        else:
+            log.info("%s: stream up", self.name)
+        if self.on_status is not None:
+            try:
+                self.on_status(self.name, status, reason)
+            except Exception:  # noqa: BLE001 - a failing status publisher must not stop the camera
+                log.exception("%s: on_status callback failed", self.name)
+
+    def _capture(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _interrupt(self) -> None:
+        """Unblock a read in progress, where the transport allows it."""
+
+
+class AvStream(LiveSource):
+    """An RTSP/RTSPS stream or a V4L2 camera, decoded by PyAV.
+
+    Args:
+        url: ``rtsp://`` or ``rtsps://`` URL (a ``#transport=udp`` fragment selects UDP from the
+            command line; it is not sent to the server), or a ``/dev/videoN`` device.
+        transport: RTSP transport, ``"tcp"`` (default: no smeared frames on lossy links) or ``"udp"``.
+        open_timeout, read_timeout: seconds before opening, or waiting for the next packet, fails.
+        options: more FFmpeg options (e.g. ``{"video_size": "1280x720", "input_format": "mjpeg"}``
+            for V4L2).
+        decode_threads: FFmpeg decoding threads (None: FFmpeg's choice; slice threads only, which
+            add no latency).
+        on_status, backoff, max_backoff: see :class:`LiveSource`.
+
+    Raises:
+        ConfigError: PyAV (the ``video`` extra) is not installed, or the transport is unknown.
+    """
+
+    def __init__(self, url: str, *, transport: str | None = None, open_timeout: float = 10.0,
+                 read_timeout: float = 10.0, options: dict[str, str] | None = None,
+                 decode_threads: int | None = None, **live: Any) -> None:
+        self.url, _, fragment = url.partition("#")
+        fragment_options = dict(p.partition("=")[::2] for p in fragment.split("&") if p)
+        transport = transport or fragment_options.get("transport", "tcp")
+        if transport not in ("tcp", "udp"):
+            raise ConfigError(f"RTSP transport must be 'tcp' or 'udp', found {transport!r}")
+        self.device = self.url.startswith("/dev/")
+        self._av = import_av("reading V4L2 cameras" if self.device else "reading RTSP streams")
+        self.transport = None if self.device else transport
+        self.timeouts = (open_timeout, read_timeout)
+        self.options = dict(options or {})
+        if not self.device:
+            self.options.setdefault("rtsp_transport", transport)
+        self.decode_threads = decode_threads
+        super().__init__(redact(self.url), **live)
+
+    def _capture(self) -> Iterator[Any]:
+        av = self._av
+        container = av.open(self.url, mode="r", format="v4l2" if self.device else None, options=self.options,
+                            timeout=self.timeouts)
+        with container:
+            if not container.streams.video:
+                raise ConfigError("the stream has no video track")
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"  # frame threads would hold frames back: latency
+            if self.decode_threads is not None:
+                stream.thread_count = self.decode_threads
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                if self._stop.is_set():
+                    return
+
+
+class HttpStream(LiveSource):
+    """An HTTP(S) camera URL: an MJPEG stream or a snapshot image, told apart by Content-Type.
+
+    ``multipart/x-mixed-replace`` is read part by part (each part one JPEG, with or without
+    Content-Length); ``image/*`` is a snapshot URL, fetched again every ``interval`` seconds.
+    Anything else is an outage whose reason names the Content-Type found. User-info in the URL is
+    sent as HTTP Basic authentication (and hidden in ``name``). ``mode`` says what was found:
+    ``"mjpeg"``, ``"snapshot"`` or None before the first response.
+
+    Args:
+        url: ``http://`` or ``https://`` URL.
+        interval: seconds between snapshot requests (MJPEG streams ignore it).
+        open_timeout, read_timeout: seconds for connecting, and for each read.
+        on_status, backoff, max_backoff: see :class:`LiveSource`.
+    """
+
+    def __init__(self, url: str, *, interval: float = 1.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
+                 **live: Any) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"expected an http:// or https:// URL with a host, found {redact(url)!r}")
+        if interval <= 0:
+            raise ConfigError(f"snapshot interval must be above 0 seconds, found {interval}")
+        self.url, self.interval = url, interval
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.mode: str | None = None
+        self._sock: socket.socket | None = None
+        self._sock_lock = threading.Lock()
+        super().__init__(redact(url), **live)
+
+    def _capture(self) -> Iterator[Any]:
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            with self._get() as response:
+                content_type = response.getheader("Content-Type", "")
+                kind = content_type.split(";")[0].strip().lower()
+                if kind == "multipart/x-mixed-replace":
+                    self.mode = "mjpeg"
+                    for body in read_multipart(response, _boundary(content_type)):
+                        yield _decode_image(body)
+                    return
+                if not kind.startswith("image/"):
+                    raise ConfigError(f"expected an MJPEG stream (multipart/x-mixed-replace) or an image, "
+                                      f"found Content-Type {content_type or 'none'!r}")
+                self.mode = "snapshot"
+                body = response.read()
+            yield _decode_image(body)
+            next_poll = max(next_poll + self.interval, time.monotonic())
+            self._stop.wait(next_poll - time.monotonic())
+
+    def _get(self) -> http.client.HTTPResponse:
+        parts = urlsplit(self.url)
+        if parts.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=self.open_timeout, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.open_timeout)
+        headers = {"User-Agent": "edgekit", "Accept": "multipart/x-mixed-replace, image/*"}
+        if parts.username is not None:
+            user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(user_pass).decode("ascii")
+        conn.connect()
+        with self._sock_lock:
+            self._sock = conn.sock
+        if self._stop.is_set():
+            conn.close()
+            raise ConnectionAbortedError("closed")
+        conn.sock.settimeout(self.read_timeout)
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
+        response = conn.getresponse()
+        if response.status != 200:
+            response.close()
+            raise ConnectionError(f"HTTP {response.status} {response.reason}")
+        return response
+
+    def _interrupt(self) -> None:
+        with self._sock_lock:
+            if self._sock is not None:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def read_multipart(fp: Any, boundary: bytes) -> Iterator[bytes]:
+    """The bodies of a ``multipart/x-mixed-replace`` stream, until it ends.
+
+    Tolerates what cameras send: the boundary parameter with or without its leading ``--``, blank
+    lines between parts, parts without Content-Length (then the body runs to the next delimiter).
+
+    Raises:
+        ConnectionError: a part larger than :data:`MAX_PART_BYTES`.
+    """
+    core = boundary.strip(b'"').lstrip(b"-")
+    delimiter = re.compile(rb"^--+" + re.escape(core) + rb"(--)?\s*$")
+    line = fp.readline(65536)
+    while line:
+        match = delimiter.match(line)
+        if match is None:  # preamble or blank lines between parts
+            line = fp.readline(65536)
+            continue
+        if match.group(1):  # the closing delimiter
+            return
+        headers = _part_headers(fp)
+        length = headers.get("content-length", "")
+        if length.strip().isdigit():
+            size = int(length)
+            if size > MAX_PART_BYTES:
+                raise ConnectionError(f"an MJPEG part of {size} bytes (more than {MAX_PART_BYTES})")
+            body = fp.read(size)
+            if len(body) < size:
+                return
+            yield body
+            line = fp.readline(65536)
+        else:
+            body, line = _read_to_delimiter(fp, delimiter)
+            if body is not None:
+                yield body
+
+
+def _part_headers(fp: Any) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    while True:
+        line = fp.readline(65536)
+        if not line.strip():
+            return headers
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+
+
+def _read_to_delimiter(fp: Any, delimiter: re.Pattern[bytes]) -> tuple[bytes | None, bytes]:
+    """Body bytes up to the next delimiter line (and that line), or (None, b"") at end of stream."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        line = fp.readline(65536)
+        if not line:
+            return None, b""
+        if delimiter.match(line):
+            body = b"".join(chunks)
+            return (body[:-2] if body.endswith(b"\r\n") else body.rstrip(b"\n")), line
+        chunks.append(line)
+        size += len(line)
+        if size > MAX_PART_BYTES:
+            raise ConnectionError(f"an MJPEG part without Content-Length ran past {MAX_PART_BYTES} bytes")
+
+
+def _boundary(content_type: str) -> bytes:
+    match = re.search(r'boundary\s*=\s*"?([^";]+)"?', content_type, re.IGNORECASE)
+    if match is None:
+        raise ConnectionError(f"multipart Content-Type without a boundary: {content_type!r}")
+    return match.group(1).strip().encode("latin-1")
+
+
+def _decode_image(data: bytes) -> Any:
+    """RGB uint8 array of an encoded image, or a problem string for a broken one."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt data
+        return f"undecodable image ({len(data)} bytes): {exc}"
+
+
+class PiCamera(LiveSource):
+    """The Raspberry Pi camera through picamera2 (Pi OS: ``sudo apt install python3-picamera2`` and a
+    venv made with ``--system-site-packages``). Not exercised by edgekit's tests: no camera here.
+
+    Args:
+        spec: ``"picamera2"`` or ``"picamera2:N"`` for camera N.
+        size: (width, height) of the frames.
+        on_status, backoff, max_backoff: see :class:`LiveSource`.
+
+    Raises:
+        ConfigError: picamera2 cannot be imported.
+    """
+
+    def __init__(self, spec: str = "picamera2", *, size: tuple[int, int] = (1280, 720), **live: Any) -> None:
+        try:
+            import picamera2  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(f"picamera2 cannot be imported ({exc}): on Raspberry Pi OS, "
+                              "sudo apt install python3-picamera2 and make the venv with --system-site-packages"
+                              ) from None
+        number = spec.partition(":")[2]
+        if number and not number.isdigit():
+            raise ConfigError(f"expected picamera2 or picamera2:N (a camera number), found {spec!r}")
+        self.camera_number = int(number or 0)
+        self.size = tuple(size)
+        super().__init__(spec, **live)
+
+    def _capture(self) -> Iterator[Any]:
+        from picamera2 import Picamera2
+
+        camera = Picamera2(self.camera_number)
+        try:
+            # libcamera names formats by word order: "BGR888" is [R, G, B] bytes in memory.
+            camera.configure(camera.create_video_configuration(main={"size": self.size, "format": "BGR888"}))
+            camera.start()
+            while not self._stop.is_set():
+                yield camera.capture_array("main")
+        finally:
+            camera.close()
