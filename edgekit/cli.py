@@ -13,11 +13,10 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Sequence
 
 from . import __version__
-from .errors import ConfigError, EdgekitError, ImageError
+from .errors import ConfigError, ImageError
 
 __all__ = ["main"]
 
@@ -88,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     det = sub.add_parser("detect", help="detect objects in images; prints one JSON line per image")
     det.add_argument("model", metavar="MODEL",
                      help="a .tflite detection model, or a bundle directory made by 'edgekit-convert --bundle'")
-    det.add_argument("sources", metavar="SOURCE", nargs="+", help="image file, directory or glob pattern")
+    det.add_argument("sources", metavar="SOURCE", nargs="+",
+                     help="image file, directory or glob pattern (one JSON line per image)")
     det.add_argument("--labels", metavar="FILE", help="label file (one per line) overriding embedded labels")
     det.add_argument("--threshold", type=_unit_float, default=SCORE_THRESHOLD, metavar="T",
                      help=f"minimum score (default {SCORE_THRESHOLD})")
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--allow", action="append", metavar="LABEL", help="report only this label (repeatable)")
     det.add_argument("--deny", action="append", metavar="LABEL", help="never report this label (repeatable)")
     det.add_argument("--save-annotated", metavar="DIR", help="write each image with its boxes drawn to DIR")
+    det.add_argument("--fps", type=float, metavar="N", help="process at most N frames per second of each source")
+    det.add_argument("--live", action="store_true",
+                     help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams)")
     det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
                      help="import this Python file or module first (e.g. to register a decoder)")
     det.add_argument("--no-plan", action="store_true",
@@ -199,14 +202,21 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout} "
               f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
               f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
-    from .sources import expand_sources
+    from .runner import RunOptions, run, watch
+    from .sinks import AnnotatedImages, ErrorLog, JsonLines, MqttSink
 
-    publisher = _make_publisher(args) if (args.mqtt or args.mqtt_config) else None
-    try:
-        return _detect_all(args, detector, publisher, expand_sources(args.sources))
-    finally:
-        if publisher is not None:
-            publisher.close()
+    runner = watch(args.sources, detector, RunOptions(live=True if args.live else None, fps=args.fps))
+    sinks: list = [JsonLines(sys.stdout), ErrorLog(sys.stderr)]
+    if args.mqtt or args.mqtt_config:
+        sinks.append(MqttSink(_make_publisher(args), detector.model_path))
+    if args.save_annotated:
+        sinks.append(AnnotatedImages(args.save_annotated))
+    with runner.stop_on_signals():
+        summary = run(runner, sinks)
+    if summary.failed:
+        print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=sys.stderr)
+        return ImageError.exit_code
+    return 0
 
 
 def _mqtt_settings(args: argparse.Namespace):
@@ -243,41 +253,6 @@ def _cmd_ha_remove(args: argparse.Namespace) -> int:
             raise ConfigError("could not deliver the removals within 30 s; they stay queued in the outbox")
     print(f"removed Home Assistant entities for: {', '.join(args.labels)}")
     return 0
-
-
-def _detect_all(args: argparse.Namespace, detector, publisher, sources) -> int:
-    failed = 0
-    for path, problem in sources:
-        try:
-            if problem is not None:
-                raise ImageError(f"{path}: {problem}")
-            started = time.perf_counter()
-            loaded = detector.load(path)
-            result = detector.detect_loaded(loaded)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            print(result.to_json(), flush=True)
-            if publisher is not None:
-                publisher.publish_result(result, detector.model_path, loaded.image, elapsed_ms)
-            if args.save_annotated:
-                _save(loaded, result, args.save_annotated)
-        except ImageError as exc:
-            failed += 1
-            print(f"edgekit: {exc}", file=sys.stderr, flush=True)
-    if failed:
-        print(f"edgekit: {failed} input(s) failed; the others were processed", file=sys.stderr)
-        return ImageError.exit_code
-    return 0
-
-
-def _save(loaded, result, out_dir: str) -> None:
-    from .annotate import save_annotated
-    from .image import load_image
-
-    try:
-        full = load_image(loaded.source).image  # full resolution, not the draft used for inference
-        save_annotated(full, result.detections, out_dir, loaded.source)
-    except OSError as exc:
-        raise ConfigError(f"--save-annotated {out_dir}: cannot write ({exc.strerror or exc})") from None
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -169,10 +169,13 @@ class MqttSettings:
 def detection_payload(result: DetectionResult, *, event_id: str, seq: int, device: str, model: str) -> bytes:
     """The ``detections`` message for one image (schema ``edgekit.detections/1``)."""
     now = _dt.datetime.now(_dt.timezone.utc)
+    body = result.to_dict()
+    body.pop("source")
+    if "timestamp" in body:  # the frame's stream/capture time; "timestamp" is the message's (version 1)
+        body["frame_timestamp"] = body.pop("timestamp")
     doc = {"schema": SCHEMA, "event_id": event_id, "seq": seq,
            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-           "device": device, "source": result.source, "model": model, **{k: v for k, v in result.to_dict().items()
-                                                                           if k != "source"}}
+           "device": device, "source": result.source, "model": model, **body}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

@@ -29,20 +29,35 @@ class Detection:
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """All detections in one image, best score first, with the image's size and source."""
+    """All detections in one image or frame, best score first, with the image's size and source.
+
+    ``frame`` (0-based index in its source), ``timestamp`` (seconds: stream time for files and
+    videos, wall-clock capture time for live sources) and ``latency_ms`` (capture → result) are set
+    by the runner; ``None`` when the result did not come from a source.
+    """
 
     source: str
     width: int
     height: int
     detections: tuple[Detection, ...]
+    frame: int | None = None
+    timestamp: float | None = None
+    latency_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "source": self.source,
             "width": self.width,
             "height": self.height,
             "detections": [d.to_dict() for d in self.detections],
         }
+        if self.frame is not None:
+            doc["frame"] = self.frame
+        if self.timestamp is not None:
+            doc["timestamp"] = round(self.timestamp, 6)
+        if self.latency_ms is not None:
+            doc["latency_ms"] = round(self.latency_ms, 2)
+        return doc
 
     def to_json(self) -> str:
         """One line of JSON (the format ``edgekit detect`` prints)."""

@@ -1,0 +1,390 @@
+"""The detection loop as a pipeline: sources → decode + preprocess → invoke → decode outputs → caller.
+
+Three kinds of threads joined by bounded queues, so decoding the next frame overlaps inference
+(numpy, Pillow and the TFLite interpreter release the GIL):
+
+* one **reader** thread per source: reads frames, samples them (``fps``), decodes image files
+  (JPEG draft decoding at the model's size) and preprocesses them into input tensors;
+* one **invoke** thread: the only user of the interpreter; takes tensors from all sources fairly
+  (round robin) and runs them;
+* the **caller's** thread (iterating :func:`watch`): decodes the outputs (NMS, labels) and gets
+  each :class:`FrameResult` to hand to its sinks.
+
+Two ways to consume: *every frame* (files, videos: nothing dropped, each source's results in order)
+and *live* (cameras, streams: the newest frame wins; the reader's queue holds one frame, an older
+one is dropped and counted, so a slow model never builds a backlog). ``stop()`` ends the run
+gracefully: sources stop, frames already read finish and are yielded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Sequence
+
+from .errors import EdgekitError, ImageError
+from .frames import Frame
+from .results import DetectionResult
+
+__all__ = ["RunOptions", "FrameResult", "SourceStats", "RunSummary", "Runner", "watch", "run"]
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to consume sources. ``None`` means "no limit" / "per source".
+
+    Attributes:
+        live: newest frame wins (drop what the model cannot keep up with); default: the
+            source's own ``live`` flag (cameras and streams yes, files and videos no).
+        fps: process at most this many frames per second of each source's timeline (by timestamp
+            for files and videos, by capture time for live sources).
+        queue_size: frames buffered between stages in every-frame mode (live mode keeps one).
+    """
+
+    live: bool | None = None
+    fps: float | None = None
+    queue_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.fps is not None and self.fps <= 0:
+            from .errors import ConfigError
+
+            raise ConfigError(f"fps must be above 0 (or None for every frame), found {self.fps}")
+        if self.queue_size < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(f"queue size must be at least 1, found {self.queue_size}")
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the runner hands to sinks for one frame.
+
+    ``result`` is None and ``error`` set when the frame could not be processed (an unreadable
+    image: the run goes on). ``image`` is the decoded frame as a PIL image (for snapshots and
+    annotation; for image files it may be a reduced-size draft — ``frame.path`` has the original).
+    ``timings`` are per-stage milliseconds: decode, preprocess, wait, invoke, outputs.
+    """
+
+    frame: Frame
+    result: DetectionResult | None
+    error: EdgekitError | None = None
+    image: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SourceStats:
+    """Per-source counters (read by stats publishers and ``bench``)."""
+
+    name: str
+    read: int = 0
+    processed: int = 0
+    dropped: int = 0
+    skipped: int = 0  # sampled out by fps
+    failed: int = 0
+
+
+@dataclass
+class _Item:
+    frame: Frame
+    source: int
+    loaded: Any = None
+    tensor: Any = None
+    transform: Any = None
+    error: EdgekitError | None = None
+    outputs: Any = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Latest:
+    """A one-slot queue where a new frame replaces an unconsumed one (counted as dropped)."""
+
+    def __init__(self, on_drop) -> None:
+        self._slot: list = []
+        self._ended = False
+        self._ready = threading.Condition()
+        self._on_drop = on_drop
+
+    def put(self, item: Any, stop: threading.Event | None = None) -> None:
+        with self._ready:
+            if item is _END:
+                self._ended = True
+            else:
+                if self._slot:
+                    self._on_drop()
+                self._slot[:] = [item]
+            self._ready.notify()
+
+    def get(self, timeout: float) -> Any:
+        with self._ready:
+            if not self._slot and not self._ended:
+                self._ready.wait(timeout)
+            if self._slot:
+                return self._slot.pop()
+            if self._ended:
+                return _END
+            raise queue.Empty
+
+
+class _Bounded:
+    """A bounded FIFO whose put gives up when the run is stopping (so readers never hang)."""
+
+    def __init__(self, size: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=size)
+
+    def put(self, item: Any, stop: threading.Event | None = None) -> None:
+        while True:
+            try:
+                self._q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if stop is not None and stop.is_set() and item is not _END:
+                    return
+
+    def get(self, timeout: float) -> Any:
+        return self._q.get(timeout=timeout)
+
+
+class Runner:
+    """Runs ``detector`` over ``sources``; iterate it for :class:`FrameResult` values.
+
+    Raises (from iteration) the first model/runtime error, after stopping every thread.
+    """
+
+    def __init__(self, sources: Sequence[Any], detector: Any, options: RunOptions | None = None) -> None:
+        self.sources = list(sources)
+        self.detector = detector
+        self.options = options or RunOptions()
+        self.stats = [SourceStats(getattr(s, "name", f"source{i}")) for i, s in enumerate(self.sources)]
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._inputs = [self._queue_for(i, s) for i, s in enumerate(self.sources)]
+        self._outputs = _Bounded(max(2, self.options.queue_size))
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # -- public ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop reading; frames already read are still processed and yielded."""
+        self._stop.set()
+        for source in self.sources:
+            try:
+                source.close()
+            except Exception:  # closing is best effort; a broken source must not block the stop
+                pass
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        if self._started:
+            raise RuntimeError("a Runner can be iterated once")
+        self._started = True
+        self._start_threads()
+        try:
+            while True:
+                item = self._outputs.get(timeout=3600)
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield self._finish(item)
+        finally:
+            self.stop()
+            self._drain()
+            for thread in self._threads:
+                thread.join(timeout=5)
+
+    @contextlib.contextmanager
+    def stop_on_signals(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)):
+        """While inside, SIGTERM/SIGINT stop the run gracefully (frames in flight finish, sinks
+        close); a second signal interrupts at once. Only in the main thread; elsewhere a no-op."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def _handler(signum, _frame):
+            if self._stop.is_set():
+                raise KeyboardInterrupt
+            self.stop()
+
+        for sig in signals:
+            signal.signal(sig, _handler)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # -- stages ---------------------------------------------------------------------------
+    def _queue_for(self, index: int, source: Any):
+        live = self.options.live if self.options.live is not None else bool(getattr(source, "live", False))
+        if live:
+            return _Latest(lambda: self._count(index, "dropped"))
+        return _Bounded(self.options.queue_size)
+
+    def _count(self, index: int, what: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self.stats[index], what, getattr(self.stats[index], what) + n)
+
+    def _start_threads(self) -> None:
+        for i, source in enumerate(self.sources):
+            self._threads.append(threading.Thread(target=self._read, args=(i, source), daemon=True,
+                                                  name=f"edgekit-read-{i}"))
+        self._threads.append(threading.Thread(target=self._invoke_loop, daemon=True, name="edgekit-invoke"))
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, index: int, source: Any) -> None:
+        q = self._inputs[index]
+        next_time: float | None = None  # fps sampling: the earliest timestamp to process next
+        period = 1.0 / self.options.fps if self.options.fps else None
+        try:
+            for frame in source.frames():
+                if self._stop.is_set():
+                    break
+                self._count(index, "read")
+                if period is not None and frame.problem is None:
+                    if next_time is not None and frame.timestamp < next_time - 1e-6:
+                        self._count(index, "skipped")
+                        continue
+                    next_time = frame.timestamp + period if next_time is None or next_time + period <= frame.timestamp \
+                        else next_time + period
+                q.put(self._prepare(index, frame), self._stop)
+        except EdgekitError as exc:  # a source that cannot go on reports it as a failed frame
+            q.put(_Item(Frame(getattr(source, "name", "?"), -1, 0.0, time.monotonic()), index, error=exc), self._stop)
+        except Exception as exc:  # a bug in a source must not hang the run
+            self._outputs.put(exc, self._stop)
+        finally:
+            q.put(_END)
+
+    def _prepare(self, index: int, frame: Frame) -> _Item:
+        item = _Item(frame, index)
+        if frame.problem is not None:
+            item.error = ImageError(f"{frame.source}: {frame.problem}")
+            return item
+        det = self.detector
+        try:
+            t0 = time.perf_counter()
+            loaded = det.load(frame.path if frame.path is not None else frame.pixels)
+            if frame.path is None:
+                loaded = replace(loaded, source=frame.source)
+            t1 = time.perf_counter()
+            item.tensor, item.transform = det.preprocess(loaded)
+            t2 = time.perf_counter()
+        except ImageError as exc:
+            item.error = exc
+            return item
+        item.loaded = loaded
+        item.timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()}
+        return item
+
+    def _invoke_loop(self) -> None:
+        live = list(range(len(self.sources)))
+        try:
+            while live:
+                got = False
+                for index in list(live):  # round robin: sources share the interpreter fairly
+                    try:
+                        item = self._inputs[index].get(timeout=0.005 if len(live) > 1 else 0.2)
+                    except queue.Empty:
+                        continue
+                    got = True
+                    if item is _END:
+                        live.remove(index)
+                        continue
+                    if item.error is None:
+                        started = time.perf_counter()
+                        item.timings["wait"] = (started - item.timings.pop("queued")) * 1000
+                        item.outputs = self.detector.invoke(item.tensor)
+                        item.timings["invoke"] = (time.perf_counter() - started) * 1000
+                        item.tensor = None
+                    self._outputs.put(item)
+                if not got:
+                    continue
+        except BaseException as exc:  # the model failed: end the run with that error
+            self._stop.set()
+            self._outputs.put(exc)
+        finally:
+            self._outputs.put(_END)
+
+    def _finish(self, item: _Item) -> FrameResult:
+        frame = item.frame
+        if item.error is not None:
+            self._count(item.source, "failed")
+            return FrameResult(frame, None, item.error)
+        started = time.perf_counter()
+        detections = self.detector.decode(item.outputs, item.transform)
+        item.timings["outputs"] = (time.perf_counter() - started) * 1000
+        loaded = item.loaded
+        latency = (time.monotonic() - frame.captured) * 1000
+        result = DetectionResult(loaded.source, loaded.width, loaded.height, detections, frame.index,
+                                 frame.timestamp, latency)
+        self._count(item.source, "processed")
+        return FrameResult(frame, result, None, loaded.image, item.timings)
+
+    def _drain(self) -> None:
+        """Empty the queues so that blocked threads can see the stop (an ended live slot keeps
+        answering _END, so stop there)."""
+        for q in [*self._inputs, self._outputs]:
+            try:
+                while q.get(timeout=0.01) is not _END or not isinstance(q, _Latest):
+                    pass
+            except queue.Empty:
+                pass
+
+
+def watch(sources: Any, detector: Any, options: RunOptions | None = None, **kwargs: Any) -> Runner:
+    """Run ``detector`` over ``sources`` (one source, a list of them, or SOURCE strings as the CLI
+    takes them) and iterate the results::
+
+        for r in edgekit.watch("clip.mp4", detector):
+            print(r.result.to_json())
+
+    ``kwargs`` are :class:`RunOptions` fields (``live``, ``fps``, ``queue_size``).
+    """
+    from .sources import open_sources
+
+    if isinstance(sources, str) or not isinstance(sources, (list, tuple)):
+        sources = [sources]
+    opened = []
+    strings = [s for s in sources if isinstance(s, str)]
+    if strings:
+        opened.extend(open_sources(strings))
+    opened.extend(s for s in sources if not isinstance(s, str))
+    if kwargs:
+        options = replace(options or RunOptions(), **kwargs)
+    return Runner(opened, detector, options)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How a run went: frames processed and failed, per-source counters."""
+
+    processed: int
+    failed: int
+    sources: tuple[SourceStats, ...]
+
+
+def run(runner: Runner, sinks: Sequence[Any]) -> RunSummary:
+    """Hand every result of ``runner`` to each sink in order; close the sinks at the end (also on
+    an error or interruption). Failed frames are counted, and handed to the sinks too (an
+    :class:`~edgekit.sinks.ErrorLog` reports them)."""
+    processed = failed = 0
+    try:
+        for fr in runner:
+            if fr.error is None:
+                processed += 1
+            else:
+                failed += 1
+            for sink in sinks:
+                sink.write(fr)
+    finally:
+        for sink in sinks:
+            sink.close()
+    return RunSummary(processed, failed, tuple(runner.stats))

@@ -1,0 +1,161 @@
+"""The pipelined runner on real models and images: every frame once and in order, the same detections
+as one-by-one detection, fps sampling, live mode dropping instead of lagging, bad items skipped,
+a failing model ending the run with its error, and SIGTERM mid-stream losing nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, iou
+from edgekit.detector import Detector, DetectorOptions
+from edgekit.errors import ModelError
+from edgekit.frames import Frame
+from edgekit.runner import RunOptions, run, watch
+from edgekit.sinks import JsonLines
+from mqtt_helpers import Broker, Subscriber
+
+
+@pytest.fixture(scope="module")
+def coco_images(shared):
+    images = sorted((shared / "coco128_val2017" / "images").glob("*.jpg"))
+    assert len(images) >= 64
+    return images[:48]
+
+
+@pytest.fixture(scope="module")
+def ssd_detector(ssd, ssd_labels):
+    return Detector(ssd, DetectorOptions(score_threshold=0.4), labels_path=ssd_labels)
+
+
+class PhotoSource:
+    """A real source over one photo: ``count`` frames at ``fps`` (live: produced in real time on a
+    thread, like a camera; otherwise as fast as the runner reads, with stream timestamps)."""
+
+    def __init__(self, photo, count: int, fps: float, live: bool) -> None:
+        self.name, self.live = f"photo@{fps}", live
+        self.pixels = np.asarray(Image.open(photo).convert("RGB"))
+        self.count, self.fps = count, fps
+        self.closed = False
+
+    def frames(self):
+        start = time.monotonic()
+        for i in range(self.count):
+            if self.closed:
+                return
+            if self.live:
+                time.sleep(max(0.0, start + i / self.fps - time.monotonic()))
+            yield Frame(self.name, i, (time.time() if self.live else i / self.fps), time.monotonic(),
+                        pixels=self.pixels)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_every_frame_once_in_order_with_the_same_detections(ssd_detector, coco_images, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in coco_images:
+        (folder / p.name).symlink_to(p)
+    results = list(watch(str(folder), ssd_detector))
+    assert [r.frame.index for r in results] == list(range(len(coco_images)))
+    assert [os.path.basename(r.result.source) for r in results] == [p.name for p in coco_images]
+    for r, path in zip(results, coco_images):
+        alone = ssd_detector.detect(path)
+        assert [d.label for d in r.result.detections] == [d.label for d in alone.detections]
+        for a, b in zip(r.result.detections, alone.detections):
+            assert a.score == pytest.approx(b.score, abs=1e-6) and iou(a.box, b.box) > 0.999
+        assert r.result.frame == r.frame.index and r.result.latency_ms > 0
+        assert set(r.timings) >= {"decode", "preprocess", "invoke", "outputs"}
+
+
+def test_fps_samples_by_timestamp(ssd_detector, images):
+    source = PhotoSource(images / "coral_kite_and_cold.jpg", 30, 30.0, live=False)  # 1 s of a 30 fps file
+    runner = watch(source, ssd_detector, fps=10)
+    frames = [r.frame.index for r in runner]
+    assert frames == list(range(0, 30, 3))
+    assert runner.stats[0].skipped == 20 and runner.stats[0].processed == 10
+
+
+def test_live_source_drops_instead_of_lagging(ssd_detector, images):
+    """60 frames/s into a model far slower than that: the newest frame wins, latency stays bounded."""
+    slow = Detector(ssd_detector.model_path, DetectorOptions(num_threads=1), labels_path=None)
+    source = PhotoSource(images / "coral_kite_and_cold.jpg", 150, 60.0, live=True)
+    runner = watch(source, slow)
+    results = list(runner)
+    stats = runner.stats[0]
+    invoke = float(np.median([r.timings["invoke"] for r in results]))
+    latencies = [r.result.latency_ms for r in results]
+    assert stats.dropped > 0 and stats.processed + stats.dropped == 150 == stats.read
+    # latency p95 below 2 × inference + one frame interval (+ decode/outputs slack on a shared machine)
+    assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / 60 + 60, (latencies, invoke)
+    first, last = np.mean(latencies[:10]), np.mean(latencies[-10:])
+    assert last < first + 2 * invoke  # it does not grow
+    indices = [r.frame.index for r in results]
+    assert indices == sorted(indices)
+
+
+def test_bad_items_are_skipped_and_counted(ssd_detector, images, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    runner = watch([str(images / "coral_cat.bmp"), str(broken), str(tmp_path / "missing.jpg"),
+                    str(images / "table.jpg")], ssd_detector)
+    results = list(runner)
+    assert [r.error is None for r in results] == [True, False, False, True]
+    assert "broken.jpg" in str(results[1].error) and "missing.jpg" in str(results[2].error)
+    assert runner.stats[0].failed == 2 and runner.stats[0].processed == 2
+
+
+def test_model_failing_at_invoke_ends_the_run_with_its_error(exported, images):
+    det = Detector(exported.corrupt_at_invoke())
+    with pytest.raises(ModelError, match="failed running the model"):
+        list(watch([str(images / "coral_cat.bmp")] * 3, det))
+
+
+def test_run_hands_results_to_sinks_in_order(ssd_detector, coco_images, tmp_path):
+    import io
+
+    out = io.StringIO()
+    summary = run(watch([str(p) for p in coco_images[:10]], ssd_detector), [JsonLines(out)])
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert summary.processed == 10 and summary.failed == 0
+    assert [line["source"] for line in lines] == [str(p) for p in coco_images[:10]]
+
+
+def test_sigterm_mid_stream_loses_nothing(shared, tmp_path):
+    """SIGTERM while detecting a folder and publishing: the run ends cleanly (exit 0, no traceback),
+    every printed result is a whole line and every one of them reached the broker."""
+    broker = Broker(tmp_path, kind="mosquitto").start()
+    sub = Subscriber(broker.port, "edgekit/sigterm/detections")
+    time.sleep(0.3)
+    images = shared / "coco128_val2017" / "images"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "detect", str(shared / "models/yolov8n/yolov8n_int8.tflite"),
+                             str(images), str(images), "--no-plan", "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
+                             "--device-id", "sigterm", "--outbox", str(tmp_path / "outbox.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    lines = []
+    while len(lines) < 8:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        lines.append(line)
+    proc.send_signal(signal.SIGTERM)
+    rest, err = proc.communicate(timeout=120)
+    lines += rest.splitlines(keepends=True)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    docs = [json.loads(line) for line in lines]  # every line whole
+    assert 8 <= len(docs) < 256  # it stopped early
+    assert [d["frame"] for d in docs] == list(range(len(docs)))  # in order, none skipped
+    got = lambda s: [p["frame"] for p in s.payloads("detections")]  # noqa: E731
+    assert sub.wait_for(lambda s: set(got(s)) >= set(range(len(docs))), 30), (len(docs), sorted(set(got(sub))))
+    sub.close()
+    broker.stop()
