@@ -37,6 +37,10 @@ _LAZY = {
     "ModelInfo": "modelinfo",
     "describe_model": "modelinfo",
     "load_plugin": "plugins",
+    "watch": "runner",
+    "RunOptions": "runner",
+    "FrameResult": "runner",
+    "Frame": "frames",
     "usable_cores": "device",
 }
 
@@ -44,7 +48,7 @@ __all__ = [
     "Candidates", "ConfigError", "DecodeContext", "Detection", "DetectionResult", "Detector", "DetectorOptions",
     "EdgekitError", "ImageError", "InputSpec", "LayoutError", "ModelError", "ModelInfo", "ModelMetadata",
     "OutputTensor", "RuntimeNotFoundError", "UnsupportedModelError", "__version__", "describe_model", "find_runtime",
-    "load_plugin", "read_metadata", "register_decoder", "usable_cores",
+    "load_plugin", "read_metadata", "register_decoder", "usable_cores", "watch", "RunOptions", "FrameResult", "Frame",
 ]
 
 
