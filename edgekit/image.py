@@ -13,6 +13,7 @@ Stages (each usable on its own thread in a pipeline):
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -171,21 +172,52 @@ def _array_to_image(array: np.ndarray, name: str) -> Image.Image:
     raise ImageError(f"{name}: expected an HxW, HxWx3 (RGB) or HxWx4 (RGBA) array, found shape {array.shape}")
 
 
-def _resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Bilinear resize with half-pixel centres and no antialiasing.
+@functools.lru_cache(maxsize=16)
+def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-pixel-centre bilinear taps along one axis: left/right source indices and the right weight."""
+    pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+    left = np.floor(pos).astype(np.intp)
+    right = np.minimum(left + 1, n_in - 1)
+    return left, right, (pos - left).astype(np.float32)
+
+
+def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize with half-pixel centres and no antialiasing: uint8 ``HxWx3`` pixels.
 
     This is what TensorFlow's ``tf.image.resize`` and OpenCV's ``INTER_LINEAR`` do, i.e. what
     detectors are trained with (Pillow's ``resize`` would low-pass filter and shift scores).
     Large reductions first use an integer box reduction (JPEGs already got DCT draft scaling),
     so the interpolation never skips more than one source pixel.
+
+    Done as two separable passes of numpy gathers (``take``) in float32 with cached taps, exact to
+    rounding (within 0.5 of the reference): measured 2.0 ms for 640x427 → 300x300 where Pillow's
+    generic affine ``transform`` took 4.5 ms (both best of 40 on the shared 2-core machine); numpy
+    releases the GIL in both, so it overlaps inference.
     """
     if img.size == size:
-        return img
+        return np.asarray(img)
     factor = int(min(img.width / size[0], img.height / size[1]))
     if factor >= 2:
         img = img.reduce(factor)
-    matrix = (img.width / size[0], 0.0, 0.0, 0.0, img.height / size[1], 0.0)
-    return img.transform(size, Image.AFFINE, matrix, Image.BILINEAR)
+    src = np.asarray(img)
+    h, w = src.shape[:2]
+    (tw, th), c = size, src.shape[2]
+    x0, x1, fx = _taps(w, tw)
+    y0, y1, fy = _taps(h, th)
+    chan = np.arange(c)
+    flat = src.reshape(h, w * c)  # columns as (x, channel) pairs: one gather for all channels
+    left = np.take(flat, (x0[:, None] * c + chan).ravel(), axis=1).astype(np.float32)
+    rows = np.take(flat, (x1[:, None] * c + chan).ravel(), axis=1).astype(np.float32)
+    rows -= left
+    rows *= np.repeat(fx, c)
+    rows += left  # h x (tw * c): the horizontal pass
+    top = np.take(rows, y0, axis=0)
+    out = np.take(rows, y1, axis=0)
+    out -= top
+    out *= fy[:, None]
+    out += top
+    out += 0.5  # round half up on the cast
+    return out.astype(np.uint8).reshape(th, tw, c)
 
 
 def fit_to_input(loaded: LoadedImage, size: tuple[int, int], resize: str = "stretch", pad_value: int = 114) -> tuple[np.ndarray, Transform]:
@@ -193,14 +225,14 @@ def fit_to_input(loaded: LoadedImage, size: tuple[int, int], resize: str = "stre
     tw, th = size
     if resize == "stretch":
         transform = Transform(tw, th, 0.0, 0.0, float(tw), float(th), loaded.width, loaded.height)
-        return np.asarray(_resize(loaded.image, (tw, th))), transform
+        return _resize(loaded.image, (tw, th)), transform
     if resize != "letterbox":
         raise ConfigError(f"resize mode must be 'stretch' or 'letterbox', found {resize!r}")
     scale = min(tw / loaded.width, th / loaded.height)
     cw, ch = max(1, round(loaded.width * scale)), max(1, round(loaded.height * scale))
     px, py = (tw - cw) // 2, (th - ch) // 2
     canvas = np.full((th, tw, 3), pad_value, dtype=np.uint8)
-    canvas[py:py + ch, px:px + cw] = np.asarray(_resize(loaded.image, (cw, ch)))
+    canvas[py:py + ch, px:px + cw] = _resize(loaded.image, (cw, ch))
     return canvas, Transform(tw, th, float(px), float(py), float(cw), float(ch), loaded.width, loaded.height)
 
 
