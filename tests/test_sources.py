@@ -528,3 +528,22 @@ def test_rtsp_over_udp(rtsp_python):
         server.stop()
     assert reader.source.options["rtsp_transport"] == "udp" and reader.events[0][1] == "up"
     assert all(_is_red(f.pixels) for f in reader.frames if f.problem is None)
+
+
+# --- V4L2 and picamera2: no camera here; only what can be checked without one ---------------------
+
+def test_missing_v4l2_device_is_an_outage_not_a_crash():
+    (source,) = open_sources(["/dev/video99"])
+    assert isinstance(source, AvStream) and source.device and source.live and "rtsp_transport" not in source.options
+    reader = _Reader(source)
+    _wait_for(lambda: reader.events, 10, "a status report")
+    reader.close()
+    assert reader.frames == [] and reader.events == [("/dev/video99", "down", "No such file or directory")]
+
+
+def test_picamera2_without_the_module_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(ConfigError) as caught:
+        open_sources(["picamera2"])
+    message = str(caught.value)
+    assert "\n" not in message and "python3-picamera2" in message and "--system-site-packages" in message

@@ -10,6 +10,10 @@ dropped) and ``frames()`` (an iterator of :class:`~edgekit.frames.Frame`), and `
   (:class:`~edgekit.sources.stream.HttpStream`, live; told apart by Content-Type), and ``picamera2``
   (:class:`~edgekit.sources.stream.PiCamera`, live).
 
+Live sources also carry ``status`` ("up"/"down"), ``reason``, ``dropped`` and an optional ``on_status``
+callback, ``on_status(name, "up" | "down", reason)``, called once per change (see
+:mod:`edgekit.sources.stream`).
+
 :func:`open_source` picks the kind from the argument. Kinds that need an extra say which one
 (``pip install 'edgekit[video]'``) in one line when it is missing.
 """
