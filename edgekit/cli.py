@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .errors import ConfigError, ImageError
+from .errors import ConfigError
 
 __all__ = ["main"]
 
@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
     mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
 
+    rn = sub.add_parser("run", help="run the detection service from a settings file (sources, model, MQTT …)")
+    rn.add_argument("config", metavar="SETTINGS", help="TOML (or .json) file; unknown keys are refused")
+    rn.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
+
     info = sub.add_parser("info", help="describe any .tflite file: tensors, operators, metadata, and what edgekit "
                                        "would do with it")
     info.add_argument("model", metavar="MODEL")
@@ -161,62 +165,23 @@ def _load_plugins(plugins: Sequence[str] | None) -> None:
         load_plugin(plugin)
 
 
-def _make_detector(args: argparse.Namespace, model: str | None = None, **extra):
-    from .detector import Detector, DetectorOptions
-
-    _load_plugins(args.plugin)
-    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
-    if mean is not None or std is not None:
-        from .metadata import InputSpec
-
-        extra["input"] = InputSpec(mean=mean, std=std)
-    options = DetectorOptions(layout=None if args.layout == "auto" else args.layout, **extra)
-    detector = Detector(model or args.model, options, labels_path=args.labels)
-    for note in detector.notes:
-        print(f"edgekit: note: {note}", file=sys.stderr)
-    return detector
-
-
 def _cmd_detect(args: argparse.Namespace) -> int:
-    model, threads = args.model, args.threads
-    if not args.no_plan:
-        from .plan import make_plan
+    from .service import ServiceSettings, serve
 
-        plan = make_plan(args.model, threads=args.threads, max_image=args.max_image)  # PlanError: refused
-        model, threads = plan.chosen.path, plan.threads
-        if args.verbose:
-            print(plan.explain(), file=sys.stderr)
-    elif os.path.isdir(args.model):
-        raise ConfigError(f"{args.model} is a bundle directory: it needs the planner to pick a variant (drop --no-plan)")
-    detector = _make_detector(
-        args,
-        model,
-        score_threshold=args.threshold,
-        max_results=args.max_results,
-        iou_threshold=args.iou,
-        num_threads=threads,
-        label_allowlist=frozenset(args.allow) if args.allow else None,
-        label_denylist=frozenset(args.deny) if args.deny else None,
-    )
-    if args.verbose:
-        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout} "
-              f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
-              f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=sys.stderr)
-    from .runner import RunOptions, run, watch
-    from .sinks import AnnotatedImages, ErrorLog, JsonLines, MqttSink
+    settings = ServiceSettings(
+        model=args.model, sources=tuple(args.sources), labels=args.labels, threshold=args.threshold, iou=args.iou,
+        max_results=args.max_results, layout=args.layout, mean=args.mean, std=args.std, threads=args.threads,
+        allow=tuple(args.allow) if args.allow else None, deny=tuple(args.deny) if args.deny else None,
+        fps=args.fps, live=True if args.live else None, save_annotated=args.save_annotated,
+        plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
+        mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required)
+    return serve(settings)
 
-    runner = watch(args.sources, detector, RunOptions(live=True if args.live else None, fps=args.fps))
-    sinks: list = [JsonLines(sys.stdout), ErrorLog(sys.stderr)]
-    if args.mqtt or args.mqtt_config:
-        sinks.append(MqttSink(_make_publisher(args), detector.model_path))
-    if args.save_annotated:
-        sinks.append(AnnotatedImages(args.save_annotated))
-    with runner.stop_on_signals():
-        summary = run(runner, sinks)
-    if summary.failed:
-        print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=sys.stderr)
-        return ImageError.exit_code
-    return 0
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .service import ServiceSettings, serve
+
+    return serve(ServiceSettings.from_file(args.config, verbose=args.verbose or None))
 
 
 def _mqtt_settings(args: argparse.Namespace):
@@ -324,7 +289,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-_COMMANDS = {"detect": _cmd_detect, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor,
+_COMMANDS = {"detect": _cmd_detect, "run": _cmd_run, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor,
              "ha-remove": _cmd_ha_remove}
 
 

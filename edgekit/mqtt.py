@@ -230,6 +230,7 @@ class Publisher:
         self.outbox = Outbox(settings.outbox or _default_outbox(settings.device_id), settings.outbox_max)
         self.sent = 0
         self.last_error: str | None = None
+        self.extra_stats: Any = None  # a callable returning more fields for the stats topic
         self._seq = 0
         self._counts: dict[str, int] = {}
         self._announced: set[str] = set()
@@ -386,18 +387,34 @@ class Publisher:
 
     def stats(self) -> dict[str, Any]:
         """What the ``stats`` topic carries: throughput and latency over the last minute, memory,
-        and the delivery state (queued = undelivered, dropped = lost to a full outbox or disk)."""
+        and the delivery state (queued = undelivered, dropped = lost to a full outbox or disk);
+        plus whatever ``extra_stats()`` returns (the runner's per-source counters)."""
         from .plan import current_rss
 
         frames = list(self._frames)
         span = frames[-1][0] - frames[0][0] if len(frames) > 1 else 0.0
         latencies = sorted(ms for _, ms in frames if ms is not None)
-        return {"fps": round((len(frames) - 1) / span, 2) if span > 0 else 0.0,
-                "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
-                "latency_ms_max": round(latencies[-1], 1) if latencies else None,
-                "rss_mib": round(current_rss() / 2**20, 1), "connected": self._connected.is_set(),
-                "queued": len(self.outbox), "sent": self.sent, "dropped": self.outbox.dropped,
-                "inflight": len(self._inflight), "last_error": self.last_error}
+        doc = {"fps": round((len(frames) - 1) / span, 2) if span > 0 else 0.0,
+               "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
+               "latency_ms_max": round(latencies[-1], 1) if latencies else None,
+               "rss_mib": round(current_rss() / 2**20, 1), "connected": self._connected.is_set(),
+               "queued": len(self.outbox), "sent": self.sent, "dropped": self.outbox.dropped,
+               "inflight": len(self._inflight), "last_error": self.last_error}
+        if self.extra_stats is not None:
+            try:
+                doc.update(self.extra_stats())
+            except Exception as exc:  # stats must never stop delivery
+                doc["extra_stats_error"] = f"{type(exc).__name__}: {exc}"
+        return doc
+
+    def publish_source_status(self, source: str, status: str, reason: str = "") -> None:
+        """Queue a source's state (``up``/``down`` + reason), retained, on ``<device>/sources/<name>/status``."""
+        now = _dt.datetime.now(_dt.timezone.utc)
+        doc = {"source": source, "status": status, "reason": reason,
+               "since": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"}
+        self.outbox.put(self.settings.topic("sources", _topic_safe(source), "status"),
+                        json.dumps(doc, separators=(",", ":")).encode(), 1, retain=True)
+        self._notify()
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -1,0 +1,208 @@
+"""The detection service: model + sources + sinks, as ``edgekit detect`` and ``edgekit run`` use it.
+
+:class:`ServiceSettings` holds every knob (from CLI flags, or from a TOML/JSON settings file that
+refuses unknown keys); :func:`serve` plans, loads the detector, opens the sources, wires the sinks
+(JSON lines, errors, MQTT with per-source status and stats, annotated images) and runs until the
+sources end or SIGTERM/SIGINT stops it gracefully. A stream that drops is reopened by its source;
+its outage is said once on stderr and published as the source's status.
+
+Settings file (``edgekit run service.toml``)::
+
+    model = "/opt/edgekit/models/bundle"          # a .tflite or a bundle directory
+    sources = ["rtsp://cam1.local/stream1", "/srv/camera/*.jpg"]
+    threshold = 0.4
+    fps = 5                                       # at most 5 frames/s per source
+    allow = ["person", "car"]
+    [mqtt]                                        # any MqttSettings field, plus url
+    url = "mqtts://broker.local:8883"
+    ca_file = "/etc/edgekit/ca.pem"
+    ha_discovery = true
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .errors import ConfigError, ImageError
+from .postprocess import IOU_THRESHOLD, MAX_RESULTS, SCORE_THRESHOLD
+
+__all__ = ["ServiceSettings", "serve"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything a detection run needs. ``None`` means "from the model / no limit / off"."""
+
+    model: str
+    sources: tuple[str, ...]
+    labels: str | None = None
+    threshold: float = SCORE_THRESHOLD
+    iou: float = IOU_THRESHOLD
+    max_results: int | None = MAX_RESULTS
+    layout: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    threads: int | None = None
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] | None = None
+    fps: float | None = None
+    live: bool | None = None
+    save_annotated: str | None = None
+    plugins: tuple[str, ...] = ()
+    plan: bool = True
+    max_image: tuple[int, int] = (1920, 1080)
+    verbose: bool = False
+    mqtt: Any = None  # an MqttSettings, or a mapping of its fields plus "url" (settings file [mqtt] table)
+    mqtt_required: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ConfigError("no sources: give at least one image, folder, glob, video file, URL or camera")
+        for name in ("sources", "allow", "deny", "plugins", "mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        if isinstance(self.max_image, list):
+            object.__setattr__(self, "max_image", tuple(self.max_image))
+
+    @classmethod
+    def from_file(cls, path: str, **overrides: Any) -> "ServiceSettings":
+        """Read a TOML (or ``.json``) settings file; unknown keys are refused with the known ones."""
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+            if path.endswith(".json"):
+                doc = json.loads(raw)
+            else:
+                import tomllib
+
+                doc = tomllib.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read the settings ({exc}); expected TOML (or .json) with model and "
+                              "sources") from None
+        except ImportError:
+            raise ConfigError(f"{path}: TOML needs Python 3.11+; use a .json settings file") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        missing = [k for k in ("model", "sources") if k not in doc and k not in overrides]
+        if missing:
+            raise ConfigError(f"{path}: missing {' and '.join(missing)}")
+        doc.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**doc)
+        except TypeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def _detector(settings: ServiceSettings, err: TextIO):
+    from .detector import Detector, DetectorOptions
+    from .metadata import InputSpec
+    from .plugins import load_plugin
+
+    for plugin in settings.plugins:
+        load_plugin(plugin)
+    model, threads = settings.model, settings.threads
+    if settings.plan:
+        from .plan import make_plan
+
+        plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image)  # PlanError
+        model, threads = plan.chosen.path, plan.threads
+        if settings.verbose:
+            print(plan.explain(), file=err)
+    elif os.path.isdir(settings.model):
+        raise ConfigError(f"{settings.model} is a bundle directory: it needs the planner to pick a variant "
+                          "(drop --no-plan / set plan = true)")
+    options = DetectorOptions(
+        score_threshold=settings.threshold, max_results=settings.max_results, iou_threshold=settings.iou,
+        num_threads=threads, layout=None if settings.layout in (None, "auto") else settings.layout,
+        label_allowlist=frozenset(settings.allow) if settings.allow else None,
+        label_denylist=frozenset(settings.deny) if settings.deny else None,
+        input=InputSpec(mean=settings.mean, std=settings.std) if settings.mean or settings.std else None)
+    detector = Detector(model, options, labels_path=settings.labels)
+    for note in detector.notes:
+        print(f"edgekit: note: {note}", file=err)
+    if settings.verbose:
+        print(f"edgekit: runtime {detector.runtime}, {detector.num_threads} threads, layout {detector.layout} "
+              f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
+              f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=err)
+    return detector
+
+
+def _publisher(settings: ServiceSettings):
+    from .mqtt import MqttSettings, Publisher
+
+    if isinstance(settings.mqtt, MqttSettings):
+        mqtt = settings.mqtt
+    else:
+        doc = dict(settings.mqtt or {})
+        url = doc.pop("url", None)
+        try:
+            mqtt = MqttSettings.from_url(url, **doc) if url else MqttSettings(**doc)
+        except TypeError as exc:
+            raise ConfigError(f"[mqtt] settings: {exc}") from None
+    return Publisher(mqtt, required=settings.mqtt_required).start()
+
+
+@dataclass
+class _StatusLog:
+    """Says each source outage once on stderr and publishes the source's status."""
+
+    err: TextIO
+    publisher: Any = None
+    last: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, source: str, status: str, reason: str = "") -> None:
+        with self.lock:
+            if self.last.get(source) == status:
+                return
+            first = source not in self.last
+            self.last[source] = status
+        if status == "down" or not first:
+            print(f"edgekit: source {source} is {status}" + (f": {reason}" if reason else ""), file=self.err,
+                  flush=True)
+        if self.publisher is not None:
+            self.publisher.publish_source_status(source, status, reason)
+
+
+def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run detection as ``settings`` say; returns the exit code (0, or 5 when some inputs failed).
+
+    Raises the error tree's errors (model unusable, plan refused, broker refused with
+    ``mqtt_required`` …) for the caller to map to exit codes.
+    """
+    from .runner import RunOptions, Runner, run
+    from .sinks import AnnotatedImages, ErrorLog, JsonLines, MqttSink
+    from .sources import open_sources
+
+    out, err = out or sys.stdout, err or sys.stderr
+    detector = _detector(settings, err)
+    sources = open_sources(list(settings.sources))
+    runner = Runner(sources, detector, RunOptions(live=settings.live, fps=settings.fps))
+    sinks: list = [JsonLines(out), ErrorLog(err)]
+    publisher = _publisher(settings) if settings.mqtt else None
+    status = _StatusLog(err, publisher)
+    for source in sources:
+        if hasattr(source, "on_status"):
+            source.on_status = status
+    if publisher is not None:
+        publisher.extra_stats = lambda: {"sources": [dataclasses.asdict(s) for s in runner.stats]}
+        sinks.append(MqttSink(publisher, detector.model_path))
+    if settings.save_annotated:
+        sinks.append(AnnotatedImages(settings.save_annotated))
+    with runner.stop_on_signals():
+        summary = run(runner, sinks)
+    if summary.failed:
+        print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=err)
+        return ImageError.exit_code
+    return 0
