@@ -13,8 +13,8 @@ Settings file (``edgekit run service.toml``)::
     threshold = 0.4
     fps = 5                                       # at most 5 frames/s per source
     allow = ["person", "car"]
-    [mqtt]                                        # any MqttSettings field, plus url
-    url = "mqtts://broker.local:8883"
+    [mqtt]                                        # any MqttSettings field, plus url; an empty
+    url = "mqtts://broker.local:8883"             # table takes EDGEKIT_MQTT_URL/USERNAME/PASSWORD
     ca_file = "/etc/edgekit/ca.pem"
     ha_discovery = true
 """
@@ -145,7 +145,11 @@ def _publisher(settings: ServiceSettings):
         mqtt = settings.mqtt
     else:
         doc = dict(settings.mqtt or {})
-        url = doc.pop("url", None)
+        # as for detect: the environment (e.g. a systemd EnvironmentFile) fills what the file leaves out
+        for key, env in (("username", "EDGEKIT_MQTT_USERNAME"), ("device_id", "EDGEKIT_DEVICE_ID")):
+            if key not in doc and os.environ.get(env):
+                doc[key] = os.environ[env]
+        url = doc.pop("url", None) or os.environ.get("EDGEKIT_MQTT_URL")
         try:
             mqtt = MqttSettings.from_url(url, **doc) if url else MqttSettings(**doc)
         except TypeError as exc:
@@ -190,7 +194,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     sources = open_sources(list(settings.sources))
     runner = Runner(sources, detector, RunOptions(live=settings.live, fps=settings.fps))
     sinks: list = [JsonLines(out), ErrorLog(err)]
-    publisher = _publisher(settings) if settings.mqtt else None
+    publisher = _publisher(settings) if settings.mqtt is not None else None
     status = _StatusLog(err, publisher)
     for source in sources:
         if hasattr(source, "on_status"):

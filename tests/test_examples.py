@@ -29,3 +29,12 @@ def test_plugin_errors_are_one_line(ssd, images, tmp_path):
     bad.write_text("raise RuntimeError('boom')\n")
     r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--plugin", str(bad))
     assert r.returncode == 2 and "import failed (RuntimeError: boom)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_service_example_settings_parse_and_name_real_keys():
+    from edgekit.service import ServiceSettings
+
+    settings = ServiceSettings.from_file(str(EXAMPLES / "service" / "service.toml"))
+    assert settings.sources[0].startswith("rtsp://") and settings.fps == 5 and settings.mqtt["ha_discovery"] is True
+    unit = (EXAMPLES / "service" / "edgekit.service").read_text()
+    assert "edgekit run /etc/edgekit/service.toml" in unit
