@@ -159,3 +159,29 @@ def test_sigterm_mid_stream_loses_nothing(shared, tmp_path):
     assert sub.wait_for(lambda s: set(got(s)) >= set(range(len(docs))), 30), (len(docs), sorted(set(got(sub))))
     sub.close()
     broker.stop()
+
+
+def test_video_file_every_frame_matches_detect_on_the_saved_frame(shared, images, tmp_path):
+    """A real H.264 file (encoded here with ffmpeg from a pan across a real photo): each frame once, in
+    order, with its stream time; a frame's detections equal `detect` on that frame saved as PNG."""
+    from test_sources import CODECS, H, W, _encode
+
+    with Image.open(images / "coral_kite_and_cold.jpg") as photo:
+        big = np.asarray(photo.convert("RGB").resize((W + 12 * 20, H + 40)))
+    pan = np.stack([big[20:20 + H, i * 20:i * 20 + W] for i in range(12)])
+    video = _encode(pan, tmp_path / "pan.mp4", CODECS["h264.mp4"])  # 10 fps
+    det = Detector(shared / "models/yolov8n/yolov8n_int8_320.tflite", DetectorOptions(score_threshold=0.3))
+    results = list(watch(str(video), det))
+    assert [r.frame.index for r in results] == list(range(12))
+    assert [round(r.result.timestamp, 3) for r in results] == [round(i / 10, 3) for i in range(12)]
+    from edgekit.sources.video import VideoFile
+
+    decoded = [f.pixels for f in VideoFile(str(video)).frames()]
+    for i in (0, 5, 11):
+        png = tmp_path / f"frame{i}.png"
+        Image.fromarray(decoded[i]).save(png)
+        alone = det.detect(png).detections
+        got = results[i].result.detections
+        assert [d.label for d in got] == [d.label for d in alone] and got
+        for a, b in zip(got, alone):
+            assert a.score == pytest.approx(b.score, abs=1e-6) and iou(a.box, b.box) > 0.999
