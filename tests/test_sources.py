@@ -13,6 +13,7 @@ import http.server
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -515,6 +516,27 @@ def test_rtsp_reconnects_after_a_server_restart(rtsp_python):
     assert all(f.problem is None and f.pixels.shape == (240, 320, 3) and _is_red(f.pixels) for f in reader.frames)
     indices = [f.index for f in reader.frames]
     assert indices == sorted(set(indices))
+
+
+def test_rtsp_server_that_goes_silent_times_out_and_comes_back(rtsp_python):
+    """A network cut without a reset: the server is frozen (SIGSTOP), then thawed."""
+    port = _free_port()
+    server = _RtspServer(rtsp_python, port)
+    reader = _Reader(AvStream(f"rtsp://127.0.0.1:{port}/cam", open_timeout=2, read_timeout=1.5, backoff=0.2,
+                              max_backoff=0.5))
+    try:
+        _wait_for(lambda: len(reader.frames) >= 3, 20, "RTSP frames")
+        server.process.send_signal(signal.SIGSTOP)
+        _wait_for(lambda: reader.source.status == "down", 10, "the read timeout")
+        server.process.send_signal(signal.SIGCONT)
+        before = len(reader.frames)
+        _wait_for(lambda: len(reader.frames) >= before + 3, 20, "RTSP frames after the thaw")
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        reader.close()
+        server.stop()
+    assert [e[1] for e in reader.events] == ["up", "down", "up"]
+    assert reader.events[1][2] == "no data within the 1.5 s read timeout"
 
 
 def test_rtsp_over_udp(rtsp_python):

@@ -196,8 +196,17 @@ class AvStream(LiveSource):
 
     def _capture(self) -> Iterator[Any]:
         av = self._av
-        container = av.open(self.url, mode="r", format="v4l2" if self.device else None, options=self.options,
-                            timeout=self.timeouts)
+        try:
+            container = av.open(self.url, mode="r", format="v4l2" if self.device else None, options=self.options,
+                                timeout=self.timeouts)
+        except av.error.ExitError:  # PyAV's timeout interrupts FFmpeg, which reports "Immediate exit requested"
+            raise TimeoutError(f"no answer within the {self.timeouts[0]:g} s open timeout") from None
+        try:
+            yield from self._decode(container)
+        except av.error.ExitError:
+            raise TimeoutError(f"no data within the {self.timeouts[1]:g} s read timeout") from None
+
+    def _decode(self, container: Any) -> Iterator[Any]:
         with container:
             if not container.streams.video:
                 raise ConfigError("the stream has no video track")
