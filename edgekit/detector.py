@@ -15,6 +15,7 @@ import numpy as np
 
 from . import decoders, postprocess
 from .device import usable_cores
+from .plan import default_threads
 from .errors import ConfigError, EdgekitError, LayoutError, UnsupportedModelError
 from .image import ImageSource, LoadedImage, Transform, encode_pixels, fit_to_input, load_image, make_encoder
 from .metadata import InputSpec, ModelMetadata, read_labels, read_metadata
@@ -34,7 +35,8 @@ class DetectorOptions:
         max_results: at most this many detections per image, best first.
         label_allowlist: report only these labels.
         label_denylist: never report these labels.
-        num_threads: interpreter threads; default: the cores this process may use.
+        num_threads: interpreter threads; default: the planner's policy
+            (:func:`edgekit.plan.default_threads` of the cores this process may use).
         layout: output layout name (``ssd``, ``yolov8``, ``yolov5``, ``end2end`` or a registered
             decoder); default: from metadata, else the first decoder whose ``matches()`` fits.
         labels: labels overriding the embedded ones (index = class id).
@@ -106,7 +108,7 @@ class Detector:
         self.options = options
         self.notes: list[str] = []
         self.runtime = runtime or find_runtime()
-        self.num_threads = options.num_threads or usable_cores()
+        self.num_threads = options.num_threads or default_threads(usable_cores())[0]
         self._interpreter = create_interpreter(self.model_path, self.num_threads, self.runtime)
         self.metadata: ModelMetadata = read_metadata(self.model_path)
         self.notes.extend(self.metadata.notes)
