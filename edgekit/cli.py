@@ -1,4 +1,4 @@
-"""The ``edgekit`` command: ``detect``, ``info``, ``plan`` and ``doctor``.
+"""The ``edgekit`` command: ``detect``, ``info``, ``plan``, ``doctor`` and ``bench``.
 
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
@@ -155,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     doc = sub.add_parser("doctor", help="check this machine: Python, packages, TFLite runtimes, CPU, memory, thermal")
     doc.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bn = sub.add_parser("bench", help="measure this device on a model: load, first inference, fps, stage ms, "
+                                      "peak RSS, threads sweep")
+    bn.add_argument("model", metavar="MODEL")
+    bn.add_argument("source", metavar="SOURCE", nargs="?",
+                    help="any SOURCE detect takes (default: synthetic 1280x720 JPEGs)")
+    bn.add_argument("--frames", type=_positive_int, default=64, metavar="N", help="frames timed per run (default 64)")
+    bn.add_argument("--threads", type=_positive_int, metavar="N", help="default: the planner's choice")
+    bn.add_argument("--no-sweep", action="store_true", help="skip the sweep over 1..usable cores")
+    bn.add_argument("--plot", metavar="FILE", help="also draw the results as a PNG")
+    bn.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -289,8 +300,19 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import BenchOptions, format_report, run_bench, save_plot
+
+    options = BenchOptions(frames=args.frames, threads=args.threads, sweep=() if args.no_sweep else None)
+    report = run_bench(args.model, args.source, options, None if args.json else lambda m: print(m, file=sys.stderr))
+    if args.plot:
+        save_plot(report, args.plot)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
 _COMMANDS = {"detect": _cmd_detect, "run": _cmd_run, "info": _cmd_info, "plan": _cmd_plan, "doctor": _cmd_doctor,
-             "ha-remove": _cmd_ha_remove}
+             "ha-remove": _cmd_ha_remove, "bench": _cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
