@@ -249,10 +249,12 @@ def _assert_drawn_only_on(original, annotated, boxes):
     """The outline of every box changed; 16x16 blocks clear of every box and label did not."""
     diff = np.abs(annotated - original).max(axis=2)
     h, w = diff.shape
-    near = np.zeros((h, w), bool)  # boxes, their labels (above the top-left corner) and a margin
+    # boxes, their label tags and a margin: a tag sits above the box, inside its top, below it or inside
+    # its bottom, left- or right-aligned (edgekit/annotate.py), so keep a tag's height and width around
+    near = np.zeros((h, w), bool)
     for x1, y1, x2, y2 in boxes:
         x1, y1, x2, y2 = (int(round(v)) for v in (x1, y1, x2, y2))
-        near[max(0, y1 - 40):min(h, y2 + 12), max(0, x1 - 12):min(w, max(x2, x1 + 160) + 12)] = True
+        near[max(0, y1 - 48):min(h, y2 + 48), max(0, min(x1, x2 - 180) - 12):min(w, max(x2, x1 + 180) + 12)] = True
         # the outline: a band from 1 px outside to 3 px inside each edge; most of it must have changed
         ring = np.zeros((h, w), bool)
         ring[max(0, y1 - 1):min(h, y2 + 2), max(0, x1 - 1):min(w, x2 + 2)] = True
