@@ -69,7 +69,7 @@ def _encode(frames: np.ndarray, path: Path, codec_args: list[str]) -> Path:
 
 
 def _has_encoder(name: str) -> bool:
-    out = subprocess.run([_ffmpeg(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    out = subprocess.run([_ffmpeg(), "-hide_banner", "-encoders"], capture_output=True, text=True, check=True).stdout
     return f" {name} " in out
 
 
@@ -459,7 +459,8 @@ def rtsp_python(tmp_path_factory) -> tuple[str, Path]:
     python = "/usr/bin/python3"
     probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer; "
              "Gst.init(None); assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')")
-    if not os.path.exists(python) or subprocess.run([python, "-c", probe], capture_output=True).returncode != 0:
+    usable = os.path.exists(python) and subprocess.run([python, "-c", probe], capture_output=True, check=False).returncode == 0
+    if not usable:
         _missing("GStreamer's RTSP server is not usable from /usr/bin/python3 (gi, GstRtspServer, x264enc)")
     script = tmp_path_factory.mktemp("rtsp") / "rtsp_server.py"
     script.write_text(RTSP_SERVER)

@@ -114,7 +114,7 @@ class LiveSource:
                         return
                     self._put(item)
                     delay = self.backoff  # frames flowed: the next outage starts from a short wait
-            except Exception as exc:  # noqa: BLE001 - any failure of a live stream is an outage, not a crash
+            except Exception as exc:  # any failure of a live stream is an outage, not a crash
                 reason = av_reason(exc)
             if self._stop.is_set():
                 return
@@ -148,7 +148,7 @@ class LiveSource:
         if self.on_status is not None:
             try:
                 self.on_status(self.name, status, reason)
-            except Exception:  # noqa: BLE001 - a failing status publisher must not stop the camera
+            except Exception:  # a failing status publisher must not stop the camera
                 log.exception("%s: on_status callback failed", self.name)
 
     def _capture(self) -> Iterator[Any]:
@@ -412,7 +412,7 @@ def _pillow_decode(data: bytes) -> Any:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt data
+    except Exception as exc:  # Pillow raises many types for corrupt data
         return f"undecodable image ({len(data)} bytes): {exc}"
 
 
@@ -431,7 +431,7 @@ class PiCamera(LiveSource):
 
     def __init__(self, spec: str = "picamera2", *, size: tuple[int, int] = (1280, 720), **live: Any) -> None:
         try:
-            import picamera2  # noqa: F401
+            import picamera2  # noqa: F401 - only whether it imports
         except ImportError as exc:
             raise ConfigError(f"picamera2 cannot be imported ({exc}): on Raspberry Pi OS, "
                               "sudo apt install python3-picamera2 and make the venv with --system-site-packages"
