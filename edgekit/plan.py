@@ -121,14 +121,17 @@ def current_rss() -> int:
     return 0
 
 
-def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080)) -> int:
-    """Image memory outside the interpreter: one RGB decode of ``max_image`` (JPEG draft mode
-    usually decodes smaller; PNGs and camera frames do not), the uint8 model-input canvas and the
-    encoded input tensor (640x640 float32 assumed before the model is measured)."""
+def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080),
+                       frames_in_flight: int = 1, decoders: int = 1) -> int:
+    """Image memory outside the interpreter: an RGB decode of ``max_image`` per decoding thread
+    (JPEG draft mode usually decodes smaller; PNGs and camera frames do not), and per frame in flight
+    (queued between the runner's stages: see :meth:`edgekit.runner.RunOptions.frames_in_flight`)
+    the uint8 model-input canvas and the encoded input tensor (640x640 float32 assumed before the
+    model is measured)."""
     w, h = max_image
     pixels = cost.input_size[0] * cost.input_size[1] if cost else 640 * 640
     tensor = cost.input_bytes if cost else pixels * 3 * 4
-    return w * h * 3 + pixels * 3 + tensor
+    return decoders * w * h * 3 + frames_in_flight * (pixels * 3 + tensor)
 
 
 def default_threads(usable: int) -> tuple[int, str]:
@@ -323,7 +326,8 @@ def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
 
 def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float | None = None,
               max_image: tuple[int, int] = (1920, 1080), device: DeviceInfo | None = None,
-              use_cache: bool = True, measure: bool = True, autotune: bool = False) -> Plan:
+              use_cache: bool = True, measure: bool = True, autotune: bool = False,
+              frames_in_flight: int = 1, decoders: int = 1) -> Plan:
     """Decide threads and variant for ``model`` (a .tflite or a bundle directory).
 
     Raises PlanError (before this process loads any model) when nothing fits the memory budget.
@@ -351,7 +355,8 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         # extra need. Known without loading: the mapped file, and a cost the converter measured.
         sha = _verified_sha256(variant)
         cached = _cached_cost(path, threads, device, sha) if use_cache else None
-        floor = image_buffer_bytes(cached, max_image) + (
+        # before measuring, the input size is unknown: the floor counts one frame (never refuse on a guess)
+        floor = image_buffer_bytes(cached, max_image, frames_in_flight if cached else 1, decoders) + (
             cached.peak_bytes if cached else max(os.path.getsize(path), variant.recorded_peak or 0))
         if floor > budget:
             source = "measured here earlier" if cached else ("measured by the converter" if variant.recorded_peak
@@ -368,12 +373,13 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         except PlanError as exc:
             candidates.append(Candidate(path, size, mode, None, None, False, str(exc).split(" — ")[0]))
             continue
-        need = cost.peak_bytes + image_buffer_bytes(cost, max_image)
+        need = cost.peak_bytes + image_buffer_bytes(cost, max_image, frames_in_flight, decoders)
         slow = max_latency_ms is not None and cost.invoke_ms > max_latency_ms
         note = "too slow" if slow else ("fits" if need <= budget else f"needs {need / _MIB:.0f} MiB more")
         candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, baseline + need,
                                     need <= budget and not slow, note))
-    return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms)
+    return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms,
+                   frames_in_flight, decoders)
 
 
 def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
@@ -390,10 +396,11 @@ def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
 
 
 def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, baseline: int,
-            max_image: tuple[int, int], threads: int, why: str, max_latency_ms: float | None) -> Plan:
+            max_image: tuple[int, int], threads: int, why: str, max_latency_ms: float | None,
+            frames_in_flight: int = 1, decoders: int = 1) -> Plan:
     fitting = [c for c in candidates if c.fits]
     chosen_cost = next((c.cost for c in candidates if c.cost), None)
-    plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image), threads, why, list(candidates),
+    plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image, frames_in_flight, decoders), threads, why, list(candidates),
                 None)
     if not fitting:
         needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]

@@ -44,12 +44,22 @@ class RunOptions:
             source's own ``live`` flag (cameras and streams yes, files and videos no).
         fps: process at most this many frames per second of each source's timeline (by timestamp
             for files and videos, by capture time for live sources).
-        queue_size: frames buffered between stages in every-frame mode (live mode keeps one).
+        queue_size: frames buffered between stages in every-frame mode (live mode keeps one);
+            two keep the interpreter busy while the next frame decodes.
+        keep_images: hand each frame's decoded image to the sinks (``FrameResult.image``: MQTT
+            snapshots, annotation); off, only the model-size tensor waits in the queues.
     """
 
     live: bool | None = None
     fps: float | None = None
-    queue_size: int = 4
+    queue_size: int = 2
+    keep_images: bool = False
+
+    def frames_in_flight(self, sources: int = 1) -> int:
+        """Most frames the pipeline holds at once (what the planner's memory prediction counts):
+        per source its queue and the one being decoded, the one being invoked, the outputs queue
+        and the one at the sinks."""
+        return sources * (self.queue_size + 1) + 1 + max(2, self.queue_size) + 1
 
     def __post_init__(self) -> None:
         if self.fps is not None and self.fps <= 0:
@@ -67,8 +77,9 @@ class FrameResult:
     """What the runner hands to sinks for one frame.
 
     ``result`` is None and ``error`` set when the frame could not be processed (an unreadable
-    image: the run goes on). ``image`` is the decoded frame as a PIL image (for snapshots and
-    annotation; for image files it may be a reduced-size draft — ``frame.path`` has the original).
+    image: the run goes on). ``image`` is the decoded frame as a PIL image when
+    ``RunOptions.keep_images`` is on (for snapshots and annotation; for image files it may be a
+    reduced-size draft — ``frame.path`` has the original), else None.
     ``timings`` are per-stage milliseconds: decode, preprocess, wait, invoke, outputs.
     """
 
@@ -280,7 +291,7 @@ class Runner:
         except ImageError as exc:
             item.error = exc
             return item
-        item.loaded = loaded
+        item.loaded = loaded if self.options.keep_images else replace(loaded, image=None)
         item.timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()}
         return item
 

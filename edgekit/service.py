@@ -115,7 +115,9 @@ def _detector(settings: ServiceSettings, err: TextIO):
     if settings.plan:
         from .plan import make_plan
 
-        plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image)  # PlanError
+        readers = len(settings.sources)
+        plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image,  # PlanError
+                         frames_in_flight=_run_options(settings).frames_in_flight(readers), decoders=readers)
         model, threads = plan.chosen.path, plan.threads
         if settings.verbose:
             print(plan.explain(), file=err)
@@ -136,6 +138,14 @@ def _detector(settings: ServiceSettings, err: TextIO):
               f"(from {detector.layout_origin}), labels: {len(detector.labels or ())} (from {detector.label_origin}), "
               f"input {detector.input_size[0]}x{detector.input_size[1]} ({detector.input_spec.resize})", file=err)
     return detector
+
+
+def _run_options(settings: ServiceSettings):
+    from .runner import RunOptions
+
+    snapshot = bool(getattr(settings.mqtt, "snapshot", False) or
+                    (isinstance(settings.mqtt, dict) and settings.mqtt.get("snapshot")))
+    return RunOptions(live=settings.live, fps=settings.fps, keep_images=bool(settings.save_annotated) or snapshot)
 
 
 def _publisher(settings: ServiceSettings):
@@ -185,14 +195,14 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     Raises the error tree's errors (model unusable, plan refused, broker refused with
     ``mqtt_required`` …) for the caller to map to exit codes.
     """
-    from .runner import RunOptions, Runner, run
+    from .runner import Runner, run
     from .sinks import AnnotatedImages, ErrorLog, JsonLines, MqttSink
     from .sources import open_sources
 
     out, err = out or sys.stdout, err or sys.stderr
     detector = _detector(settings, err)
     sources = open_sources(list(settings.sources))
-    runner = Runner(sources, detector, RunOptions(live=settings.live, fps=settings.fps))
+    runner = Runner(sources, detector, _run_options(settings))
     sinks: list = [JsonLines(out), ErrorLog(err)]
     publisher = _publisher(settings) if settings.mqtt is not None else None
     status = _StatusLog(err, publisher)

@@ -76,6 +76,8 @@ class AnnotatedImages:
         try:
             # image files were decoded at reduced size for the model (draft): draw on the original
             full = load_image(fr.frame.path).image if fr.frame.path is not None else fr.image
+            if full is None:
+                raise ConfigError("annotating frames needs RunOptions(keep_images=True)")
             name = fr.frame.source if fr.frame.path is not None else f"{fr.frame.source}-{fr.frame.index:06d}"
             save_annotated(full, fr.result.detections, self.out_dir, name)
         except OSError as exc:

@@ -185,3 +185,18 @@ def test_video_file_every_frame_matches_detect_on_the_saved_frame(shared, images
         assert [d.label for d in got] == [d.label for d in alone] and got
         for a, b in zip(got, alone):
             assert a.score == pytest.approx(b.score, abs=1e-6) and iou(a.box, b.box) > 0.999
+
+
+def test_queued_frames_hold_only_tensors_and_the_plan_counts_them(ssd_detector, images):
+    runner = watch([str(images / "coral_cat.bmp")], ssd_detector)
+    (r,) = list(runner)
+    assert r.image is None and r.result.width == 512  # the decoded picture was not kept in the queues
+    (r,) = list(watch([str(images / "coral_cat.bmp")], ssd_detector, keep_images=True))
+    assert r.image is not None
+    from edgekit.plan import ModelCost, image_buffer_bytes
+
+    options = RunOptions()
+    assert options.frames_in_flight(1) == 7 and options.frames_in_flight(3) == 13
+    cost = ModelCost("x", 1, 0, 0, 10.0, "rt", (300, 300), 300 * 300 * 3, "int8")
+    one, queued = image_buffer_bytes(cost, (1920, 1080)), image_buffer_bytes(cost, (1920, 1080), 7)
+    assert queued - one == 6 * (300 * 300 * 3 * 2)  # canvas + tensor per extra frame in flight
