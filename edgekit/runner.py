@@ -382,10 +382,12 @@ class RunSummary:
     sources: tuple[SourceStats, ...]
 
 
-def run(runner: Runner, sinks: Sequence[Any]) -> RunSummary:
-    """Hand every result of ``runner`` to each sink in order; close the sinks at the end (also on
-    an error or interruption). Failed frames are counted, and handed to the sinks too (an
-    :class:`~edgekit.sinks.ErrorLog` reports them)."""
+def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> RunSummary:
+    """Pass every result of ``runner`` through ``stages`` (each returns the result or None to hold
+    it back, see :mod:`edgekit.stages`) and hand what remains to each sink in order; close the sinks
+    at the end (also on an error or interruption). Failed frames are counted, and handed to the
+    sinks too (an :class:`~edgekit.sinks.ErrorLog` reports them). A sink may carry its own
+    ``stages`` attribute: stages only that sink applies (e.g. "only on change" for MQTT)."""
     processed = failed = 0
     try:
         for fr in runner:
@@ -393,8 +395,20 @@ def run(runner: Runner, sinks: Sequence[Any]) -> RunSummary:
                 processed += 1
             else:
                 failed += 1
+            for stage in stages:
+                fr = stage(fr)
+                if fr is None:
+                    break
+            if fr is None:
+                continue
             for sink in sinks:
-                sink.write(fr)
+                out = fr
+                for stage in getattr(sink, "stages", ()):
+                    out = stage(out)
+                    if out is None:
+                        break
+                if out is not None:
+                    sink.write(out)
     finally:
         for sink in sinks:
             sink.close()

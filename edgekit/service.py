@@ -164,7 +164,9 @@ def _publisher(settings: ServiceSettings):
             mqtt = MqttSettings.from_url(url, **doc) if url else MqttSettings(**doc)
         except TypeError as exc:
             raise ConfigError(f"[mqtt] settings: {exc}") from None
-    return Publisher(mqtt, required=settings.mqtt_required).start()
+    # "only on change" is a runner stage (per source, see MqttSink), not the publisher's job
+    return Publisher(dataclasses.replace(mqtt, only_on_change=False), required=settings.mqtt_required).start(), \
+        mqtt.only_on_change
 
 
 @dataclass
@@ -204,14 +206,14 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     sources = open_sources(list(settings.sources))
     runner = Runner(sources, detector, _run_options(settings))
     sinks: list = [JsonLines(out), ErrorLog(err)]
-    publisher = _publisher(settings) if settings.mqtt is not None else None
+    publisher, only_on_change = _publisher(settings) if settings.mqtt is not None else (None, False)
     status = _StatusLog(err, publisher)
     for source in sources:
         if hasattr(source, "on_status"):
             source.on_status = status
     if publisher is not None:
         publisher.extra_stats = lambda: {"sources": [dataclasses.asdict(s) for s in runner.stats]}
-        sinks.append(MqttSink(publisher, detector.model_path))
+        sinks.append(MqttSink(publisher, detector.model_path, only_on_change))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     with runner.stop_on_signals():

@@ -47,11 +47,16 @@ class ErrorLog:
 
 
 class MqttSink:
-    """Publish each processed frame (and its JPEG snapshot when the publisher is set to)."""
+    """Publish each processed frame (and its JPEG snapshot when the publisher is set to). With
+    ``only_on_change``, a :class:`~edgekit.stages.ChangeGate` stage (per source) holds back frames
+    whose per-label counts did not change."""
 
-    def __init__(self, publisher: Any, model: str) -> None:
+    def __init__(self, publisher: Any, model: str, only_on_change: bool = False) -> None:
+        from .stages import ChangeGate
+
         self.publisher = publisher
         self.model = model
+        self.stages = (ChangeGate(),) if only_on_change else ()
 
     def write(self, fr: Any) -> None:
         if fr.result is not None:

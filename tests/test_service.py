@@ -96,3 +96,38 @@ def test_service_on_a_live_camera_that_drops(tmp_path, shared, images):
     assert 5 <= src["processed"] <= len(frames) and src["read"] >= src["processed"] and src["failed"] == 0
     sub.close()
     broker.stop()
+
+
+def test_only_on_change_is_a_per_source_stage(tmp_path, ssd, ssd_labels, images):
+    """--only-on-change: per source, a frame is published when its label counts differ from that
+    source's last published frame; JSON lines still show every frame."""
+    from edgekit.runner import FrameResult
+    from edgekit.stages import ChangeGate
+    from edgekit.frames import Frame
+    from edgekit.results import Detection, DetectionResult
+
+    gate = ChangeGate()
+
+    def fr(source, labels):
+        dets = tuple(Detection(lbl, 0, 0.9, (0, 0, 1, 1)) for lbl in labels)
+        return FrameResult(Frame(source, 0, 0.0, 0.0, pixels=1), DetectionResult(source, 1, 1, dets))
+
+    passed = [gate(fr(s, lbls)) is not None for s, lbls in [("camA", ["person"]), ("camB", ["person"]),
+                                                             ("camA", ["person"]), ("camB", ["car"]),
+                                                             ("camA", ["person", "person"])]]
+    assert passed == [True, True, False, True, True]
+
+    broker = Broker(tmp_path, kind="mosquitto").start()
+    sub = Subscriber(broker.port, "edgekit/onchange/detections", client_id="onchange-test")
+    time.sleep(0.3)
+    photos = [str(images / n) for n in ("coral_cat.bmp", "coral_cat.bmp", "table.jpg", "table.jpg", "coral_cat.bmp")]
+    r = run_cli("-m", "edgekit", "detect", str(ssd), *photos, "--labels", str(ssd_labels), "--threshold", "0.5",
+                "--no-plan", "--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--device-id", "onchange", "--only-on-change",
+                "--outbox", str(tmp_path / "outbox.db"))
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 5
+    assert sub.wait_for(lambda s: len(s.payloads("detections")) >= 3, 20)
+    time.sleep(0.5)
+    assert [p["frame"] for p in sub.payloads("detections")] == [0, 2, 4]  # cat, table, cat again
+    sub.close()
+    broker.stop()
