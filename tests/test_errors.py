@@ -129,17 +129,22 @@ def test_edgekit_code_130_on_ctrl_c():
     """Ctrl-C while `doctor` waits for its child checks: exit 130, no traceback. (`detect` instead stops
     gracefully on the first SIGINT: that is the runner's contract, tested with it.)"""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, *EDGEKIT, "doctor"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not _children(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)  # a child check runs: startup is over and Python's SIGINT handler is installed
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    for _attempt in range(5):  # doctor may finish before the signal lands on a busy machine: try again
+        proc = subprocess.Popen([sys.executable, *EDGEKIT, "doctor"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not _children(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)  # a child check runs: startup is over and Python's SIGINT handler is installed
+            signalled = proc.poll() is None
+            if signalled:
+                proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        if signalled and proc.returncode != 0:
+            break
+    assert signalled and proc.returncode == 130 and "Traceback" not in err, err
 
 
 def test_edgekit_closed_stdout_is_not_an_error(ssd, shared):

@@ -135,7 +135,9 @@ def test_256m_one_cpu_picks_one_thread_and_a_fitting_variant(yolo_bundle, images
                               "--threshold", "0.5", cache_dir=tmp_path)
     assert rc == 0 and oom == "no", r.stderr
     assert "threads  1 (1 usable core)" in r.stderr
-    assert "pick     yolov8n_full_integer_quant.tflite" in r.stderr  # largest input, int8 measured faster
+    # the largest input fits; int8 vs dynamic-range is decided by the latency measured on this CPU under
+    # its current load (int8 preferred within 10 %), so either 640 variant may win here
+    assert re.search(r"pick     yolov8n_(full_integer_quant|int8)\.tflite", r.stderr), r.stderr
     labels = {d["label"] for d in json.loads(r.stdout)["detections"]}
     assert {"person", "kite"} <= labels
 
