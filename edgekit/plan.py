@@ -139,13 +139,13 @@ def default_threads(usable: int) -> tuple[int, str]:
 
     This is the decode/inference split: the runner adds one reader thread (decode + preprocess)
     per source and decodes outputs on the caller's thread, so from 3 cores up the interpreter
-    leaves a core to them. On 2 cores it still takes both (oversubscribed by the reader) because
-    that measured faster than 1 interpreter thread + 1 decode thread on its own core
-    (examples/benchmarks/bench_pipeline.py, 2-core x86 shared with other work, runner images/s,
-    median of 3 runs each): SSD MobileNet v1 2T 15.2 vs 1T 14.2 (512 frames); YOLOv8n full-int8
-    2T 5.6 vs 1T 5.1 (128 frames); a second SSD run 2T 0.783 vs 1T 0.768 of the bare 2T loop.
-    The margin is small and noisy (the reader takes ~5 ms of CPU per COCO frame, the interpreter
-    far more); ``edgekit bench`` sweeps both on the device itself.
+    leaves a core to them. On 2 cores it still takes both (oversubscribed by the reader): that
+    measured faster than 1 interpreter thread + the reader on its own core. Runner images/s over
+    the COCO val2017 JPEGs on a 2-core x86 (shared; 1T and 2T alternated, median of the runs):
+    SSD MobileNet v1 2T 35.7 vs 1T 27.6 (1T/2T 0.75-0.79 in 6 runs of 256 frames); YOLOv8n
+    full-int8 2T 12.4 vs 1T 7.6 (0.59-0.63 in 4 runs of 128 frames). The reader needs ~8 ms of
+    CPU per frame (decode ~4, resize+encode ~3.5), far less than the second interpreter thread
+    saves. ``edgekit bench`` sweeps both on the device itself.
     """
     if usable >= 3:
         return usable - 1, f"{usable} usable cores, one kept for decode/publish"
