@@ -106,23 +106,11 @@ class MqttSettings:
     def from_file(cls, path: str, **overrides: Any) -> "MqttSettings":
         """Settings from a TOML (Python ≥ 3.11) or JSON file: ``url`` plus any field of this class.
         Unknown keys are refused, with the known ones listed."""
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-            if path.endswith(".json"):
-                doc = json.loads(raw)
-            else:
-                import tomllib
+        from .settingsfile import read_settings
 
-                doc = tomllib.loads(raw.decode())
-        except (OSError, ValueError, ImportError) as exc:
-            raise ConfigError(f"{path}: cannot read MQTT settings ({exc}); expected TOML (or .json) with a url key") \
-                from None
-        doc = dict(doc.get("mqtt", doc))
         known = {f for f in cls.__dataclass_fields__} | {"url"}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ConfigError(f"{path}: unknown MQTT setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        doc = read_settings(path, known, "MQTT setting", "TOML (or .json) with a url key",
+                            select=lambda d: d.get("mqtt", d))
         if "password" in doc:
             raise ConfigError(f"{path}: put the password in a password_file, not in the settings")
         url = overrides.pop("url", None) or doc.pop("url", None)

@@ -264,8 +264,10 @@ class Runner:
                     if next_time is not None and frame.timestamp < next_time - 1e-6:
                         self._count(index, "skipped")
                         continue
-                    next_time = frame.timestamp + period if next_time is None or next_time + period <= frame.timestamp \
-                        else next_time + period
+                    if next_time is None or next_time + period <= frame.timestamp:
+                        next_time = frame.timestamp + period  # the first frame, or after a gap: restart the grid
+                    else:
+                        next_time += period
                 q.put(self._prepare(index, frame), self._stop)
         except EdgekitError as exc:  # a source that cannot go on reports it as a failed frame
             q.put(_Item(Frame(getattr(source, "name", "?"), -1, 0.0, time.monotonic()), index, error=exc), self._stop)
@@ -299,13 +301,11 @@ class Runner:
         live = list(range(len(self.sources)))
         try:
             while live:
-                got = False
                 for index in list(live):  # round robin: sources share the interpreter fairly
                     try:
                         item = self._inputs[index].get(timeout=0.005 if len(live) > 1 else 0.2)
                     except queue.Empty:
                         continue
-                    got = True
                     if item is _END:
                         live.remove(index)
                         continue
@@ -316,8 +316,6 @@ class Runner:
                         item.timings["invoke"] = (time.perf_counter() - started) * 1000
                         item.tensor = None
                     self._outputs.put(item)
-                if not got:
-                    continue
         except BaseException as exc:  # the model failed: end the run with that error
             self._stop.set()
             self._outputs.put(exc)

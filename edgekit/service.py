@@ -22,7 +22,6 @@ Settings file (``edgekit run service.toml``)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import threading
@@ -76,24 +75,10 @@ class ServiceSettings:
     @classmethod
     def from_file(cls, path: str, **overrides: Any) -> "ServiceSettings":
         """Read a TOML (or ``.json``) settings file; unknown keys are refused with the known ones."""
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-            if path.endswith(".json"):
-                doc = json.loads(raw)
-            else:
-                import tomllib
+        from .settingsfile import read_settings
 
-                doc = tomllib.loads(raw.decode("utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the settings ({exc}); expected TOML (or .json) with model and "
-                              "sources") from None
-        except ImportError:
-            raise ConfigError(f"{path}: TOML needs Python 3.11+; use a .json settings file") from None
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        doc = read_settings(path, {f.name for f in dataclasses.fields(cls)}, "setting",
+                            "TOML (or .json) with model and sources")
         missing = [k for k in ("model", "sources") if k not in doc and k not in overrides]
         if missing:
             raise ConfigError(f"{path}: missing {' and '.join(missing)}")

@@ -121,12 +121,17 @@ def _zip_bytes(members: Mapping[str, bytes], compression: int) -> bytes:
     """A ZIP with fixed timestamps (deterministic bytes)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for name, content in members.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = compression
-            info.external_attr = 0o600 << 16  # what zipfile.writestr(name, ...) sets
-            zf.writestr(info, content)
+        _write_members(zf, members, compression)
     return buf.getvalue()
+
+
+def _write_members(zf: zipfile.ZipFile, members: Mapping[str, bytes], compression: int) -> None:
+    """Write ``members`` with fixed timestamps and modes, so the bytes are deterministic."""
+    for name, content in members.items():
+        info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+        info.compress_type = compression
+        info.external_attr = 0o600 << 16  # what zipfile.writestr(name, ...) sets
+        zf.writestr(info, content)
 
 
 def _append_zip(flatbuffer: bytes, old_tail: bytes, members: Mapping[str, bytes], compression: int) -> bytes:
@@ -140,11 +145,7 @@ def _append_zip(flatbuffer: bytes, old_tail: bytes, members: Mapping[str, bytes]
     buf = io.BytesIO()
     buf.write(flatbuffer)
     with zipfile.ZipFile(buf, "a") as zf:  # "a" on a non-zip appends a new archive after the data
-        for name, content in existing.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = compression
-            info.external_attr = 0o600 << 16  # what zipfile.writestr(name, ...) sets
-            zf.writestr(info, content)
+        _write_members(zf, existing, compression)
     return buf.getvalue()
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import exporters as ex
+from conftest import iou
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402  (a missing runtime fails, never skips)
 
@@ -252,17 +253,9 @@ def _plain_decode(det: np.ndarray, conf=0.25, iou_thr=0.45):
     order = [i for i in np.argsort(-score, kind="stable") if score[i] >= conf]
     kept = []
     for i in order:
-        if all(cls[j] != cls[i] or _iou(boxes[i], boxes[j]) <= iou_thr for j in kept):
+        if all(cls[j] != cls[i] or iou(boxes[i], boxes[j]) <= iou_thr for j in kept):
             kept.append(i)
     return np.array([[*boxes[i], score[i], cls[i]] for i in kept]).reshape(-1, 6)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @pytest.fixture(scope="session")
@@ -320,7 +313,7 @@ def test_end2end_shapes_matches_the_plain_decode(built, shapes_scenes):
         q = (int8.get_tensor(q_out["index"]).astype(np.float32) - zero) * scale
         for box in _plain_decode(q):  # the shipped int8 model finds the same confident objects
             if box[4] >= 0.5:
-                assert max(_iou(box, r) for r in rows[:n] if r[5] == box[5]) > 0.6  # int8 boxes move a little
+                assert max(iou(box, r) for r in rows[:n] if r[5] == box[5]) > 0.6  # int8 boxes move a little
         total += n
     assert total >= 8
 
