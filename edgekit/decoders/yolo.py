@@ -75,8 +75,7 @@ def matches_yolov5(info: "ModelInfo"):
 
 
 def _boxes(rows: np.ndarray, ctx: "DecodeContext", layout: str, tol: float) -> np.ndarray:
-    if rows.size and float(rows[:, 2:4].min()) < -tol:
-        raise fail(ctx, layout, "box widths/heights are negative")
+    # a negative w/h gives an inverted corner box, which check_boxes refuses
     boxes = cxcywh_to_xyxy(normalise_if_pixels(rows, ctx, slice(0, 2))).astype(np.float32)
     check_boxes(ctx, layout, boxes, tol)
     return boxes
