@@ -130,8 +130,11 @@ def test_edgekit_code_130_on_ctrl_c():
     gracefully on the first SIGINT: that is the runner's contract, tested with it.)"""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for _attempt in range(5):  # doctor may finish before the signal lands on a busy machine: try again
+        # a shell that runs the suite in the background (`… &`) starts it with SIGINT ignored, and Python
+        # then never installs its Ctrl-C handler: give the child the default disposition a terminal has
         proc = subprocess.Popen([sys.executable, *EDGEKIT, "doctor"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 60
             while not _children(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
