@@ -86,9 +86,16 @@ def test_fps_samples_by_timestamp(ssd_detector, images):
 
 
 def test_live_source_drops_instead_of_lagging(ssd_detector, images):
-    """60 frames/s into a model far slower than that: the newest frame wins, latency stays bounded."""
+    """A live source 3x faster than the model: the newest frame wins, latency stays bounded."""
     slow = Detector(ssd_detector.model_path, DetectorOptions(num_threads=1), labels_path=None)
-    source = PhotoSource(images / "coral_kite_and_cold.jpg", 150, 60.0, live=True)
+    probe = PhotoSource(images / "coral_kite_and_cold.jpg", 1, 1.0, live=False)
+    tensor, _ = slow.preprocess(slow.load(next(iter(probe.frames())).pixels))
+    slow.invoke(tensor)
+    started = time.perf_counter()
+    for _ in range(5):
+        slow.invoke(tensor)
+    fps = 3 * 5 / (time.perf_counter() - started)  # whatever this CPU does, the source outruns it 3x
+    source = PhotoSource(images / "coral_kite_and_cold.jpg", 150, fps, live=True)
     runner = watch(source, slow)
     results = list(runner)
     stats = runner.stats[0]
@@ -96,7 +103,7 @@ def test_live_source_drops_instead_of_lagging(ssd_detector, images):
     latencies = [r.result.latency_ms for r in results]
     assert stats.dropped > 0 and stats.processed + stats.dropped == 150 == stats.read
     # latency p95 below 2 × inference + one frame interval (+ decode/outputs slack on a shared machine)
-    assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / 60 + 60, (latencies, invoke)
+    assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / fps + 60, (latencies, invoke)
     first, last = np.mean(latencies[:10]), np.mean(latencies[-10:])
     assert last < first + 2 * invoke  # it does not grow
     indices = [r.frame.index for r in results]
