@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--allow", action="append", metavar="LABEL", help="report only this label (repeatable)")
     det.add_argument("--deny", action="append", metavar="LABEL", help="never report this label (repeatable)")
     det.add_argument("--save-annotated", metavar="DIR", help="write each image with its boxes drawn to DIR")
+    det.add_argument("--save-video", metavar="FILE",
+                     help="also write the frames with their boxes drawn as a video (.mp4 .mkv .avi; one file per "
+                          "source; needs edgekit[video])")
     det.add_argument("--fps", type=float, metavar="N", help="process at most N frames per second of each source")
     det.add_argument("--live", action="store_true",
                      help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams)")
@@ -185,7 +188,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         allow=tuple(args.allow) if args.allow else None, deny=tuple(args.deny) if args.deny else None,
         fps=args.fps, live=True if args.live else None, save_annotated=args.save_annotated,
         plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
-        mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required)
+        mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required,
+        save_video=args.save_video)
     return serve(settings)
 
 

@@ -59,6 +59,7 @@ class ServiceSettings:
     verbose: bool = False
     mqtt: Any = None  # an MqttSettings, or a mapping of its fields plus "url" (settings file [mqtt] table)
     mqtt_required: bool = False
+    save_video: str | None = None  # annotated video file(s), see sinks.AnnotatedVideo (edgekit[video])
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -130,7 +131,8 @@ def _run_options(settings: ServiceSettings):
 
     snapshot = bool(getattr(settings.mqtt, "snapshot", False) or
                     (isinstance(settings.mqtt, dict) and settings.mqtt.get("snapshot")))
-    return RunOptions(live=settings.live, fps=settings.fps, keep_images=bool(settings.save_annotated) or snapshot)
+    keep = bool(settings.save_annotated or settings.save_video) or snapshot
+    return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep)
 
 
 def _publisher(settings: ServiceSettings):
@@ -183,7 +185,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     ``mqtt_required`` …) for the caller to map to exit codes.
     """
     from .runner import Runner, run
-    from .sinks import AnnotatedImages, ErrorLog, JsonLines, MqttSink
+    from .sinks import AnnotatedImages, AnnotatedVideo, ErrorLog, JsonLines, MqttSink
     from .sources import open_sources
 
     out, err = out or sys.stdout, err or sys.stderr
@@ -191,6 +193,8 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     sources = open_sources(list(settings.sources))
     runner = Runner(sources, detector, _run_options(settings))
     sinks: list = [JsonLines(out), ErrorLog(err)]
+    # made before the publisher starts, so that a bad path ends the run with nothing to stop
+    video = AnnotatedVideo(settings.save_video, sources, settings.fps, err) if settings.save_video else None
     publisher, only_on_change = _publisher(settings) if settings.mqtt is not None else (None, False)
     status = _StatusLog(err, publisher)
     for source in sources:
@@ -201,6 +205,8 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         sinks.append(MqttSink(publisher, detector.model_path, only_on_change))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
+    if video is not None:
+        sinks.append(video)
     with runner.stop_on_signals():
         summary = run(runner, sinks)
     if summary.failed:

@@ -4,17 +4,21 @@
 - :class:`JsonLines` — one JSON line per processed frame (what ``edgekit detect`` prints);
 - :class:`ErrorLog` — one line per frame that failed, naming it;
 - :class:`MqttSink` — publishes through an :class:`edgekit.mqtt.Publisher`;
-- :class:`AnnotatedImages` — writes each frame with its boxes drawn.
+- :class:`AnnotatedImages` — writes each frame with its boxes drawn;
+- :class:`AnnotatedVideo` — writes each source's frames with their boxes drawn as a video (opt-in).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .errors import ConfigError
 
-__all__ = ["JsonLines", "ErrorLog", "MqttSink", "AnnotatedImages"]
+__all__ = ["AnnotatedImages", "AnnotatedVideo", "ErrorLog", "JsonLines", "MqttSink"]
 
 
 class JsonLines:
@@ -92,3 +96,111 @@ class AnnotatedImages:
         pass
 
 
+class AnnotatedVideo:
+    """Each source's processed frames, with their boxes drawn, as one video file per source
+    (``edgekit[video]``; codec and timing: :mod:`edgekit.videowriter`).
+
+    One source writes ``path``; several write ``<stem>-<source stem><ext>`` beside it, one each
+    (``out-cam1.mp4``, ``out-clip.mp4``; a repeated stem gets ``-1``, ``-2``…, in the order of
+    ``sources``). Image files make one video of their source, shown at ``fps`` (or 30) per image.
+    Frames that failed are skipped. ``close()`` finishes every file, so a run stopped by
+    SIGTERM/SIGINT leaves playable videos (an MP4 killed outright has no index: prefer ``.mkv``
+    where power cuts are likely). Each file is announced in one line on ``log`` (codec included)
+    once its first frame is written.
+
+    Args:
+        path: the video file (``.mp4``, ``.mkv``, ``.avi``, ``.mov``, ``.m4v``).
+        sources: the run's sources (or their names); a source's ``fps`` attribute, when it has one,
+            is its video's frame rate.
+        fps: the frame rate for sources that do not say theirs (the ``--fps`` cap); None: 30.
+        log: where the one line per file goes (default stderr).
+
+    Raises:
+        ConfigError: at once if PyAV is missing or ``path`` cannot be written (unknown extension,
+            missing folder …); from ``write``/``close`` if FFmpeg fails to write.
+    """
+
+    def __init__(self, path: str, sources: Sequence[Any] = (), fps: float | None = None,
+                 log: TextIO | None = None) -> None:
+        from .videowriter import check_output, choose_codec
+
+        check_output(path)
+        choose_codec(path)  # fail before the run, not at its first frame
+        self.path = str(path)
+        self.fps = fps
+        self.log = log or sys.stderr
+        self._sources = {getattr(s, "name", s): s for s in sources}
+        self._writers: dict[str, Any] = {}
+        self._paths: dict[str, str] = {}
+        self._used: set[str] = set()
+        for name in self._sources:
+            self._path_for(name)
+
+    def write(self, fr: Any) -> None:
+        import numpy as np
+
+        from .annotate import draw_detections
+        from .errors import ImageError
+        from .image import load_image
+
+        if fr.result is None:
+            return
+        try:
+            image = load_image(fr.frame.path).image if fr.frame.path is not None else fr.image
+        except ImageError:
+            return  # the file changed since it was read: that frame is left out of the video
+        if image is None:
+            raise ConfigError("annotating frames needs RunOptions(keep_images=True)")
+        key = self._key(fr.frame)
+        writer = self._writer(key)
+        writer.write(np.asarray(draw_detections(image, fr.result.detections)), fr.frame.timestamp)
+        if writer.frames == 1:  # the file exists now: say where and how
+            print(f"edgekit: annotated video of {key} -> {writer.path}: {writer.description}", file=self.log,
+                  flush=True)
+
+    def close(self) -> None:
+        errors = []
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except ConfigError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def _key(self, frame: Any) -> str:
+        """The source a frame belongs to."""
+        if frame.source in self._sources:
+            return frame.source
+        if len(self._sources) == 1:
+            return next(iter(self._sources))
+        if frame.path is not None:  # an image file's frame is named after the file, not its source
+            from .sources.files import ImageFiles
+
+            return next((n for n, s in self._sources.items() if isinstance(s, ImageFiles)), "images")
+        return frame.source
+
+    def _path_for(self, key: str) -> str:
+        if key not in self._paths:
+            if not self._used and len(self._sources) <= 1:
+                path = self.path
+            else:
+                root, ext = os.path.splitext(self.path)
+                stem = os.path.splitext(os.path.basename(str(key).rstrip("/\\")))[0]
+                stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "source"
+                path, n = f"{root}-{stem}{ext}", 0
+                while path.casefold() in self._used:
+                    n += 1
+                    path = f"{root}-{stem}-{n}{ext}"
+            self._used.add(path.casefold())
+            self._paths[key] = path
+        return self._paths[key]
+
+    def _writer(self, key: str) -> Any:
+        writer = self._writers.get(key)
+        if writer is None:
+            from .videowriter import VideoWriter
+
+            fps = getattr(self._sources.get(key), "fps", None) or self.fps
+            writer = self._writers[key] = VideoWriter(self._path_for(key), fps)
+        return writer
