@@ -32,6 +32,7 @@ __all__ = [
     "InputEncoder",
     "load_image",
     "fit_to_input",
+    "resize_scratch_bytes",
     "make_encoder",
     "encode_pixels",
 ]
@@ -222,21 +223,37 @@ def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     x0, x1, fx = _taps(w, tw, c)
     y0, y1, fy = _taps(h, th, 1)
     flat = src.reshape(h, w * c)  # columns as (x, channel) pairs: one gather for all channels
-    gathered = _buffer("u8", (h, tw * c), np.uint8)
-    left = _buffer("left", (h, tw * c), np.float32)
-    rows = _buffer("rows", (h, tw * c), np.float32)
-    np.copyto(left, np.take(flat, x0, axis=1, out=gathered))
-    np.copyto(rows, np.take(flat, x1, axis=1, out=gathered))
-    rows -= left
+    left = np.take(flat, x0, axis=1, mode="clip", out=_buffer("left", (h, tw * c), np.uint8))
+    right = np.take(flat, x1, axis=1, mode="clip", out=_buffer("right", (h, tw * c), np.uint8))
+    rows = np.subtract(right, left, out=_buffer("rows", (h, tw * c), np.float32), dtype=np.float32)
     rows *= fx
     rows += left  # h x (tw * c): the horizontal pass
-    top = np.take(rows, y0, axis=0, out=_buffer("top", (th, tw * c), np.float32))
-    out = np.take(rows, y1, axis=0, out=_buffer("out", (th, tw * c), np.float32))
+    top = np.take(rows, y0, axis=0, mode="clip", out=_buffer("top", (th, tw * c), np.float32))
+    out = np.take(rows, y1, axis=0, mode="clip", out=_buffer("out", (th, tw * c), np.float32))
     out -= top
     out *= fy[:, None]
     out += top
     out += 0.5  # round half up on the cast
     return out.astype(np.uint8).reshape(th, tw, c)
+
+
+def resize_scratch_bytes(image_size: tuple[int, int], size: tuple[int, int]) -> int:
+    """Peak bytes :func:`_resize` holds on one thread to resize an ``image_size`` RGB image to
+    ``size`` (both ``(width, height)``), besides the decoded image: the array copy of the image
+    (and of its box reduction), the per-thread scratch buffers and the result. The memory planner
+    counts this per decoding thread."""
+    (w, h), (tw, th) = image_size, size
+    if (w, h) == (tw, th):
+        return w * h * 3
+    factor = int(min(w / tw, h / th))
+    reduced = 0
+    if factor >= 2:
+        w, h = -(-w // factor), -(-h // factor)
+        reduced = w * h * 3
+    array = w * h * 3
+    horizontal = h * tw * 3 * (1 + 1 + 4)  # two uint8 gathers and the float32 rows
+    vertical = th * tw * 3 * (4 + 4 + 1)  # two float32 gathers and the uint8 result
+    return reduced + array + horizontal + vertical
 
 
 def fit_to_input(loaded: LoadedImage, size: tuple[int, int], resize: str = "stretch", pad_value: int = 114) -> tuple[np.ndarray, Transform]:

@@ -122,16 +122,25 @@ def current_rss() -> int:
 
 
 def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080),
-                       frames_in_flight: int = 1, decoders: int = 1) -> int:
-    """Image memory outside the interpreter: an RGB decode of ``max_image`` per decoding thread
-    (JPEG draft mode usually decodes smaller; PNGs and camera frames do not), and per frame in flight
+                       frames_in_flight: int = 1, decoders: int = 1, input_size: tuple[int, int] | None = None) -> int:
+    """Image memory outside the interpreter: per decoding thread an RGB decode of ``max_image``
+    (JPEG draft mode usually decodes smaller; PNGs and camera frames do not) and what resizing it
+    to the model input holds (:func:`edgekit.image.resize_scratch_bytes`), and per frame in flight
     (queued between the runner's stages: see :meth:`edgekit.runner.RunOptions.frames_in_flight`)
-    the uint8 model-input canvas and the encoded input tensor (640x640 float32 assumed before the
-    model is measured)."""
+    the uint8 model-input canvas and the encoded input tensor. Before the model is measured its
+    input size is ``input_size`` (a bundle manifest's) or unknown: then a 640x640 float32 input is
+    assumed for the canvas and tensor and the resize is not counted (a floor, never a guess to
+    refuse on)."""
+    from .image import resize_scratch_bytes
+
     w, h = max_image
-    pixels = cost.input_size[0] * cost.input_size[1] if cost else 640 * 640
+    size = tuple(cost.input_size) if cost else input_size
+    pixels = size[0] * size[1] if size else 640 * 640
     tensor = cost.input_bytes if cost else pixels * 3 * 4
-    return decoders * w * h * 3 + frames_in_flight * (pixels * 3 + tensor)
+    per_decoder = w * h * 4  # Pillow keeps RGB as 4 bytes a pixel
+    if size:
+        per_decoder += resize_scratch_bytes((w, h), size)
+    return decoders * per_decoder + frames_in_flight * (pixels * 3 + tensor)
 
 
 def default_threads(usable: int) -> tuple[int, str]:
@@ -367,7 +376,7 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         sha = _verified_sha256(variant)
         cached = _cached_cost(path, threads, device, sha) if use_cache else None
         # before measuring, the input size is unknown: the floor counts one frame (never refuse on a guess)
-        floor = image_buffer_bytes(cached, max_image, frames_in_flight if cached else 1, decoders) + (
+        floor = image_buffer_bytes(cached, max_image, frames_in_flight if cached else 1, decoders, size) + (
             cached.peak_bytes if cached else max(os.path.getsize(path), variant.recorded_peak or 0))
         if floor > budget:
             source = "measured here earlier" if cached else ("measured by the converter" if variant.recorded_peak

@@ -154,3 +154,32 @@ def test_pil_image_with_exif_orientation_is_rotated(tmp_path):
     path = _jpeg(tmp_path / "rot.jpg", (400, 200), orientation=6)
     loaded = load_image(Image.open(path))
     assert (loaded.width, loaded.height) == (200, 400)
+
+
+@pytest.mark.parametrize("src,dst", [((1920, 1080), (640, 640)), ((1920, 1080), (300, 300)), ((640, 480), (300, 300))])
+def test_resize_scratch_bytes_is_what_the_resize_holds(src, dst):
+    """The planner counts resize_scratch_bytes per decoding thread: it must match what a fresh
+    thread's resize really allocates (numpy reports its buffers to tracemalloc)."""
+    import threading
+    import tracemalloc
+
+    from edgekit.image import _resize, resize_scratch_bytes
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (src[1], src[0], 3), dtype=np.uint8))
+    peak = []
+
+    def run():  # a new thread: its scratch buffers start empty
+        tracemalloc.start()
+        out = _resize(img, dst)
+        peak.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert out.shape == (dst[1], dst[0], 3)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    predicted = resize_scratch_bytes(src, dst)
+    factor = int(min(src[0] / dst[0], src[1] / dst[1]))
+    if factor >= 2:  # Pillow's box reduction is allocated by Pillow, which tracemalloc does not see
+        peak[0] += -(-src[0] // factor) * -(-src[1] // factor) * 3
+    assert 0.9 * predicted <= peak[0] <= 1.05 * predicted + 65536, (peak[0], predicted)
