@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write the frames with their boxes drawn as a video (.mp4 .mkv .avi; one file per "
                           "source; needs edgekit[video])")
     det.add_argument("--fps", type=float, metavar="N", help="process at most N frames per second of each source")
+    det.add_argument("--follow", action="store_true",
+                     help="watch folder SOURCEs: their images, then each new one as it is written, until stopped")
     det.add_argument("--live", action="store_true",
                      help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams)")
     det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
@@ -186,7 +188,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         model=args.model, sources=tuple(args.sources), labels=args.labels, threshold=args.threshold, iou=args.iou,
         max_results=args.max_results, layout=args.layout, mean=args.mean, std=args.std, threads=args.threads,
         allow=tuple(args.allow) if args.allow else None, deny=tuple(args.deny) if args.deny else None,
-        fps=args.fps, live=True if args.live else None, save_annotated=args.save_annotated,
+        fps=args.fps, live=True if args.live else None, follow=args.follow, save_annotated=args.save_annotated,
         plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
         mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required,
         save_video=args.save_video)

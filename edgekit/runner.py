@@ -43,7 +43,8 @@ class RunOptions:
         live: newest frame wins (drop what the model cannot keep up with); default: the
             source's own ``live`` flag (cameras and streams yes, files and videos no).
         fps: process at most this many frames per second of each source's timeline (by timestamp
-            for files and videos, by capture time for live sources).
+            for videos, file time for watched folders, capture time for live sources; image files
+            have no timeline and are all processed).
         queue_size: frames buffered between stages in every-frame mode (live mode keeps one);
             two keep the interpreter busy while the next frame decodes.
         keep_images: hand each frame's decoded image to the sinks (``FrameResult.image``: MQTT
@@ -255,12 +256,13 @@ class Runner:
         q = self._inputs[index]
         next_time: float | None = None  # fps sampling: the earliest timestamp to process next
         period = 1.0 / self.options.fps if self.options.fps else None
+        timeline = getattr(source, "timeline", True)  # still images have none: fps does not sample them
         try:
             for frame in source.frames():
                 if self._stop.is_set():
                     break
                 self._count(index, "read")
-                if period is not None and frame.problem is None:
+                if period is not None and frame.problem is None and timeline:
                     if next_time is not None and frame.timestamp < next_time - 1e-6:
                         self._count(index, "skipped")
                         continue

@@ -52,6 +52,7 @@ class ServiceSettings:
     deny: tuple[str, ...] | None = None
     fps: float | None = None
     live: bool | None = None
+    follow: bool = False  # folders are watched for new images until stopped (sources.WatchedFolder)
     save_annotated: str | None = None
     plugins: tuple[str, ...] = ()
     plan: bool = True
@@ -190,7 +191,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
     out, err = out or sys.stdout, err or sys.stderr
     detector = _detector(settings, err)
-    sources = open_sources(list(settings.sources))
+    sources = open_sources(list(settings.sources), follow=settings.follow)
     runner = Runner(sources, detector, _run_options(settings))
     sinks: list = [JsonLines(out), ErrorLog(err)]
     # made before the publisher starts, so that a bad path ends the run with nothing to stop

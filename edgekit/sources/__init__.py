@@ -3,7 +3,9 @@
 A source is an object with ``name`` (str), ``live`` (bool: newest frame wins, older ones may be
 dropped) and ``frames()`` (an iterator of :class:`~edgekit.frames.Frame`), and ``close()``. Kinds:
 
-- image files, folders and globs (:class:`~edgekit.sources.files.ImageFiles`, every frame);
+- image files, folders and globs (:class:`~edgekit.sources.files.ImageFiles`, every frame), and
+  folders watched for new images (:class:`~edgekit.sources.files.WatchedFolder`, every frame,
+  until stopped: ``follow``);
 - video files by extension (:class:`~edgekit.sources.video.VideoFile`, every frame; ``edgekit[video]``);
 - ``rtsp://``/``rtsps://`` URLs and ``/dev/video*`` cameras (:class:`~edgekit.sources.stream.AvStream`,
   live; ``edgekit[video]``), ``http(s)://`` MJPEG streams and snapshot URLs
@@ -25,10 +27,11 @@ import os
 from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from ..frames import Frame
-from .files import IMAGE_EXTENSIONS, ImageFiles, expand_sources
+from .files import IMAGE_EXTENSIONS, ImageFiles, WatchedFolder, expand_sources
 from .video import VIDEO_EXTENSIONS
 
-__all__ = ["Source", "open_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "expand_sources"]
+__all__ = ["Source", "open_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "WatchedFolder",
+           "expand_sources"]
 
 
 @runtime_checkable
@@ -47,13 +50,17 @@ class Source(Protocol):
         ...
 
 
-def open_sources(arguments: Sequence[str]) -> list[Source]:
+def open_sources(arguments: Sequence[str], follow: bool = False) -> list[Source]:
     """The sources the CLI's SOURCE arguments name: consecutive image files, folders and globs
-    form one :class:`ImageFiles` source; other kinds (video files, URLs, cameras) one source each."""
+    form one :class:`ImageFiles` source; other kinds (video files, URLs, cameras) one source each.
+    With ``follow``, each folder is a :class:`WatchedFolder` instead: its images, then new ones
+    as they arrive, until stopped."""
     sources: list[Source] = []
     images: list[str] = []
     for arg in arguments:
         opener = _opener_for(arg)
+        if opener is None and follow and (os.path.isdir(arg) or arg.endswith(os.sep)):
+            opener = WatchedFolder
         if opener is None:
             images.append(arg)
             continue

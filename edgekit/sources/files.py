@@ -7,7 +7,7 @@ import glob
 import os
 from typing import Iterator
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFiles", "expand_sources"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageFiles", "WatchedFolder", "expand_sources"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -39,11 +39,13 @@ def expand_sources(sources: list[str]) -> Iterator[tuple[str, str | None]]:
 class ImageFiles:
     """Image files, folders and globs as a source: every image once, in argument order.
 
-    Frame ``index`` counts the images; ``timestamp`` is 0 (still images have no stream time). An
-    argument naming nothing becomes a frame with a ``problem`` (reported, counted, skipped).
+    Frame ``index`` counts the images; ``timestamp`` is 0 (still images have no stream time, so
+    ``fps`` sampling does not apply: ``timeline`` is False). An argument naming nothing becomes a
+    frame with a ``problem`` (reported, counted, skipped).
     """
 
     live = False
+    timeline = False
 
     def __init__(self, arguments: list[str]) -> None:
         self.arguments = list(arguments)
@@ -63,3 +65,133 @@ class ImageFiles:
 
     def close(self) -> None:
         self._closed = True
+
+
+class WatchedFolder:
+    """A folder watched for new images (a camera uploading snapshots, a "hot folder"): the images
+    already there, then each new or rewritten one once, in the order they were written, until
+    :meth:`close`.
+
+    Every image is processed (``live`` is False: a backlog waits on disk, not in memory). A file
+    is taken once its size and modification time stayed the same over one poll and it was last
+    written ``settle`` seconds ago, so a file still being written is not read half-way; a JPEG
+    must also end with its end-of-image marker (a paused upload), unless it stayed unchanged ten
+    times ``settle`` (then it is read, and reported as truncated). Hidden files (``.name``) and
+    names ending in ``.tmp``, ``.part`` or ``~`` are ignored (upload tools write those, then
+    rename). An image rewritten
+    under the same name (a camera's ``latest.jpg``) is processed again. ``timestamp`` is the file's
+    modification time (the closest thing to its capture time), so ``fps`` samples by it.
+
+    The folder is polled (``poll`` seconds; no inotify, so network shares work too). A folder that
+    is missing or unreadable is an outage, as for streams: ``status`` turns ``"down"`` with a
+    ``reason`` and ``on_status(name, "down", reason)`` is called once; polling goes on and it
+    comes back ``"up"``. Memory is bounded by the folder's listing: names that left the folder are
+    forgotten.
+    """
+
+    live = False
+    timeline = True
+    IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
+
+    def __init__(self, folder: str, *, poll: float = 0.5, settle: float = 1.0, on_status=None) -> None:
+        import threading
+
+        self.folder = folder
+        self.name = folder
+        self.poll, self.settle = poll, settle
+        self.on_status = on_status
+        self.status, self.reason = "connecting", ""
+        self._closed = threading.Event()
+
+    def frames(self):
+        import time
+
+        from ..frames import Frame
+
+        done: dict[str, tuple[int, int]] = {}  # name -> (mtime_ns, size) processed
+        pending: dict[str, tuple[int, int]] = {}  # name -> (mtime_ns, size) seen once, not yet stable
+        index = 0
+        while not self._closed.is_set():
+            listing = self._scan()
+            if listing is not None:
+                for name in [n for n in done if n not in listing]:
+                    del done[name]
+                ready = []
+                now_ns = time.time_ns()
+                for name, stat in listing.items():
+                    if done.get(name) == stat:
+                        continue
+                    if pending.get(name) == stat and self._complete(name, stat, now_ns):
+                        ready.append((stat[0], name))
+                    pending[name] = stat
+                for name in [n for n in pending if n not in listing]:
+                    del pending[name]
+                for mtime_ns, name in sorted(ready):
+                    if self._closed.is_set():
+                        return
+                    done[name] = pending.pop(name)
+                    path = os.path.join(self.folder, name)
+                    yield Frame(source=path, index=index, timestamp=mtime_ns / 1e9, captured=time.monotonic(),
+                                path=path)
+                    index += 1
+            self._closed.wait(self.poll)
+
+    def _complete(self, name: str, stat: tuple[int, int], now_ns: int) -> bool:
+        """Written ``settle`` seconds ago and, for a JPEG, ending with its EOI marker (or so old
+        that it will never be finished)."""
+        age = (now_ns - stat[0]) / 1e9
+        if age < self.settle:
+            return False
+        if os.path.splitext(name)[1].lower() not in (".jpg", ".jpeg") or age >= 10 * self.settle:
+            return True
+        try:
+            with open(os.path.join(self.folder, name), "rb") as fh:
+                fh.seek(max(0, stat[1] - 2))
+                return fh.read(2) == b"\xff\xd9"
+        except OSError:
+            return False
+
+    def _scan(self) -> dict[str, tuple[int, int]] | None:
+        """The folder's images as name -> (mtime_ns, size); None (and the outage reported) when
+        the folder cannot be listed."""
+        found: dict[str, tuple[int, int]] = {}
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") or name.endswith(self.IGNORED_SUFFIXES):
+                        continue
+                    if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                        continue
+                    try:
+                        if not entry.is_file():
+                            continue
+                        st = entry.stat()
+                    except OSError:  # removed between the listing and the stat
+                        continue
+                    found[name] = (st.st_mtime_ns, st.st_size)
+        except OSError as exc:
+            what = "no such folder" if isinstance(exc, FileNotFoundError) else (
+                "not a folder" if isinstance(exc, NotADirectoryError) else exc.strerror or str(exc))
+            self._set_status("down", f"{what}; watching for it to appear")
+            return None
+        self._set_status("up", "")
+        return found
+
+    def _set_status(self, status: str, reason: str) -> None:
+        import logging
+
+        if status == self.status:
+            return
+        self.status, self.reason = status, reason
+        log = logging.getLogger("edgekit.sources")
+        if status == "down":
+            log.warning("%s: folder unavailable (%s)", self.name, reason)
+        if self.on_status is not None:
+            try:
+                self.on_status(self.name, status, reason)
+            except Exception:  # a failing status publisher must not stop the watch
+                log.exception("%s: on_status callback failed", self.name)
+
+    def close(self) -> None:
+        self._closed.set()
