@@ -6,8 +6,8 @@ One run measures, in this process:
 * **first inference** — the first ``invoke()`` (XNNPACK packs weights lazily, so it is slower);
 * **steady fps** — frames through :func:`edgekit.watch` (the runner ``edgekit detect`` uses) with a
   null sink, after the pipeline has filled; **per-stage ms** from each result's ``timings``
-  (mean decode, preprocess, wait, invoke, outputs) and a bare ``invoke()`` loop on one tensor for
-  comparison (``efficiency`` = runner fps / bare fps);
+  (mean decode, preprocess, wait, invoke, outputs; :mod:`edgekit.stats`, as the MQTT ``stats`` topic)
+  and a bare ``invoke()`` loop on one tensor for comparison (``efficiency`` = runner fps / bare fps);
 * **peak RSS** of the process (``ru_maxrss``);
 * a **threads sweep**: interpreter threads 1..usable cores, each beside the runner's one decode
   thread per source — the decode/inference split — and the planner's pick
@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 __all__ = ["BenchOptions", "StageTimes", "SweepPoint", "BenchReport", "run_bench", "format_report", "save_plot"]
 
-STAGES = ("decode", "preprocess", "wait", "invoke", "outputs")
+STAGES = ("decode", "preprocess", "wait", "invoke", "outputs")  # edgekit.stats.STAGES up to the sinks
 _SYNTHETIC_SIZE = (1280, 720)
 _SYNTHETIC_FILES = 8
 
@@ -115,18 +115,22 @@ class BenchReport:
 
 
 class _NullSink:
-    """Discards results, keeping only when each arrived and its stage timings."""
+    """Discards results, keeping only when each arrived and its stage timings (failed frames
+    arrive too, without timings)."""
 
     def __init__(self) -> None:
-        self.arrivals: list[float] = []
-        self.timings: list[dict[str, float]] = []
+        from .stats import FrameWindow
+
+        self.window = FrameWindow(seconds=None, clock=time.perf_counter)
+        self.count = 0
         self.failed = 0
 
     def write(self, fr: Any) -> None:
-        self.arrivals.append(time.perf_counter())
+        self.count += 1
         if fr.error is None:
-            self.timings.append(fr.timings)
+            self.window.add(fr.frame.source, fr.result.latency_ms, fr.timings)
         else:
+            self.window.add(fr.frame.source)
             self.failed += 1
 
     def close(self) -> None:
@@ -178,6 +182,7 @@ def _source_factory(source: str | None, needed: int, tmp: str) -> tuple[Callable
 def _measure_runner(detector: Any, open_fresh: Callable[[], list], frames: int, warmup: int) -> tuple[float, StageTimes]:
     """Steady fps (from the ``warmup``-th result to the last) and mean stage ms of those frames."""
     from .runner import run, watch
+    from .stats import summarize
 
     sink = _NullSink()
     runner = watch(open_fresh(), detector)
@@ -185,23 +190,20 @@ def _measure_runner(detector: Any, open_fresh: Callable[[], list], frames: int, 
 
     class _Stop:
         def write(self, fr: Any) -> None:
-            if len(sink.arrivals) >= total:
+            if sink.count >= total:
                 runner.stop()
 
         def close(self) -> None:
             pass
 
     run(runner, [sink, _Stop()])
-    arrivals = sink.arrivals[: total]
-    if len(arrivals) < 2:
+    samples = sink.window.samples()[:total]
+    if len(samples) < 2:
         from .errors import ImageError
 
-        raise ImageError(f"the source gave {len(arrivals)} frame(s); at least 2 are needed to time the pipeline")
-    start = min(warmup, len(arrivals) - 2)
-    fps = (len(arrivals) - 1 - start) / (arrivals[-1] - arrivals[start])
-    kept = sink.timings[start:total] or sink.timings
-    stages = StageTimes(*(statistics.fmean(t.get(k, 0.0) for t in kept) for k in STAGES))
-    return fps, stages
+        raise ImageError(f"the source gave {len(samples)} frame(s); at least 2 are needed to time the pipeline")
+    steady = summarize(samples[min(warmup, len(samples) - 2):])  # from the warmup-th result to the last
+    return steady.fps, StageTimes(*(steady.stage_ms.get(k, 0.0) for k in STAGES))
 
 
 def _bare_invoke_ms(detector: Any, tensor: Any, repeat: int) -> float:

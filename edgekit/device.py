@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CpuInfo", "MemoryInfo", "ThermalInfo", "DeviceInfo", "probe", "usable_cores", "cgroup_cpu_limit"]
+__all__ = ["CpuInfo", "MemoryInfo", "ThermalInfo", "DeviceInfo", "probe", "usable_cores", "cgroup_cpu_limit",
+           "current_rss"]
 
 _NO_LIMIT = 1 << 60  # cgroup v1 writes ~2^63 for "unlimited"
 
@@ -358,6 +359,17 @@ def read_throttled() -> int | None:
         return int(out.strip().split("=", 1)[1], 16)
     except (OSError, subprocess.SubprocessError, IndexError, ValueError):
         return None
+
+
+def current_rss() -> int:
+    """This process's resident set size in bytes (VmRSS), 0 where /proc is unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def probe(root: Path | str = Path("/"), *, machine: str | None = None, userland_bits: int | None = None,

@@ -1,51 +1,53 @@
-"""Publish detections over MQTT without losing any (paho-mqtt 2.x, imported only when used).
+"""Deliver MQTT messages without losing any (paho-mqtt 2.x, imported only when used).
+
+:class:`Publisher` is the transport: the paho client (TLS, credentials, MQTT 3.1.1 or 5), the
+``status`` last will, the on-disk outbox, the sender thread and delivery statistics; it publishes
+whatever it is given (:meth:`Publisher.publish`). What edgekit says is built elsewhere, by pure
+functions: :mod:`edgekit.payloads` (detections, counts, source status, snapshots) and
+:mod:`edgekit.homeassistant` (discovery); :class:`edgekit.sinks.MqttSink` composes them for the
+runner, and "only on change" is a runner stage (:class:`edgekit.stages.ChangeGate`).
 
 Topics (``<prefix>/<device_id>/…``, prefix ``edgekit``)::
 
     detections        one message per processed image: schema "edgekit.detections/1"
     counts/<label>    retained: how many <label> the latest image had (only sent on change)
     status            retained "online" / "offline"; "offline" is also the last will
-    stats             every stats_interval: messages queued/sent/dropped, connection state
+    stats             every stats_interval: fps, latency, per-stage ms, per-source counters (from
+                      the MqttSink), RSS, and messages queued/sent/dropped, connection state
     snapshot          JPEG of each published image (off by default: ``snapshot``)
+    sources/<name>/status   retained: a source's "up" / "down" and why
 
 Home Assistant discovery (``ha_discovery``): each label, when first counted, gets a count sensor
 and a presence binary sensor under ``homeassistant/…/edgekit_<device_id>/…/config`` (retained),
-tied to ``status`` for availability; :meth:`Publisher.remove_discovery` deletes them.
+tied to ``status`` for availability; ``edgekit ha-remove`` deletes them.
 
-Detections payload (``schema`` names the version; fields are only ever added)::
-
-    {"schema": "edgekit.detections/1", "event_id": "8f0c…", "seq": 17, "timestamp": "2026-11-22T10:00:00.123Z",
-     "device": "pi-garage", "source": "frame.jpg", "model": "detect.tflite", "width": 1352, "height": 900,
-     "detections": [{"label": "person", "class_id": 0, "score": 0.75, "box": [67.6, 515.9, 92.1, 556.7]}]}
-
-Reliability: every detections message goes to the on-disk :class:`~edgekit.outbox.Outbox` first
-and leaves it only when the broker acknowledges it (QoS 1 PUBACK); a background thread sends the
-backlog in order (with a share of each batch for the newest messages) whenever connected, and
-reconnects with backoff. At-least-once: de-duplicate by ``event_id``.
+Reliability: every message goes to the on-disk :class:`~edgekit.outbox.Outbox` first and leaves it
+only when the broker acknowledges it (QoS 1 PUBACK); a background thread sends the backlog in
+order (with a share of each batch for the newest messages) whenever connected, and reconnects with
+backoff. At-least-once: de-duplicate detections by ``event_id``.
 """
 
 from __future__ import annotations
 
-import collections
-import datetime as _dt
 import json
 import os
 import socket
 import stat
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, MqttError  # MqttError: also importable from here, as before
+from .homeassistant import ha_discovery_configs  # noqa: F401  (moved; importable here too)
 from .outbox import Outbox
-from .results import DetectionResult
+from .payloads import SCHEMA, detection_payload  # noqa: F401  (moved; importable here too)
+
+if TYPE_CHECKING:
+    from .results import DetectionResult
 
 __all__ = ["MqttError", "MqttSettings", "Publisher", "SCHEMA"]
-
-SCHEMA = "edgekit.detections/1"
 
 
 def _default_outbox(device_id: str) -> str:
@@ -154,56 +156,10 @@ class MqttSettings:
         return "/".join((self.prefix, self.device_id, *parts))
 
 
-def detection_payload(result: DetectionResult, *, event_id: str, seq: int, device: str, model: str) -> bytes:
-    """The ``detections`` message for one image (schema ``edgekit.detections/1``)."""
-    now = _dt.datetime.now(_dt.timezone.utc)
-    body = result.to_dict()
-    body.pop("source")
-    if "timestamp" in body:  # the frame's stream/capture time; "timestamp" is the message's (version 1)
-        body["frame_timestamp"] = body.pop("timestamp")
-    doc = {"schema": SCHEMA, "event_id": event_id, "seq": seq,
-           "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
-           "device": device, "source": result.source, "model": model, **body}
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _topic_safe(label: str) -> str:
-    return "".join("_" if c in "/+#" or c.isspace() else c for c in label) or "_"
-
-
-def _jpeg(image: Any, max_side: int = 640) -> bytes:
-    import io
-
-    img = image.convert("RGB")
-    img.thumbnail((max_side, max_side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=80)
-    return buf.getvalue()
-
-
-def ha_discovery_configs(settings: MqttSettings, label: str) -> dict[str, dict[str, Any]]:
-    """Discovery topic → config for a label's count sensor and presence binary sensor, both tied
-    to the device's availability (``status``)."""
-    from . import __version__
-
-    dev, safe = settings.device_id, _topic_safe(label)
-    node = f"edgekit_{dev}"
-    device = {"identifiers": [node], "name": f"edgekit {dev}", "manufacturer": "edgekit", "model": "edgekit detector",
-              "sw_version": __version__}
-    common = {"state_topic": settings.topic("counts", safe), "availability_topic": settings.topic("status"),
-              "payload_available": "online", "payload_not_available": "offline", "device": device}
-    return {
-        f"{settings.ha_prefix}/sensor/{node}/{safe}_count/config": {
-            **common, "name": f"{label} count", "unique_id": f"{node}_{safe}_count", "state_class": "measurement",
-            "icon": "mdi:counter"},
-        f"{settings.ha_prefix}/binary_sensor/{node}/{safe}_present/config": {
-            **common, "name": f"{label} present", "unique_id": f"{node}_{safe}_present", "device_class": "occupancy",
-            "value_template": "{{ 'ON' if value | int > 0 else 'OFF' }}"},
-    }
-
-
 class Publisher:
-    """Publishes Detector results; use as a context manager so it flushes and closes cleanly.
+    """Queues messages in the outbox and delivers them; use as a context manager so it flushes
+    and closes cleanly. ``stats()`` is the delivery state; the ``stats`` topic adds what
+    ``extra_stats()`` returns (set by the :class:`~edgekit.sinks.MqttSink` publishing through it).
 
     Args:
         settings: MqttSettings.
@@ -218,11 +174,9 @@ class Publisher:
         self.outbox = Outbox(settings.outbox or _default_outbox(settings.device_id), settings.outbox_max)
         self.sent = 0
         self.last_error: str | None = None
-        self.extra_stats: Any = None  # a callable returning more fields for the stats topic
-        self._seq = 0
-        self._counts: dict[str, int] = {}
-        self._announced: set[str] = set()
-        self._frames: collections.deque[tuple[float, float | None]] = collections.deque()  # last minute
+        # the stats topic's fields about the run (fps, latency, per source): set by its MqttSink
+        self.extra_stats: Callable[[], dict[str, Any]] | None = None
+        self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, float] = {}  # PUBACKs that arrived before their mid was recorded
         self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
@@ -325,84 +279,51 @@ class Publisher:
         return len(self.outbox) == 0
 
     # -- publishing -----------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes | str, qos: int | None = None, retain: bool = False) -> None:
+        """Queue one message: it goes to the on-disk outbox now and leaves it when the broker
+        acknowledges it (QoS 1/2) or it was sent (QoS 0). Never waits for the network; a full
+        outbox drops its oldest message (counted in ``stats()["dropped"]``).
+
+        Args:
+            topic: the full topic (``settings.topic(...)`` builds ``<prefix>/<device_id>/…``).
+            payload: bytes, or text (sent as UTF-8).
+            qos: None for the settings' QoS.
+            retain: the broker keeps it as the topic's last value.
+        """
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self.outbox.put(topic, payload, self.settings.qos if qos is None else qos, retain=retain)
+        self._notify()
+
     def publish_result(self, result: DetectionResult, model: str = "", image: Any = None,
                        latency_ms: float | None = None) -> str | None:
-        """Queue one image's detections (and changed per-label counts); returns the event id, or
-        None when ``only_on_change`` skipped an image whose counts did not change. ``image`` (a PIL
-        image) is published as a JPEG snapshot when ``snapshot`` is on; ``latency_ms`` (the time
-        the detection took) feeds the ``stats`` topic."""
-        s = self.settings
-        now = time.monotonic()
-        self._frames.append((now, latency_ms))
-        while self._frames and now - self._frames[0][0] > 60:
-            self._frames.popleft()
-        counts: dict[str, int] = {}
-        for d in result.detections:
-            counts[d.label] = counts.get(d.label, 0) + 1
-        changed = counts != self._counts
-        if s.only_on_change and not changed and self._seq:
-            return None
-        self._seq += 1
-        event_id = uuid.uuid4().hex
-        self.outbox.put(s.topic("detections"),
-                        detection_payload(result, event_id=event_id, seq=self._seq, device=s.device_id,
-                                          model=os.path.basename(model)), s.qos)
-        for label in sorted(set(counts) | set(self._counts)):
-            if counts.get(label, 0) != self._counts.get(label, 0):
-                if s.ha_discovery and label not in self._announced:
-                    self._announce(label)
-                self.outbox.put(s.topic("counts", _topic_safe(label)), str(counts.get(label, 0)).encode(), s.qos,
-                                retain=True)
-        self._counts = counts
-        if s.snapshot and image is not None:
-            self.outbox.put(s.topic("snapshot"), _jpeg(image), s.qos)
-        self._notify()
-        return event_id
+        """Publish one result without the runner, as :class:`~edgekit.sinks.MqttSink` publishes a
+        frame: detections, changed per-label counts, Home Assistant discovery and snapshot as the
+        settings say; ``latency_ms`` feeds the ``stats`` topic. Returns the event id, or None when
+        ``only_on_change`` held back a result whose counts did not change (the sink's
+        :class:`~edgekit.stages.ChangeGate` does that, not the publisher)."""
+        if self._results is None:
+            from .sinks import MqttSink
 
-    def _announce(self, label: str) -> None:
-        """Home Assistant MQTT discovery: a count sensor and a presence binary sensor for ``label``."""
-        for component, config in ha_discovery_configs(self.settings, label).items():
-            self.outbox.put(component, json.dumps(config).encode(), 1, retain=True)
-        self._announced.add(label)
-
-    def remove_discovery(self, labels: list[str]) -> None:
-        """Remove the Home Assistant entities of ``labels`` (empty retained configs)."""
-        for label in labels:
-            for topic in ha_discovery_configs(self.settings, label):
-                self.outbox.put(topic, b"", 1, retain=True)
-            self._announced.discard(label)
-        self._notify()
+            self._results = MqttSink(self, model, only_on_change=self.settings.only_on_change)
+        return self._results.publish_result(result, image, latency_ms, model=model)
 
     def stats(self) -> dict[str, Any]:
-        """What the ``stats`` topic carries: throughput and latency over the last minute, memory,
-        and the delivery state (queued = undelivered, dropped = lost to a full outbox or disk);
-        plus whatever ``extra_stats()`` returns (the runner's per-source counters)."""
-        from .plan import current_rss
+        """The delivery state: connected, queued (undelivered), sent, dropped (lost to a full
+        outbox or disk), inflight (sent, not yet acknowledged) and the last connection error."""
+        return {"connected": self._connected.is_set(), "queued": len(self.outbox), "sent": self.sent,
+                "dropped": self.outbox.dropped, "inflight": len(self._inflight), "last_error": self.last_error}
 
-        frames = list(self._frames)
-        span = frames[-1][0] - frames[0][0] if len(frames) > 1 else 0.0
-        latencies = sorted(ms for _, ms in frames if ms is not None)
-        doc = {"fps": round((len(frames) - 1) / span, 2) if span > 0 else 0.0,
-               "latency_ms_p50": round(latencies[len(latencies) // 2], 1) if latencies else None,
-               "latency_ms_max": round(latencies[-1], 1) if latencies else None,
-               "rss_mib": round(current_rss() / 2**20, 1), "connected": self._connected.is_set(),
-               "queued": len(self.outbox), "sent": self.sent, "dropped": self.outbox.dropped,
-               "inflight": len(self._inflight), "last_error": self.last_error}
+    def _stats_message(self) -> dict[str, Any]:
+        """The ``stats`` topic: what ``extra_stats()`` says about the run, then :meth:`stats`."""
+        doc: dict[str, Any] = {}
         if self.extra_stats is not None:
             try:
                 doc.update(self.extra_stats())
             except Exception as exc:  # stats must never stop delivery
                 doc["extra_stats_error"] = f"{type(exc).__name__}: {exc}"
+        doc.update(self.stats())
         return doc
-
-    def publish_source_status(self, source: str, status: str, reason: str = "") -> None:
-        """Queue a source's state (``up``/``down`` + reason), retained, on ``<device>/sources/<name>/status``."""
-        now = _dt.datetime.now(_dt.timezone.utc)
-        doc = {"source": source, "status": status, "reason": reason,
-               "since": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"}
-        self.outbox.put(self.settings.topic("sources", _topic_safe(source), "status"),
-                        json.dumps(doc, separators=(",", ":")).encode(), 1, retain=True)
-        self._notify()
 
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -475,4 +396,4 @@ class Publisher:
                             self._inflight[info.mid] = msg.id
             if self._connected.is_set() and time.monotonic() - last_stats >= self.settings.stats_interval:
                 last_stats = time.monotonic()
-                self._client.publish(self.settings.topic("stats"), json.dumps(self.stats()).encode(), qos=0)
+                self._client.publish(self.settings.topic("stats"), json.dumps(self._stats_message()).encode(), qos=0)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .device import DeviceInfo, probe
+from .device import DeviceInfo, current_rss, probe  # current_rss: also importable from here, as before
 from .errors import ConfigError, ModelError, PlanError  # PlanError: also importable from here, as before
 from .integrity import check_digest, file_digests, verify_model
 from .userdirs import cache_dir as _user_cache_dir
@@ -108,17 +108,6 @@ class Plan:
         lines += [f"pick     {os.path.basename(self.chosen.path) if self.chosen else 'nothing'}"]
         lines += [f"         {r}" for r in self.reasons]
         return "\n".join(lines)
-
-
-def current_rss() -> int:
-    """This process's resident set size in bytes (VmRSS), 0 where /proc is unavailable."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080),

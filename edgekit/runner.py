@@ -29,6 +29,7 @@ from typing import Any, Iterator, Sequence
 from .errors import EdgekitError, ImageError
 from .frames import Frame
 from .results import DetectionResult
+from .stats import SourceStats  # moved; importable from here too
 
 __all__ = ["RunOptions", "FrameResult", "SourceStats", "RunSummary", "Runner", "watch", "run"]
 
@@ -89,18 +90,6 @@ class FrameResult:
     error: EdgekitError | None = None
     image: Any = None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class SourceStats:
-    """Per-source counters (read by stats publishers and ``bench``)."""
-
-    name: str
-    read: int = 0
-    processed: int = 0
-    dropped: int = 0
-    skipped: int = 0  # sampled out by fps
-    failed: int = 0
 
 
 @dataclass

@@ -176,7 +176,9 @@ class _StatusLog:
             print(f"edgekit: source {source} is {status}" + (f": {reason}" if reason else ""), file=self.err,
                   flush=True)
         if self.publisher is not None:
-            self.publisher.publish_source_status(source, status, reason)
+            from .payloads import source_status_message
+
+            self.publisher.publish(*source_status_message(self.publisher.settings, source, status, reason))
 
 
 def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -201,9 +203,8 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     for source in sources:
         if hasattr(source, "on_status"):
             source.on_status = status
-    if publisher is not None:
-        publisher.extra_stats = lambda: {"sources": [dataclasses.asdict(s) for s in runner.stats]}
-        sinks.append(MqttSink(publisher, detector.model_path, only_on_change))
+    if publisher is not None:  # the sink adds its frame statistics and runner.stats to the stats topic
+        sinks.append(MqttSink(publisher, detector.model_path, only_on_change, sources=runner.stats))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:

@@ -51,20 +51,99 @@ class ErrorLog:
 
 
 class MqttSink:
-    """Publish each processed frame (and its JPEG snapshot when the publisher is set to). With
-    ``only_on_change``, a :class:`~edgekit.stages.ChangeGate` stage (per source) holds back frames
-    whose per-label counts did not change."""
+    """Publish each processed frame through an :class:`edgekit.mqtt.Publisher`: its detections,
+    the per-label counts that changed (retained), Home Assistant discovery for labels counted for
+    the first time and a JPEG snapshot, as the publisher's settings say (the messages:
+    :mod:`edgekit.payloads`, :mod:`edgekit.homeassistant`). The sink keeps the run's state
+    (sequence number, last counts, announced labels) and the frame statistics that the publisher's
+    ``stats`` topic carries (:mod:`edgekit.stats`: fps, latency, ms per stage; per source too).
 
-    def __init__(self, publisher: Any, model: str, only_on_change: bool = False) -> None:
+    Its ``stages`` (applied by :func:`~edgekit.runner.run` before ``write``) count every processed
+    frame for the statistics, then, with ``only_on_change``, a :class:`~edgekit.stages.ChangeGate`
+    (per source) holds back frames whose per-label counts did not change.
+
+    Args:
+        publisher: a started Publisher; the sink closes it.
+        model: the model's path (its file name goes in each message).
+        only_on_change: publish a frame only when its per-label counts changed.
+        sources: the runner's per-source counters (``Runner.stats``) for the stats topic.
+    """
+
+    def __init__(self, publisher: Any, model: str, only_on_change: bool = False, sources: Sequence[Any] = ()) -> None:
         from .stages import ChangeGate
+        from .stats import CounterRates, FrameWindow
 
         self.publisher = publisher
         self.model = model
-        self.stages = (ChangeGate(),) if only_on_change else ()
+        self.frames = FrameWindow()
+        self.sources = sources
+        self._rates = CounterRates(sources) if sources else None
+        self._gate = ChangeGate() if only_on_change else None
+        self.stages = (self._count,) if self._gate is None else (self._count, self._gate)
+        self._seq = 0
+        self._counts: dict[str, int] = {}
+        self._announced: set[str] = set()
+        publisher.extra_stats = self.stats_fields
+
+    def _count(self, fr: Any) -> Any:
+        """Stage: every processed frame counts for the statistics, published or not."""
+        if fr.result is not None:
+            self.frames.add(fr.frame.source, fr.result.latency_ms, fr.timings)
+        return fr
 
     def write(self, fr: Any) -> None:
         if fr.result is not None:
-            self.publisher.publish_result(fr.result, self.model, fr.image, fr.result.latency_ms)
+            self._publish(fr.result, fr.image, self.model, fr.frame.source)
+
+    def publish_result(self, result: Any, image: Any = None, latency_ms: float | None = None,
+                       model: str | None = None) -> str | None:
+        """Publish one result without the runner (``Publisher.publish_result``): it counts for the
+        statistics (with ``latency_ms``); with ``only_on_change`` a result whose counts did not
+        change is held back (returns None); else returns the event id. ``model``: instead of the
+        sink's."""
+        from .frames import Frame
+        from .runner import FrameResult
+
+        self.frames.add(result.source, latency_ms)
+        # results handed in one by one are one scene: one source name for the gate
+        if self._gate is not None and self._gate(FrameResult(Frame("", 0, 0.0, 0.0), result)) is None:
+            return None
+        return self._publish(result, image, self.model if model is None else model, result.source)
+
+    def _publish(self, result: Any, image: Any, model: str, source: str) -> str:
+        import os
+        import time
+        import uuid
+
+        from . import payloads
+        from .homeassistant import discovery_messages
+        from .stages import label_counts
+
+        started = time.perf_counter()
+        s = self.publisher.settings
+        counts = label_counts(result.detections)
+        self._seq += 1
+        event_id = uuid.uuid4().hex
+        name = os.path.basename(model)
+        messages = [payloads.detection_message(s, result, event_id=event_id, seq=self._seq, model=name)]
+        if s.ha_discovery:  # announce before the first count, so Home Assistant has the entity for it
+            new = [lbl for lbl in payloads.changed_labels(self._counts, counts) if lbl not in self._announced]
+            messages += discovery_messages(s, new)
+            self._announced.update(new)
+        messages += payloads.count_messages(s, self._counts, counts)
+        self._counts = counts
+        if s.snapshot and image is not None:
+            messages.append(payloads.Message(s.topic("snapshot"), payloads.snapshot_jpeg(image), s.qos))
+        for message in messages:
+            self.publisher.publish(*message)
+        self.frames.add_time("publish", (time.perf_counter() - started) * 1000, source)
+        return event_id
+
+    def stats_fields(self) -> dict[str, Any]:
+        """The stats topic's fields about the run (:func:`edgekit.stats.stats_fields`)."""
+        from .stats import stats_fields
+
+        return stats_fields(self.frames, self.sources, self._rates)
 
     def close(self) -> None:
         self.publisher.close()

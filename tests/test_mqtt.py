@@ -39,8 +39,9 @@ def _result(i):
 
 
 def _settings(broker, tmp_path, **kw):
+    kw.setdefault("stats_interval", 0.5)
     return MqttSettings(host="127.0.0.1", port=broker.port, device_id="testdev", outbox=str(tmp_path / "outbox.db"),
-                        stats_interval=0.5, **kw)
+                        **kw)
 
 
 def test_detect_cli_publishes_schema_and_status(broker, tmp_path, ssd, ssd_labels, images):
@@ -340,6 +341,66 @@ def test_stats_topic_reports_rate_latency_memory_and_queue(broker, tmp_path):
     assert slowest - 0.01 <= doc["fps"] <= fastest + 0.01, (slowest, doc["fps"], fastest)
     assert min(rss_before, rss_after) - 3 <= doc["rss_mib"] <= max(rss_before, rss_after) + 3, (rss_before, doc)
     assert (doc["queued"], doc["dropped"], doc["inflight"], doc["connected"], doc["last_error"]) == (0, 0, 0, True, None)
+    sub.close()
+
+
+def test_stats_topic_of_a_real_run_has_per_source_rates_latency_and_stage_ms(broker, tmp_path, ssd, images):
+    """The runner over a real photo source through MqttSink and a real broker: the stats messages say,
+    per source, frames read and processed per second, latency percentiles and ms per stage (publish
+    included) beside the delivery state; after the run the numbers equal those recomputed from each
+    frame's own timings and the wall clock."""
+    import math
+
+    from test_runner import PhotoSource
+
+    from edgekit.detector import Detector
+    from edgekit.runner import Runner, run
+    from edgekit.sinks import MqttSink
+
+    n = 90  # at least about a second of work, so several stats messages go out during the run
+    source = PhotoSource(images / "coral_kite_and_cold.jpg", n, 30.0, live=False)  # frames carry its name
+    sub = Subscriber(broker.port, "edgekit/testdev/stats")
+    time.sleep(0.3)
+    runner = Runner([source], Detector(ssd))
+    results = []
+
+    class Keep:
+        def write(self, fr):
+            results.append(fr)
+
+        def close(self):
+            pass
+
+    with Publisher(_settings(broker, tmp_path, stats_interval=0.2), required=True) as pub:
+        before = time.monotonic()
+        sink = MqttSink(pub, str(ssd), sources=runner.stats)
+        after_made = time.monotonic()
+        run(runner, [Keep(), sink])  # closes the sink, and so the publisher: the stats were sent during the run
+        before_final = time.monotonic()
+        final = sink.stats_fields()
+        after = time.monotonic()
+    assert len(results) == n
+    live = [d for d in sub.payloads("stats") if d.get("sources")]
+    assert live, sub.payloads("stats")
+    doc = live[-1]
+    (src,) = doc["sources"]
+    assert src["name"] == source.name and 0 < src["processed"] <= src["read"] <= n
+    assert src["fps_in"] > 0 and src["fps_out"] > 0 and doc["connected"] is True and "queued" in doc
+    assert set(doc["stage_ms"]) == {"decode", "preprocess", "wait", "invoke", "outputs", "publish"}
+    assert 0 < doc["latency_ms_p50"] <= doc["latency_ms_p95"] <= doc["latency_ms_max"]
+    assert set(src["stage_ms"]) == set(doc["stage_ms"]) and src["latency_ms_p50"] is not None
+
+    (src,) = final["sources"]
+    assert (src["read"], src["processed"], src["dropped"], src["failed"]) == (n, n, 0, 0)
+    assert n / (after - before) - 0.01 <= src["fps_out"] <= n / (before_final - after_made) + 0.01
+    latencies = sorted(fr.result.latency_ms for fr in results)
+    assert final["latency_ms_p50"] == round(latencies[math.ceil(0.5 * n) - 1], 1)
+    assert final["latency_ms_p95"] == round(latencies[math.ceil(0.95 * n) - 1], 1)
+    assert final["latency_ms_max"] == round(latencies[-1], 1)
+    for stage in ("decode", "preprocess", "invoke", "outputs"):
+        mean = sum(fr.timings[stage] for fr in results) / n
+        assert final["stage_ms"][stage] == pytest.approx(mean, abs=0.006), stage
+    assert final["stage_ms"]["publish"] > 0
     sub.close()
 
 
