@@ -67,29 +67,42 @@ print(n / (time.perf_counter() - t))
 """
 
 
-def _bare(det: Detector, tensors: list[np.ndarray], n: int) -> float:
+def _bare(det: Detector, tensors: list[np.ndarray], n: int, cpu_ms: list[float] | None = None) -> float:
     # The interpreter itself: the fastest anything built on it can go (benchmark-only private use).
     it, index = det._interpreter, det._input_index
     for tensor in tensors[:2]:
         it.set_tensor(index, tensor)
         it.invoke()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     for i in range(n):
         it.set_tensor(index, tensors[i % len(tensors)])
         it.invoke()
-    return n / (time.perf_counter() - t)
+    wall, used = time.perf_counter() - t, _cpu() - c
+    if cpu_ms is not None:
+        cpu_ms.append(used / n * 1000)
+    return n / wall
 
 
-def _runner(det: Detector, folder: str, times: int, timings: dict[str, list[float]]) -> float:
+def _cpu() -> float:
+    """CPU seconds this process has used (all threads: reader, interpreter workers, caller)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def _runner(det: Detector, folder: str, times: int, timings: dict[str, list[float]],
+            cpu_ms: list[float] | None = None) -> float:
     tensor, _ = det.preprocess(det.load(np.zeros((det.input_size[1], det.input_size[0], 3), np.uint8)))
     det.invoke(tensor)  # warm-up, as the bare loop gets
     n = 0
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     for fr in edgekit.watch([folder] * times, det):  # one ImageFiles source; results dropped (null sink)
         n += 1
         for key, value in fr.timings.items():
             timings.setdefault(key, []).append(value)
-    return n / (time.perf_counter() - t)
+    wall, used = time.perf_counter() - t, _cpu() - c
+    if cpu_ms is not None:
+        cpu_ms.append(used / n * 1000)
+    return n / wall
 
 
 def _naive(det: Detector, paths: list[str], times: int) -> float:
@@ -121,6 +134,7 @@ def _mediapipe_python(given: str | None) -> str | None:
 
 def bench_model(key: str, args: argparse.Namespace, folder: str, paths: list[str]) -> None:
     model = os.path.join(args.data, MODELS[key])
+    cores = len(os.sched_getaffinity(0))
     dets = {t: Detector(model, DetectorOptions(num_threads=t)) for t in (1, 2)}
     tensors = [dets[1].preprocess(dets[1].load(p))[0] for p in paths]
     n = len(paths) * args.times
@@ -128,10 +142,13 @@ def bench_model(key: str, args: argparse.Namespace, folder: str, paths: list[str
     rows: dict[str, list[float]] = {}
     ratios, mp_ratios = [], []
     timings: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # CPU ms per frame, all threads, per configuration
+    bounds = []
     for rep in range(args.repeat):
-        got = {f"bare {t}T": _bare(dets[t], tensors, n) for t in (1, 2)}
+        got = {f"bare {t}T": _bare(dets[t], tensors, n, cpu.setdefault(f"bare {t}T", [])) for t in (1, 2)}
         for t in (1, 2):
-            got[f"runner {t}T"] = _runner(dets[t], folder, args.times, timings if t == 2 else {})
+            got[f"runner {t}T"] = _runner(dets[t], folder, args.times, timings if t == 2 else {},
+                                          cpu.setdefault(f"runner {t}T", []))
         best_t = 1 if got["bare 1T"] >= got["bare 2T"] else 2
         got["naive"] = _naive(dets[best_t], paths, args.times)
         if mp_python:
@@ -141,6 +158,9 @@ def bench_model(key: str, args: argparse.Namespace, folder: str, paths: list[str
         bare = max(got["bare 1T"], got["bare 2T"])
         runner = max(got["runner 1T"], got["runner 2T"])
         ratios.append(runner / bare)
+        # Amdahl's bound: with every core busy, the runner cannot exceed cores / (its CPU per frame)
+        best_runner = "runner 1T" if got["runner 1T"] >= got["runner 2T"] else "runner 2T"
+        bounds.append(cores / (cpu[best_runner][-1] / 1000) / bare)
         if "mediapipe" in got:
             mp_ratios.append(runner / got["mediapipe"])
         print(f"  rep {rep + 1}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()) + f"  runner/bare {runner / bare:.3f}",
@@ -154,6 +174,11 @@ def bench_model(key: str, args: argparse.Namespace, folder: str, paths: list[str
     print(f"  runner 1T / runner 2T: {med['runner 1T'] / med['runner 2T']:.3f}   "
           f"bare 1T / bare 2T: {med['bare 1T'] / med['bare 2T']:.3f}   naive/bare: "
           f"{med['naive'] / max(med['bare 1T'], med['bare 2T']):.3f}")
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    print("  CPU ms per frame, all threads: " + ", ".join(f"{k} {v:.2f}" for k, v in med_cpu.items()))
+    print(f"  bound on runner/bare with {cores} cores busy (cores / runner CPU per frame / bare fps): median "
+          f"{statistics.median(bounds):.3f}; the runner reached {statistics.median(ratios) / statistics.median(bounds):.0%} "
+          "of it (the rest: cores idle while the reader waits on a full queue and the interpreter syncs)")
     if mp_ratios:
         print(f"  runner/mediapipe: median {statistics.median(mp_ratios):.3f} (target >= 1.40; runs "
               f"{', '.join(f'{r:.3f}' for r in mp_ratios)})")
