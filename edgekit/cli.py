@@ -220,12 +220,6 @@ def _mqtt_settings(args: argparse.Namespace):
     return MqttSettings.from_url(args.mqtt, **flags)
 
 
-def _make_publisher(args: argparse.Namespace):
-    from .mqtt import Publisher
-
-    return Publisher(_mqtt_settings(args), required=args.mqtt_required).start()
-
-
 def _cmd_ha_remove(args: argparse.Namespace) -> int:
     from .homeassistant import removal_messages
     from .mqtt import Publisher

@@ -83,6 +83,9 @@ class FrameResult:
     ``RunOptions.keep_images`` is on (for snapshots and annotation; for image files it may be a
     reduced-size draft — ``frame.path`` has the original), else None.
     ``timings`` are per-stage milliseconds: decode, preprocess, wait, invoke, outputs.
+    ``source`` is the name of the source the frame came from (as in ``Runner.stats``; for image
+    files and watched folders ``frame.source`` is the file, this is the folder or arguments):
+    per-source statistics and "only on change" key on it.
     """
 
     frame: Frame
@@ -90,6 +93,7 @@ class FrameResult:
     error: EdgekitError | None = None
     image: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    source: str = ""
 
 
 @dataclass
@@ -317,7 +321,7 @@ class Runner:
         frame = item.frame
         if item.error is not None:
             self._count(item.source, "failed")
-            return FrameResult(frame, None, item.error)
+            return FrameResult(frame, None, item.error, source=self.stats[item.source].name)
         started = time.perf_counter()
         detections = self.detector.decode(item.outputs, item.transform)
         item.timings["outputs"] = (time.perf_counter() - started) * 1000
@@ -326,7 +330,7 @@ class Runner:
         result = DetectionResult(loaded.source, loaded.width, loaded.height, detections, frame.index,
                                  frame.timestamp, latency)
         self._count(item.source, "processed")
-        return FrameResult(frame, result, None, loaded.image, item.timings)
+        return FrameResult(frame, result, None, loaded.image, item.timings, self.stats[item.source].name)
 
     def _drain(self) -> None:
         """Empty the queues so that blocked threads can see the stop (an ended live slot keeps

@@ -88,12 +88,12 @@ class MqttSink:
     def _count(self, fr: Any) -> Any:
         """Stage: every processed frame counts for the statistics, published or not."""
         if fr.result is not None:
-            self.frames.add(fr.frame.source, fr.result.latency_ms, fr.timings)
+            self.frames.add(fr.source or fr.frame.source, fr.result.latency_ms, fr.timings)
         return fr
 
     def write(self, fr: Any) -> None:
         if fr.result is not None:
-            self._publish(fr.result, fr.image, self.model, fr.frame.source)
+            self._publish(fr.result, fr.image, self.model, fr.source or fr.frame.source)
 
     def publish_result(self, result: Any, image: Any = None, latency_ms: float | None = None,
                        model: str | None = None) -> str | None:

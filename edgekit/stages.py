@@ -28,7 +28,8 @@ class ChangeGate:
     def __call__(self, fr: Any) -> Any:
         if fr.result is None:
             return fr
-        key = fr.frame.source if fr.frame.path is None else "files"  # a folder is one scene, a camera another
+        # a source is one scene: a camera, a folder (of files), a watched folder of snapshots
+        key = fr.source or (fr.frame.source if fr.frame.path is None else "files")
         counts = label_counts(fr.result.detections)
         if self._last.get(key) == counts:
             return None

@@ -198,8 +198,8 @@ def stats_fields(frames: FrameWindow, sources: Sequence[SourceStats] = (),
                  rates: CounterRates | None = None) -> dict[str, Any]:
     """What the ``stats`` topic says about the run: over the window, fps, latency p50/p95/max and
     mean ms per stage; this process's RSS; and per source (with ``sources``) its counters, fps in
-    and out (with ``rates``) and, when frames carry the source's name (streams, cameras, videos;
-    not image files, which are named by file), its latency and stage ms."""
+    and out (with ``rates``) and its latency and stage ms (frames are counted under
+    ``FrameResult.source``, the runner's name for their source)."""
     from .device import current_rss
 
     doc = {**frames.summary().fields(), "rss_mib": round(current_rss() / 2**20, 1)}

@@ -180,3 +180,25 @@ def test_cli_follow_until_sigterm(ssd, ssd_labels, images, tmp_path):
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert rest == "" and "Traceback" not in err
+
+
+def test_results_name_their_source_for_stats_and_only_on_change(ssd_detector, images, tmp_path):
+    """Frames of a watched folder are named by file, but belong to the folder: per-source stats
+    and "only on change" key on FrameResult.source (the same scene in three uploads passes once)."""
+    from edgekit.stages import ChangeGate
+    from edgekit.stats import FrameWindow
+
+    folder = tmp_path / "scene"
+    folder.mkdir()
+    start = time.time() - 30
+    for i, photo in enumerate(["table.jpg", "table.jpg", "table.jpg", "coral_kite_and_cold.jpg"]):
+        _copy(images / photo, folder / f"{i}.jpg", mtime=start + i)
+    runner = Runner([WatchedFolder(str(folder), poll=POLL, settle=SETTLE)], ssd_detector)
+    results = _results_until(runner, 4)
+    assert {r.source for r in results} == {str(folder)} == {runner.stats[0].name}
+    gate = ChangeGate()
+    assert [Path(r.frame.source).name for r in results if gate(r) is not None] == ["0.jpg", "3.jpg"]
+    window = FrameWindow()
+    for r in results:
+        window.add(r.source, r.result.latency_ms, r.timings)
+    assert window.summary(str(folder)).frames == 4
