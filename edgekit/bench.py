@@ -29,9 +29,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from . import stats as _stats
+
 __all__ = ["BenchOptions", "StageTimes", "SweepPoint", "BenchReport", "run_bench", "format_report", "save_plot"]
 
-STAGES = ("decode", "preprocess", "wait", "invoke", "outputs")  # edgekit.stats.STAGES up to the sinks
+STAGES = _stats.STAGES[:_stats.STAGES.index("outputs") + 1]  # up to the sinks: bench has none
 _SYNTHETIC_SIZE = (1280, 720)
 _SYNTHETIC_FILES = 8
 

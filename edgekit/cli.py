@@ -221,12 +221,10 @@ def _mqtt_settings(args: argparse.Namespace):
 
 
 def _cmd_ha_remove(args: argparse.Namespace) -> int:
-    from .homeassistant import removal_messages
     from .mqtt import Publisher
 
     with Publisher(_mqtt_settings(args), required=True) as publisher:
-        for message in removal_messages(publisher.settings, args.labels):
-            publisher.publish(*message)
+        publisher.remove_discovery(args.labels)
         if not publisher.flush(30):
             raise ConfigError("could not deliver the removals within 30 s; they stay queued in the outbox")
     print(f"removed Home Assistant entities for: {', '.join(args.labels)}")

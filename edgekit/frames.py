@@ -28,6 +28,8 @@ class Frame:
         path: an image file to decode, or None.
         problem: why this item cannot be processed (an unreadable argument, a decode failure): the
             runner reports it, counts it and goes on.
+        version: for a file, ``(mtime_ns, size)`` when it was listed, so that a sink re-reading it
+            (to draw on the full-size original) can tell whether it was rewritten since.
     """
 
     source: str
@@ -37,3 +39,4 @@ class Frame:
     pixels: Any = None
     path: str | None = None
     problem: str | None = None
+    version: tuple[int, int] | None = None

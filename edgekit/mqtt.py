@@ -308,6 +308,19 @@ class Publisher:
             self._results = MqttSink(self, model, only_on_change=self.settings.only_on_change)
         return self._results.publish_result(result, image, latency_ms, model=model)
 
+    def remove_discovery(self, labels: list[str]) -> None:
+        """Remove the Home Assistant entities of ``labels`` (empty retained configs)."""
+        from .homeassistant import removal_messages
+
+        for message in removal_messages(self.settings, labels):
+            self.publish(*message)
+
+    def publish_source_status(self, source: str, status: str, reason: str = "") -> None:
+        """Queue a source's state (``up``/``down`` + reason), retained, on ``<device>/sources/<name>/status``."""
+        from .payloads import source_status_message
+
+        self.publish(*source_status_message(self.settings, source, status, reason))
+
     def stats(self) -> dict[str, Any]:
         """The delivery state: connected, queued (undelivered), sent, dropped (lost to a full
         outbox or disk), inflight (sent, not yet acknowledged) and the last connection error."""

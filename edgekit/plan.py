@@ -116,16 +116,15 @@ def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (192
     (JPEG draft mode usually decodes smaller; PNGs and camera frames do not) and what resizing it
     to the model input holds (:func:`edgekit.image.resize_scratch_bytes`), and per frame in flight
     (queued between the runner's stages: see :meth:`edgekit.runner.RunOptions.frames_in_flight`)
-    the uint8 model-input canvas and the encoded input tensor. Before the model is measured its
-    input size is ``input_size`` (a bundle manifest's) or unknown: then a 640x640 float32 input is
-    assumed for the canvas and tensor and the resize is not counted (a floor, never a guess to
-    refuse on)."""
+    the uint8 model-input canvas and the encoded input tensor. Before the model is measured this
+    is a floor, never a guess to refuse on: its input size is ``input_size`` (a bundle manifest's)
+    or else 640x640 without the resize counted, and the tensor uint8 (the least any model takes)."""
     from .image import resize_scratch_bytes
 
     w, h = max_image
     size = tuple(cost.input_size) if cost else input_size
     pixels = size[0] * size[1] if size else 640 * 640
-    tensor = cost.input_bytes if cost else pixels * 3 * 4
+    tensor = cost.input_bytes if cost else pixels * 3
     per_decoder = w * h * 4  # Pillow keeps RGB as 4 bytes a pixel
     if size:
         per_decoder += resize_scratch_bytes((w, h), size)

@@ -95,6 +95,10 @@ class FrameResult:
     timings: dict[str, float] = field(default_factory=dict)
     source: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.source:  # made by hand: a camera is its own scene, image files one together
+            object.__setattr__(self, "source", self.frame.source if self.frame.path is None else "files")
+
 
 @dataclass
 class _Item:
@@ -157,6 +161,23 @@ class _Bounded:
         return self._q.get(timeout=timeout)
 
 
+def _unique_names(sources: Sequence[Any]) -> list[str]:
+    """Each source's name, made unique with " #2", " #3"… (per-source statistics, "only on change"
+    and the video sink key on it); a source whose ``name`` can be set is renamed to match."""
+    names: list[str] = []
+    for i, source in enumerate(sources):
+        base = name = str(getattr(source, "name", f"source{i}"))
+        n = 1
+        while name in names:
+            n += 1
+            name = f"{base} #{n}"
+        if name != base:
+            with contextlib.suppress(AttributeError):
+                source.name = name
+        names.append(name)
+    return names
+
+
 class Runner:
     """Runs ``detector`` over ``sources``; iterate it for :class:`FrameResult` values.
 
@@ -167,7 +188,8 @@ class Runner:
         self.sources = list(sources)
         self.detector = detector
         self.options = options or RunOptions()
-        self.stats = [SourceStats(getattr(s, "name", f"source{i}")) for i, s in enumerate(self.sources)]
+        self.stats = [SourceStats(name) for name in _unique_names(self.sources)]
+        self._by_name = {st.name: source for st, source in zip(self.stats, self.sources)}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._inputs = [self._queue_for(i, s) for i, s in enumerate(self.sources)]
@@ -192,7 +214,10 @@ class Runner:
         self._start_threads()
         try:
             while True:
-                item = self._outputs.get(timeout=3600)
+                try:
+                    item = self._outputs.get(timeout=1.0)
+                except queue.Empty:  # a quiet source (a watched folder overnight): keep waiting
+                    continue
                 if item is _END:
                     break
                 if isinstance(item, BaseException):
@@ -203,6 +228,14 @@ class Runner:
             self._drain()
             for thread in self._threads:
                 thread.join(timeout=5)
+
+    def ack(self, fr: FrameResult) -> None:
+        """Say that ``fr`` went through the sinks: a source that keeps a checkpoint (a watched
+        folder) records it, so a restart goes on after it. :func:`run` calls this; callers that
+        iterate a Runner themselves may, after handling a result."""
+        ack = getattr(self._by_name.get(fr.source), "ack", None)
+        if ack is not None:
+            ack(fr.frame)
 
     @contextlib.contextmanager
     def stop_on_signals(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)):
@@ -248,6 +281,7 @@ class Runner:
     def _read(self, index: int, source: Any) -> None:
         q = self._inputs[index]
         next_time: float | None = None  # fps sampling: the earliest timestamp to process next
+        last_time: float | None = None
         period = 1.0 / self.options.fps if self.options.fps else None
         timeline = getattr(source, "timeline", True)  # still images have none: fps does not sample them
         try:
@@ -256,6 +290,9 @@ class Runner:
                     break
                 self._count(index, "read")
                 if period is not None and frame.problem is None and timeline:
+                    if last_time is not None and frame.timestamp < last_time - 1e-6:
+                        next_time = None  # time went backwards (a file copied with its old mtime): restart
+                    last_time = frame.timestamp
                     if next_time is not None and frame.timestamp < next_time - 1e-6:
                         self._count(index, "skipped")
                         continue
@@ -343,14 +380,16 @@ class Runner:
                 pass
 
 
-def watch(sources: Any, detector: Any, options: RunOptions | None = None, **kwargs: Any) -> Runner:
+def watch(sources: Any, detector: Any, options: RunOptions | None = None, follow: bool = False,
+          **kwargs: Any) -> Runner:
     """Run ``detector`` over ``sources`` (one source, a list of them, or SOURCE strings as the CLI
     takes them) and iterate the results::
 
         for r in edgekit.watch("clip.mp4", detector):
             print(r.result.to_json())
 
-    ``kwargs`` are :class:`RunOptions` fields (``live``, ``fps``, ``queue_size``).
+    ``kwargs`` are :class:`RunOptions` fields (``live``, ``fps``, ``queue_size``). ``follow``:
+    folders are watched for new images until stopped (:class:`~edgekit.sources.WatchedFolder`).
     """
     from .sources import open_sources
 
@@ -359,7 +398,7 @@ def watch(sources: Any, detector: Any, options: RunOptions | None = None, **kwar
     opened = []
     strings = [s for s in sources if isinstance(s, str)]
     if strings:
-        opened.extend(open_sources(strings))
+        opened.extend(open_sources(strings, follow=follow))
     opened.extend(s for s in sources if not isinstance(s, str))
     if kwargs:
         options = replace(options or RunOptions(), **kwargs)
@@ -382,8 +421,10 @@ def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> Run
     sinks too (an :class:`~edgekit.sinks.ErrorLog` reports them). A sink may carry its own
     ``stages`` attribute: stages only that sink applies (e.g. "only on change" for MQTT)."""
     processed = failed = 0
+    ack = getattr(runner, "ack", None)  # a Runner; any iterable of results will do
     try:
         for fr in runner:
+            fr_in = fr
             if fr.error is None:
                 processed += 1
             else:
@@ -392,17 +433,24 @@ def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> Run
                 fr = stage(fr)
                 if fr is None:
                     break
-            if fr is None:
-                continue
-            for sink in sinks:
-                out = fr
-                for stage in getattr(sink, "stages", ()):
-                    out = stage(out)
-                    if out is None:
-                        break
-                if out is not None:
-                    sink.write(out)
+            if fr is not None:
+                for sink in sinks:
+                    out = fr
+                    for stage in getattr(sink, "stages", ()):
+                        out = stage(out)
+                        if out is None:
+                            break
+                    if out is not None:
+                        sink.write(out)
+            if ack is not None:
+                ack(fr_in)
     finally:
-        for sink in sinks:
-            sink.close()
+        errors = []
+        for sink in sinks:  # every sink closes (a video file gets its index) even if one fails
+            try:
+                sink.close()
+            except Exception as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
     return RunSummary(processed, failed, tuple(runner.stats))

@@ -152,9 +152,7 @@ def _publisher(settings: ServiceSettings):
             mqtt = MqttSettings.from_url(url, **doc) if url else MqttSettings(**doc)
         except TypeError as exc:
             raise ConfigError(f"[mqtt] settings: {exc}") from None
-    # "only on change" is a runner stage (per source, see MqttSink), not the publisher's job
-    return Publisher(dataclasses.replace(mqtt, only_on_change=False), required=settings.mqtt_required).start(), \
-        mqtt.only_on_change
+    return Publisher(mqtt, required=settings.mqtt_required).start()
 
 
 @dataclass
@@ -176,9 +174,7 @@ class _StatusLog:
             print(f"edgekit: source {source} is {status}" + (f": {reason}" if reason else ""), file=self.err,
                   flush=True)
         if self.publisher is not None:
-            from .payloads import source_status_message
-
-            self.publisher.publish(*source_status_message(self.publisher.settings, source, status, reason))
+            self.publisher.publish_source_status(source, status, reason)
 
 
 def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -193,18 +189,23 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
     out, err = out or sys.stdout, err or sys.stderr
     detector = _detector(settings, err)
-    sources = open_sources(list(settings.sources), follow=settings.follow)
+    checkpoints = None
+    if settings.follow:  # a restart goes on where the last run got to (sources.WatchedFolder)
+        from .userdirs import private_dir, state_dir
+
+        checkpoints = str(private_dir(state_dir()))
+    sources = open_sources(list(settings.sources), follow=settings.follow, checkpoints=checkpoints)
     runner = Runner(sources, detector, _run_options(settings))
     sinks: list = [JsonLines(out), ErrorLog(err)]
     # made before the publisher starts, so that a bad path ends the run with nothing to stop
     video = AnnotatedVideo(settings.save_video, sources, settings.fps, err) if settings.save_video else None
-    publisher, only_on_change = _publisher(settings) if settings.mqtt is not None else (None, False)
+    publisher = _publisher(settings) if settings.mqtt is not None else None
     status = _StatusLog(err, publisher)
     for source in sources:
         if hasattr(source, "on_status"):
             source.on_status = status
     if publisher is not None:  # the sink adds its frame statistics and runner.stats to the stats topic
-        sinks.append(MqttSink(publisher, detector.model_path, only_on_change, sources=runner.stats))
+        sinks.append(MqttSink(publisher, detector.model_path, sources=runner.stats))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:

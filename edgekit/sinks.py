@@ -65,11 +65,13 @@ class MqttSink:
     Args:
         publisher: a started Publisher; the sink closes it.
         model: the model's path (its file name goes in each message).
-        only_on_change: publish a frame only when its per-label counts changed.
+        only_on_change: publish a frame only when its per-label counts changed (per source);
+            None: as the publisher's settings say (``MqttSettings.only_on_change``).
         sources: the runner's per-source counters (``Runner.stats``) for the stats topic.
     """
 
-    def __init__(self, publisher: Any, model: str, only_on_change: bool = False, sources: Sequence[Any] = ()) -> None:
+    def __init__(self, publisher: Any, model: str, only_on_change: bool | None = None,
+                 sources: Sequence[Any] = ()) -> None:
         from .stages import ChangeGate
         from .stats import CounterRates, FrameWindow
 
@@ -78,22 +80,25 @@ class MqttSink:
         self.frames = FrameWindow()
         self.sources = sources
         self._rates = CounterRates(sources) if sources else None
+        if only_on_change is None:
+            only_on_change = bool(getattr(publisher.settings, "only_on_change", False))
         self._gate = ChangeGate() if only_on_change else None
         self.stages = (self._count,) if self._gate is None else (self._count, self._gate)
         self._seq = 0
         self._counts: dict[str, int] = {}
         self._announced: set[str] = set()
-        publisher.extra_stats = self.stats_fields
+        theirs = getattr(publisher, "extra_stats", None)  # a user's own fields stay, after ours
+        publisher.extra_stats = self.stats_fields if theirs is None else (lambda: {**self.stats_fields(), **theirs()})
 
     def _count(self, fr: Any) -> Any:
         """Stage: every processed frame counts for the statistics, published or not."""
         if fr.result is not None:
-            self.frames.add(fr.source or fr.frame.source, fr.result.latency_ms, fr.timings)
+            self.frames.add(fr.source, fr.result.latency_ms, fr.timings)
         return fr
 
     def write(self, fr: Any) -> None:
         if fr.result is not None:
-            self._publish(fr.result, fr.image, self.model, fr.source or fr.frame.source)
+            self._publish(fr.result, fr.image, self.model, fr.source)
 
     def publish_result(self, result: Any, image: Any = None, latency_ms: float | None = None,
                        model: str | None = None) -> str | None:
@@ -149,6 +154,29 @@ class MqttSink:
         self.publisher.close()
 
 
+def _original(fr: Any, option: str) -> Any:
+    """The full-size image to draw ``fr``'s boxes on: an image file is read again (it was decoded
+    at reduced size for the model), other frames are the decoded image the runner kept. None, and
+    one line on stderr, when the file is gone or was rewritten since it was detected (a camera's
+    ``latest.jpg``: the boxes belong to the old picture)."""
+    from .errors import ImageError
+    from .image import load_image
+    from .sources.files import file_changed
+
+    if fr.frame.path is None:
+        if fr.image is None:
+            raise ConfigError(f"{option} needs RunOptions(keep_images=True)")
+        return fr.image
+    why = "it was rewritten since it was detected" if file_changed(fr.frame) else None
+    if why is None:
+        try:
+            return load_image(fr.frame.path).image
+        except ImageError as exc:
+            why = str(exc)
+    print(f"edgekit: {option}: left out {fr.frame.path}: {why}", file=sys.stderr, flush=True)
+    return None
+
+
 class AnnotatedImages:
     """Each processed frame, full size, with its boxes drawn, as a JPEG in ``out_dir``."""
 
@@ -157,15 +185,13 @@ class AnnotatedImages:
 
     def write(self, fr: Any) -> None:
         from .annotate import save_annotated
-        from .image import load_image
 
         if fr.result is None:
             return
+        full = _original(fr, "--save-annotated")
+        if full is None:
+            return
         try:
-            # image files were decoded at reduced size for the model (draft): draw on the original
-            full = load_image(fr.frame.path).image if fr.frame.path is not None else fr.image
-            if full is None:
-                raise ConfigError("annotating frames needs RunOptions(keep_images=True)")
             name = fr.frame.source if fr.frame.path is not None else f"{fr.frame.source}-{fr.frame.index:06d}"
             save_annotated(full, fr.result.detections, self.out_dir, name)
         except OSError as exc:
@@ -219,18 +245,13 @@ class AnnotatedVideo:
         import numpy as np
 
         from .annotate import draw_detections
-        from .errors import ImageError
-        from .image import load_image
 
         if fr.result is None:
             return
-        try:
-            image = load_image(fr.frame.path).image if fr.frame.path is not None else fr.image
-        except ImageError:
-            return  # the file changed since it was read: that frame is left out of the video
+        image = _original(fr, "--save-video")
         if image is None:
-            raise ConfigError("annotating frames needs RunOptions(keep_images=True)")
-        key = self._key(fr.frame)
+            return
+        key = fr.source if fr.source in self._sources or len(self._sources) != 1 else next(iter(self._sources))
         writer = self._writer(key)
         writer.write(np.asarray(draw_detections(image, fr.result.detections)), fr.frame.timestamp)
         if writer.frames == 1:  # the file exists now: say where and how
@@ -246,18 +267,6 @@ class AnnotatedVideo:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    def _key(self, frame: Any) -> str:
-        """The source a frame belongs to."""
-        if frame.source in self._sources:
-            return frame.source
-        if len(self._sources) == 1:
-            return next(iter(self._sources))
-        if frame.path is not None:  # an image file's frame is named after the file, not its source
-            from .sources.files import ImageFiles
-
-            return next((n for n, s in self._sources.items() if isinstance(s, ImageFiles)), "images")
-        return frame.source
 
     def _path_for(self, key: str) -> str:
         if key not in self._paths:

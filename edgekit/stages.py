@@ -28,8 +28,7 @@ class ChangeGate:
     def __call__(self, fr: Any) -> Any:
         if fr.result is None:
             return fr
-        # a source is one scene: a camera, a folder (of files), a watched folder of snapshots
-        key = fr.source or (fr.frame.source if fr.frame.path is None else "files")
+        key = fr.source  # a source is one scene: a camera, a folder of files, a watched folder of snapshots
         counts = label_counts(fr.result.detections)
         if self._last.get(key) == counts:
             return None

@@ -187,10 +187,17 @@ class VideoWriter:
         return {}
 
     def _pts(self, timestamp: float) -> int:
-        """Ticks since the first frame; strictly increasing (still images all have timestamp 0)."""
+        """Ticks since the first frame; strictly increasing (still images all have timestamp 0).
+        AVI has no timestamps, only a frame count, so a gap there is muxed as empty frames: it is
+        shortened to one second (a stream outage or a day-old file must not write an hour of
+        nothing, or fail)."""
         if self._start is None:
             self._start = timestamp
         pts = max(round((timestamp - self._start) * self.rate), self._last_pts + 1)
+        longest = round(float(self.rate))
+        if self.format == "avi" and self._last_pts >= 0 and pts - self._last_pts > longest:
+            self._start += (pts - self._last_pts - longest) / float(self.rate)  # later frames keep their spacing
+            pts = self._last_pts + longest
         self._last_pts = pts
         return pts
 

@@ -192,6 +192,15 @@ def test_mqtt_sink_only_on_change_is_its_per_source_change_gate():
     assert sink.frames.summary("camA").frames == 4
 
 
+def test_mqtt_sink_follows_the_settings_only_on_change_unless_told():
+    """MqttSink(publisher, model) does what MqttSettings.only_on_change says (the service relies on it)."""
+    for setting, told, expected in ((True, None, 2), (False, None, 3), (True, False, 3)):
+        pub = _Recorder(_settings(only_on_change=setting))
+        run(_Frames([_fr("cam", ["person"]), _fr("cam", ["person"]), _fr("cam", [])]),
+            [MqttSink(pub, "m.tflite", only_on_change=told)])
+        assert sum(m.topic.endswith("/detections") for m in pub.messages) == expected, (setting, told)
+
+
 @pytest.mark.parametrize("only_on_change", [False, True])
 def test_publish_result_without_the_runner(only_on_change):
     pub = _Recorder(_settings())

@@ -233,3 +233,75 @@ def test_missing_video_extra_is_one_line(monkeypatch, tmp_path):
     message = str(caught.value)
     assert "\n" not in message and "writing video files needs PyAV" in message
     assert "pip install 'edgekit[video]'" in message
+
+
+def test_avi_gaps_are_shortened_to_a_second(pan, tmp_path):
+    """AVI counts frames, so a gap is empty frames: an hour's outage must not write an hour of
+    nothing (nor fail, as it did); MP4 keeps the real time."""
+    for name in ("gap.avi", "gap.mkv"):
+        writer = VideoWriter(str(tmp_path / name), fps=10)
+        for t in (0.0, 0.1, 0.2, 3600.0, 3600.1):
+            writer.write(pan[0], t)
+        writer.close()
+        frames, times, _duration, _codec = _read(tmp_path / name)
+        assert len(frames) == 5
+        if name.endswith(".avi"):
+            assert times[3] - times[2] == pytest.approx(1.0, abs=0.11) and times[4] - times[3] == pytest.approx(0.1)
+            assert (tmp_path / name).stat().st_size < 2_000_000
+        else:
+            assert times[3] == pytest.approx(3600.0, abs=0.1)
+
+
+def test_two_watched_folders_make_two_videos(ssd, ssd_labels, images, tmp_path):
+    """Frames of a watched folder are named by file: the sink files them under their source."""
+    from edgekit import Detector
+    from edgekit.runner import RunOptions, Runner, run
+    from edgekit.sinks import AnnotatedVideo
+    from edgekit.sources import WatchedFolder
+
+    sources = []
+    for cam in ("cam1", "cam2"):
+        (tmp_path / cam).mkdir()
+        for i in range(2):
+            shutil.copyfile(images / "table.jpg", tmp_path / cam / f"{i}.jpg")
+        sources.append(WatchedFolder(str(tmp_path / cam), poll=0.05, settle=0.1))
+    runner = Runner(sources, Detector(ssd, labels_path=ssd_labels), RunOptions(keep_images=True))
+    sink = AnnotatedVideo(str(tmp_path / "out.mkv"), sources)
+    seen = []
+
+    class StopAfterFour:
+        def write(self, fr):
+            seen.append(fr)
+            if len(seen) == 4:
+                runner.stop()
+
+        def close(self):
+            pass
+
+    run(runner, [sink, StopAfterFour()])
+    assert sorted(p.name for p in tmp_path.glob("out-*.mkv")) == ["out-cam1.mkv", "out-cam2.mkv"]
+    assert all(len(_read(p)[0]) == 2 for p in tmp_path.glob("out-*.mkv"))
+
+
+def test_a_file_gone_or_rewritten_before_annotation_is_left_out(ssd, ssd_labels, images, tmp_path, capsys):
+    """--save-annotated on a watched folder: a file moved away, or rewritten (latest.jpg), between
+    detection and drawing is left out with one line; the run goes on."""
+    from edgekit import Detector
+    from edgekit.runner import FrameResult
+    from edgekit.sinks import AnnotatedImages
+    from edgekit.sources import ImageFiles
+
+    det = Detector(ssd, labels_path=ssd_labels)
+    (tmp_path / "in").mkdir()
+    for name in ("gone.jpg", "rewritten.jpg", "kept.jpg"):
+        shutil.copyfile(images / "table.jpg", tmp_path / "in" / name)
+    frames = list(ImageFiles([str(tmp_path / "in")]).frames())
+    results = [FrameResult(f, det.detect(f.path)) for f in frames]
+    (tmp_path / "in" / "gone.jpg").unlink()
+    os.utime(tmp_path / "in" / "rewritten.jpg", ns=(1, 1))
+    sink = AnnotatedImages(str(tmp_path / "out"))
+    for fr in results:
+        sink.write(fr)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["kept.jpg"]
+    err = capsys.readouterr().err
+    assert "left out" in err and "gone.jpg" in err and "rewritten.jpg: it was rewritten" in err

@@ -97,7 +97,7 @@ def test_a_file_being_written_is_read_once_complete(ssd_detector, images, tmp_pa
     results = _results_until(runner, 1)
     assert results[0].error is None, results[0].error
     assert "kite" in {d.label for d in results[0].result.detections}
-    time.sleep(6 * POLL)  # and not a second time
+    assert runner.stats[0].read == 1  # taken once, whole
 
 
 def test_rewritten_file_is_processed_again_and_a_bad_one_does_not_stop_the_watch(ssd_detector, images, tmp_path):
@@ -202,3 +202,112 @@ def test_results_name_their_source_for_stats_and_only_on_change(ssd_detector, im
     for r in results:
         window.add(r.source, r.result.latency_ms, r.timings)
     assert window.summary(str(folder)).frames == 4
+
+
+def test_quiet_for_longer_than_the_runner_waits_then_a_file(ssd_detector, images, tmp_path):
+    """Nothing for a while (the runner polls its queue every second), then an image: still served."""
+    folder = tmp_path / "quiet"
+    folder.mkdir()
+    runner = Runner([WatchedFolder(str(folder), poll=POLL, settle=SETTLE)], ssd_detector)
+    threading.Timer(2.5, lambda: _copy(images / "table.jpg", folder / "late.jpg")).start()
+    results = _results_until(runner, 1)
+    assert Path(results[0].frame.source).name == "late.jpg" and results[0].error is None
+
+
+def test_a_file_dated_in_the_future_is_taken(ssd_detector, images, tmp_path):
+    """A share whose clock runs ahead: settling is timed by our clock, not by the file's date."""
+    folder = tmp_path / "ahead"
+    folder.mkdir()
+    _copy(images / "table.jpg", folder / "x.jpg", mtime=time.time() + 120)
+    started = time.monotonic()
+    results = _results_until(_runner := Runner([WatchedFolder(str(folder), poll=POLL, settle=SETTLE)],
+                                               ssd_detector), 1, timeout=10)
+    assert results and results[0].error is None and time.monotonic() - started < 5
+
+
+def test_fps_restarts_when_file_times_go_back(ssd_detector, images, tmp_path):
+    """`cp -p` of an old picture after newer ones: it is processed, not sampled away."""
+    folder = tmp_path / "back"
+    folder.mkdir()
+    now = time.time()
+    _copy(images / "table.jpg", folder / "new.jpg", mtime=now - 10)
+    runner = Runner([WatchedFolder(str(folder), poll=POLL, settle=SETTLE)], ssd_detector, RunOptions(fps=0.1))
+    threading.Timer(1.0, lambda: _copy(images / "table.jpg", folder / "old.jpg", mtime=now - 3600)).start()
+    results = _results_until(runner, 2)
+    assert [Path(r.frame.source).name for r in results] == ["new.jpg", "old.jpg"]
+
+
+def test_follow_watches_a_folder_that_does_not_exist_yet(tmp_path):
+    sources = open_sources([str(tmp_path / "mount"), str(tmp_path / "missing.jpg")], follow=True)
+    assert isinstance(sources[0], WatchedFolder) and not isinstance(sources[1], WatchedFolder)
+
+
+def test_checkpoint_a_restart_goes_on_after_what_went_through(ssd_detector, images, tmp_path):
+    """Processed images are not processed again after a restart; new and rewritten ones are."""
+    from edgekit.runner import run
+
+    folder, checkpoint = tmp_path / "cam", tmp_path / "state" / "follow.json"
+    folder.mkdir()
+    checkpoint.parent.mkdir()
+    start = time.time() - 60
+    for i in range(3):
+        _copy(images / "table.jpg", folder / f"{i}.jpg", mtime=start + i)
+
+    def one_run(expected: int) -> list[str]:
+        got: list[str] = []
+        runner = Runner([WatchedFolder(str(folder), poll=POLL, settle=SETTLE, checkpoint=str(checkpoint))],
+                        ssd_detector)
+
+        class Collect:
+            def write(self, fr):
+                got.append(Path(fr.frame.source).name)
+                if len(got) == expected:
+                    threading.Timer(0.5, runner.stop).start()  # a little longer: nothing more may come
+
+            def close(self):
+                pass
+
+        threading.Timer(20, runner.stop).start()
+        run(runner, [Collect()])
+        return got
+
+    assert one_run(3) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert oct(checkpoint.stat().st_mode & 0o777) == "0o600"
+    _copy(images / "table.jpg", folder / "3.jpg")
+    _copy(images / "table.jpg", folder / "1.jpg")  # rewritten: a new version
+    assert one_run(2) == ["3.jpg", "1.jpg"]  # by write time
+
+
+def test_same_named_sources_get_unique_names_and_every_sink_closes(ssd_detector, images):
+    from edgekit.runner import run
+    from edgekit.sources import ImageFiles
+
+    runner = Runner([ImageFiles([str(images / "table.jpg")]), ImageFiles([str(images / "table.jpg")])], ssd_detector)
+    assert [s.name for s in runner.stats] == [str(images / "table.jpg"), f"{images / 'table.jpg'} #2"]
+    closed = []
+
+    class Failing:
+        def write(self, fr):
+            pass
+
+        def close(self):
+            raise OSError("disk full")
+
+    class Last:
+        def write(self, fr):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    with pytest.raises(OSError, match="disk full"):
+        run(runner, [Failing(), Last()])
+    assert closed == [True]
+
+
+def test_watch_follows_folders(ssd_detector, tmp_path):
+    from edgekit import watch
+
+    runner = watch(str(tmp_path), ssd_detector, follow=True)
+    assert isinstance(runner.sources[0], WatchedFolder)
+    runner.stop()

@@ -22,6 +22,8 @@ callback, ``on_status(name, "up" | "down", reason)``, called once per change (se
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import os
 from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
@@ -50,17 +52,19 @@ class Source(Protocol):
         ...
 
 
-def open_sources(arguments: Sequence[str], follow: bool = False) -> list[Source]:
+def open_sources(arguments: Sequence[str], follow: bool = False, checkpoints: str | None = None) -> list[Source]:
     """The sources the CLI's SOURCE arguments name: consecutive image files, folders and globs
     form one :class:`ImageFiles` source; other kinds (video files, URLs, cameras) one source each.
-    With ``follow``, each folder is a :class:`WatchedFolder` instead: its images, then new ones
-    as they arrive, until stopped."""
+    With ``follow``, each folder (or a path that is neither a file nor a glob: a folder that may
+    appear later, e.g. a mount) is a :class:`WatchedFolder` instead: its images, then new ones as
+    they arrive, until stopped; with ``checkpoints`` (a folder), each keeps its checkpoint there."""
     sources: list[Source] = []
     images: list[str] = []
     for arg in arguments:
         opener = _opener_for(arg)
-        if opener is None and follow and (os.path.isdir(arg) or arg.endswith(os.sep)):
-            opener = WatchedFolder
+        if (opener is None and follow and not os.path.isfile(arg) and not any(c in arg for c in "*?[")
+                and os.path.splitext(arg)[1].lower() not in IMAGE_EXTENSIONS):
+            opener = functools.partial(_watched_folder, checkpoints=checkpoints)
         if opener is None:
             images.append(arg)
             continue
@@ -71,6 +75,14 @@ def open_sources(arguments: Sequence[str], follow: bool = False) -> list[Source]
     if images:
         sources.append(ImageFiles(images))
     return sources
+
+
+def _watched_folder(folder: str, checkpoints: str | None) -> WatchedFolder:
+    checkpoint = None
+    if checkpoints is not None:
+        digest = hashlib.sha256(os.path.realpath(folder).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        checkpoint = os.path.join(checkpoints, f"follow-{digest}.json")
+    return WatchedFolder(folder, checkpoint=checkpoint)
 
 
 # (kind, does this argument name it?, "module:callable" opening it — imported only when used, so

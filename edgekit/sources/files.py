@@ -36,6 +36,19 @@ def expand_sources(sources: list[str]) -> Iterator[tuple[str, str | None]]:
             yield from ((path, None) for path in matches)
 
 
+def _version(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # decoding will say what is wrong
+    return st.st_mtime_ns, st.st_size
+
+
+def file_changed(frame) -> bool:
+    """Whether the file a frame was read from is gone or was rewritten since it was listed."""
+    return frame.version is not None and _version(frame.path) != frame.version
+
+
 class ImageFiles:
     """Image files, folders and globs as a source: every image once, in argument order.
 
@@ -61,7 +74,7 @@ class ImageFiles:
             if self._closed:
                 return
             yield Frame(source=path, index=index, timestamp=0.0, captured=time.monotonic(), path=path,
-                        problem=problem)
+                        problem=problem, version=None if problem else _version(path))
 
     def close(self) -> None:
         self._closed = True
@@ -73,19 +86,24 @@ class WatchedFolder:
     :meth:`close`.
 
     Every image is processed (``live`` is False: a backlog waits on disk, not in memory). A file
-    is taken once its size and modification time stayed the same over one poll and it was last
-    written ``settle`` seconds ago, so a file still being written is not read half-way; a JPEG
-    must also end with its end-of-image marker (a paused upload), unless it stayed unchanged ten
-    times ``settle`` (then it is read, and reported as truncated). Hidden files (``.name``) and
-    names ending in ``.tmp``, ``.part`` or ``~`` are ignored (upload tools write those, then
-    rename). An image rewritten
-    under the same name (a camera's ``latest.jpg``) is processed again. ``timestamp`` is the file's
-    modification time (the closest thing to its capture time), so ``fps`` samples by it.
+    is taken once its size and modification time stayed the same for ``settle`` seconds (by our
+    clock, so a share whose clock runs ahead is no different), so a file still being written is
+    not read half-way; a JPEG must also end with its end-of-image marker (a paused upload), unless
+    it stayed unchanged ten times ``settle`` (then it is read, and reported as truncated). Hidden
+    files (``.name``) and names ending in ``.tmp``, ``.part`` or ``~`` are ignored (upload tools
+    write those, then rename). An image rewritten under the same name (a camera's ``latest.jpg``)
+    is processed again. ``timestamp`` is the file's modification time (the closest thing to its
+    capture time), so ``fps`` samples by it.
+
+    With ``checkpoint`` (a JSON file; the CLI and service keep one per folder in the state
+    folder), :meth:`ack` records the newest image that went through the sinks, and a restart
+    goes on after it instead of processing the folder again (an image copied in later with an
+    older modification time than that is then not seen: at-least-once, never twice in a row).
 
     The folder is polled (``poll`` seconds; no inotify, so network shares work too). A folder that
     is missing or unreadable is an outage, as for streams: ``status`` turns ``"down"`` with a
     ``reason`` and ``on_status(name, "down", reason)`` is called once; polling goes on and it
-    comes back ``"up"``. Memory is bounded by the folder's listing: names that left the folder are
+    comes back ``"up"``. Memory is bounded by the folder's listing: names that left it are
     forgotten.
     """
 
@@ -93,15 +111,18 @@ class WatchedFolder:
     timeline = True
     IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
 
-    def __init__(self, folder: str, *, poll: float = 0.5, settle: float = 1.0, on_status=None) -> None:
+    def __init__(self, folder: str, *, poll: float = 0.5, settle: float = 1.0, checkpoint: str | None = None,
+                 on_status=None) -> None:
         import threading
 
         self.folder = folder
         self.name = folder
         self.poll, self.settle = poll, settle
+        self.checkpoint = checkpoint
         self.on_status = on_status
         self.status, self.reason = "connecting", ""
         self._closed = threading.Event()
+        self._mark: tuple[int, set[str]] = self._read_checkpoint()
 
     def frames(self):
         import time
@@ -109,40 +130,58 @@ class WatchedFolder:
         from ..frames import Frame
 
         done: dict[str, tuple[int, int]] = {}  # name -> (mtime_ns, size) processed
-        pending: dict[str, tuple[int, int]] = {}  # name -> (mtime_ns, size) seen once, not yet stable
+        pending: dict[str, tuple[tuple[int, int], float]] = {}  # name -> (stat, monotonic time it was first seen so)
         index = 0
+        first = True
         while not self._closed.is_set():
             listing = self._scan()
             if listing is not None:
+                if first:  # what the checkpoint says went through before a restart
+                    mark_ns, mark_names = self._mark
+                    done.update({n: st for n, st in listing.items()
+                                 if st[0] < mark_ns or (st[0] == mark_ns and n in mark_names)})
+                    first = False
                 for name in [n for n in done if n not in listing]:
                     del done[name]
+                for name in [n for n in pending if n not in listing]:
+                    del pending[name]
+                now = time.monotonic()
                 ready = []
-                now_ns = time.time_ns()
                 for name, stat in listing.items():
                     if done.get(name) == stat:
                         continue
-                    if pending.get(name) == stat and self._complete(name, stat, now_ns):
+                    seen = pending.get(name)
+                    if seen is None or seen[0] != stat:
+                        pending[name] = (stat, now)
+                    elif self._complete(name, stat, now - seen[1]):
                         ready.append((stat[0], name))
-                    pending[name] = stat
-                for name in [n for n in pending if n not in listing]:
-                    del pending[name]
                 for mtime_ns, name in sorted(ready):
                     if self._closed.is_set():
                         return
-                    done[name] = pending.pop(name)
+                    stat = done[name] = pending.pop(name)[0]
                     path = os.path.join(self.folder, name)
                     yield Frame(source=path, index=index, timestamp=mtime_ns / 1e9, captured=time.monotonic(),
-                                path=path)
+                                path=path, version=stat)
                     index += 1
             self._closed.wait(self.poll)
 
-    def _complete(self, name: str, stat: tuple[int, int], now_ns: int) -> bool:
-        """Written ``settle`` seconds ago and, for a JPEG, ending with its EOI marker (or so old
-        that it will never be finished)."""
-        age = (now_ns - stat[0]) / 1e9
-        if age < self.settle:
+    def ack(self, frame) -> None:
+        """``frame`` went through the sinks: move the checkpoint past it (when there is one)."""
+        if self.checkpoint is None or frame.version is None or frame.path is None:
+            return
+        mtime_ns, name = frame.version[0], os.path.basename(frame.path)
+        mark_ns, names = self._mark
+        if mtime_ns < mark_ns:
+            return
+        self._mark = (mtime_ns, names | {name} if mtime_ns == mark_ns else {name})
+        self._write_checkpoint()
+
+    def _complete(self, name: str, stat: tuple[int, int], unchanged_for: float) -> bool:
+        """Unchanged for ``settle`` seconds and, for a JPEG, ending with its EOI marker (or
+        unchanged for so long that it will never be finished)."""
+        if unchanged_for < self.settle:
             return False
-        if os.path.splitext(name)[1].lower() not in (".jpg", ".jpeg") or age >= 10 * self.settle:
+        if os.path.splitext(name)[1].lower() not in (".jpg", ".jpeg") or unchanged_for >= 10 * self.settle:
             return True
         try:
             with open(os.path.join(self.folder, name), "rb") as fh:
@@ -150,6 +189,43 @@ class WatchedFolder:
                 return fh.read(2) == b"\xff\xd9"
         except OSError:
             return False
+
+    def _read_checkpoint(self) -> tuple[int, set[str]]:
+        import json
+
+        if self.checkpoint is None:
+            return -1, set()
+        try:
+            with open(self.checkpoint, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            return int(doc["mtime_ns"]), set(doc["names"])
+        except FileNotFoundError:
+            return -1, set()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            import logging
+
+            logging.getLogger("edgekit.sources").warning(
+                "%s: unreadable checkpoint %s (%s); starting from the folder's oldest image", self.name,
+                self.checkpoint, exc)
+            return -1, set()
+
+    def _write_checkpoint(self) -> None:
+        import json
+
+        from ..userdirs import create_private
+
+        mark_ns, names = self._mark
+        tmp = f"{self.checkpoint}.tmp"
+        try:
+            create_private(tmp)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"folder": os.path.realpath(self.folder), "mtime_ns": mark_ns, "names": sorted(names)}, fh)
+            os.replace(tmp, self.checkpoint)
+        except OSError as exc:  # a full or read-only disk must not stop detection
+            import logging
+
+            logging.getLogger("edgekit.sources").warning("%s: cannot write the checkpoint %s (%s)", self.name,
+                                                         self.checkpoint, exc.strerror or exc)
 
     def _scan(self) -> dict[str, tuple[int, int]] | None:
         """The folder's images as name -> (mtime_ns, size); None (and the outage reported) when
