@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from rtsp_server import SYSTEM_PYTHON, RtspServer, free_port, unusable_reason
 
 from edgekit.errors import ConfigError
 from edgekit.sources import open_sources
@@ -434,60 +435,12 @@ def test_unreachable_server_reports_down_once_and_keeps_trying():
 
 # --- RTSP: GStreamer's RTSP server from Debian, in the system Python ------------------------------
 
-RTSP_SERVER = r'''
-import sys, gi
-gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0")
-from gi.repository import Gst, GstRtspServer, GLib
-Gst.init(None)
-server = GstRtspServer.RTSPServer()
-server.set_address("127.0.0.1"); server.set_service(sys.argv[1])
-factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch("( videotestsrc is-live=true pattern=red ! video/x-raw,width=320,height=240,framerate=15/1 "
-                   "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 "
-                   "! rtph264pay name=pay0 pt=96 config-interval=1 )")
-factory.set_shared(True)
-server.get_mount_points().add_factory("/cam", factory)
-if server.attach(None) == 0:
-    sys.exit("cannot listen on port " + sys.argv[1])
-print("ready", flush=True)
-GLib.MainLoop().run()
-'''
-
-
 @pytest.fixture(scope="module")
-def rtsp_python(tmp_path_factory) -> tuple[str, Path]:
-    python = "/usr/bin/python3"
-    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer; "
-             "Gst.init(None); assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')")
-    usable = os.path.exists(python) and subprocess.run([python, "-c", probe], capture_output=True, check=False).returncode == 0
-    if not usable:
-        _missing("GStreamer's RTSP server is not usable from /usr/bin/python3 (gi, GstRtspServer, x264enc)")
-    script = tmp_path_factory.mktemp("rtsp") / "rtsp_server.py"
-    script.write_text(RTSP_SERVER)
-    return python, script
-
-
-class _RtspServer:
-    def __init__(self, rtsp_python, port: int) -> None:
-        python, script = rtsp_python
-        self.process = subprocess.Popen([python, str(script), str(port)], stdout=subprocess.PIPE, text=True)
-        if self.process.stdout.readline().strip() != "ready":
-            self.stop()
-            pytest.fail(f"the RTSP server did not start on port {port}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def rtsp_python() -> str:
+    reason = unusable_reason(SYSTEM_PYTHON)
+    if reason is not None:
+        _missing(reason)
+    return SYSTEM_PYTHON
 
 
 def _is_red(pixels: np.ndarray) -> bool:
@@ -496,8 +449,8 @@ def _is_red(pixels: np.ndarray) -> bool:
 
 
 def test_rtsp_reconnects_after_a_server_restart(rtsp_python):
-    port = _free_port()
-    server = _RtspServer(rtsp_python, port)
+    port = free_port()
+    server = RtspServer(port, python=rtsp_python)
     url = f"rtsp://127.0.0.1:{port}/cam"
     reader = _Reader(AvStream(url, open_timeout=5, read_timeout=3, backoff=0.2, max_backoff=1.0))
     try:
@@ -506,7 +459,7 @@ def test_rtsp_reconnects_after_a_server_restart(rtsp_python):
         _wait_for(lambda: reader.source.status == "down", 10, "the RTSP outage to be noticed")
         time.sleep(1.0)
         before = len(reader.frames)
-        server = _RtspServer(rtsp_python, port)
+        server = RtspServer(port, python=rtsp_python)
         _wait_for(lambda: len(reader.frames) >= before + 5, 20, "RTSP frames after the restart")
     finally:
         took = reader.close()
@@ -521,8 +474,8 @@ def test_rtsp_reconnects_after_a_server_restart(rtsp_python):
 
 def test_rtsp_server_that_goes_silent_times_out_and_comes_back(rtsp_python):
     """A network cut without a reset: the server is frozen (SIGSTOP), then thawed."""
-    port = _free_port()
-    server = _RtspServer(rtsp_python, port)
+    port = free_port()
+    server = RtspServer(port, python=rtsp_python)
     reader = _Reader(AvStream(f"rtsp://127.0.0.1:{port}/cam", open_timeout=2, read_timeout=1.5, backoff=0.2,
                               max_backoff=0.5))
     try:
@@ -541,8 +494,8 @@ def test_rtsp_server_that_goes_silent_times_out_and_comes_back(rtsp_python):
 
 
 def test_rtsp_over_udp(rtsp_python):
-    port = _free_port()
-    server = _RtspServer(rtsp_python, port)
+    port = free_port()
+    server = RtspServer(port, python=rtsp_python)
     reader = _Reader(AvStream(f"rtsp://127.0.0.1:{port}/cam", transport="udp", open_timeout=5, read_timeout=3))
     try:
         _wait_for(lambda: len(reader.frames) >= 5, 20, "RTSP frames over UDP")
