@@ -136,10 +136,16 @@ class _Latest:
             if not self._slot and not self._ended:
                 self._ready.wait(timeout)
             if self._slot:
-                return self._slot.pop()
+                item = self._slot.pop()
+                self._ready.notify_all()  # a reader waiting for room (see Runner._wait_until_wanted)
+                return item
             if self._ended:
                 return _END
             raise queue.Empty
+
+    def wake(self) -> None:
+        with self._ready:
+            self._ready.notify_all()
 
 
 class _Bounded:
@@ -196,6 +202,11 @@ class Runner:
         self._outputs = _Bounded(max(2, self.options.queue_size))
         self._threads: list[threading.Thread] = []
         self._started = False
+        # just-in-time reading of newest-only live sources (see _wait_until_wanted)
+        self._invoke_seq = 0
+        self._invoke_started: float | None = None  # monotonic start of the invoke in progress
+        self._invoke_ms = 0.0  # moving average
+        self._prepare_ms = [0.0] * len(self.sources)
 
     # -- public ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -284,10 +295,26 @@ class Runner:
         last_time: float | None = None
         period = 1.0 / self.options.fps if self.options.fps else None
         timeline = getattr(source, "timeline", True)  # still images have none: fps does not sample them
+        paced = isinstance(q, _Latest) and bool(getattr(source, "newest_only", False))
+        seen_dropped = 0  # frames the source itself replaced before they were taken
+        refreshed = [-1]  # the invoke during which this reader last refreshed its waiting frame
         try:
-            for frame in source.frames():
+            frames = iter(source.frames())
+            while True:
+                if paced:
+                    self._wait_until_wanted(index, q, refreshed)
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
                 if self._stop.is_set():
                     break
+                if paced:
+                    dropped = getattr(source, "dropped", 0)
+                    if dropped > seen_dropped:  # read from the stream, replaced before the model wanted them
+                        self._count(index, "read", dropped - seen_dropped)
+                        self._count(index, "dropped", dropped - seen_dropped)
+                        seen_dropped = dropped
                 self._count(index, "read")
                 if period is not None and frame.problem is None and timeline:
                     if last_time is not None and frame.timestamp < last_time - 1e-6:
@@ -327,7 +354,32 @@ class Runner:
             return item
         item.loaded = loaded if self.options.keep_images else replace(loaded, image=None)
         item.timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()}
+        previous = self._prepare_ms[index]
+        self._prepare_ms[index] = (t2 - t0) * 1000 if not previous else 0.8 * previous + 0.2 * (t2 - t0) * 1000
         return item
+
+    def _wait_until_wanted(self, index: int, q: _Latest, refreshed: list[int]) -> None:
+        """Live source that keeps only its newest frame: take (and prepare) the next frame when
+        the model will want it, not as fast as frames come — preparing frames that a newer one
+        replaces before the model gets to them only burns the CPU the model needs. Returns when
+        the slot is empty, or once per invoke when the invoke in progress is about to end (so the
+        frame waiting in the slot is replaced by a fresher one: latency stays near one invoke)."""
+        with q._ready:
+            while q._slot and not self._stop.is_set():
+                started, seq = self._invoke_started, self._invoke_seq
+                if started is not None and refreshed[0] != seq:
+                    # start early enough to be ready when this invoke ends (prepare time x1.5 + 2 ms)
+                    lead = (self._invoke_ms - 1.5 * self._prepare_ms[index] - 2.0) / 1000
+                    if lead <= self._prepare_ms[index] / 1000:  # an invoke too short to gain a fresher frame
+                        refreshed[0] = seq
+                        continue
+                    remaining = started + lead - time.monotonic()
+                    if remaining <= 0:
+                        refreshed[0] = seq
+                        return
+                    q._ready.wait(min(remaining, 0.1))
+                else:
+                    q._ready.wait(0.1)
 
     def _invoke_loop(self) -> None:
         live = list(range(len(self.sources)))
@@ -344,8 +396,15 @@ class Runner:
                     if item.error is None:
                         started = time.perf_counter()
                         item.timings["wait"] = (started - item.timings.pop("queued")) * 1000
+                        self._invoke_started, self._invoke_seq = time.monotonic(), self._invoke_seq + 1
+                        for waiting in self._inputs:
+                            if isinstance(waiting, _Latest):
+                                waiting.wake()  # paced readers plan their refresh by this invoke
                         item.outputs = self.detector.invoke(item.tensor)
-                        item.timings["invoke"] = (time.perf_counter() - started) * 1000
+                        ms = (time.perf_counter() - started) * 1000
+                        self._invoke_started = None
+                        self._invoke_ms = ms if not self._invoke_ms else 0.8 * self._invoke_ms + 0.2 * ms
+                        item.timings["invoke"] = ms
                         item.tensor = None
                     self._outputs.put(item)
         except BaseException as exc:  # the model failed: end the run with that error

@@ -207,3 +207,54 @@ def test_queued_frames_hold_only_tensors_and_the_plan_counts_them(ssd_detector, 
     cost = ModelCost("x", 1, 0, 0, 10.0, "rt", (300, 300), 300 * 300 * 3, "int8")
     one, queued = image_buffer_bytes(cost, (1920, 1080)), image_buffer_bytes(cost, (1920, 1080), 7)
     assert queued - one == 6 * (300 * 300 * 3 * 2)  # canvas + tensor per extra frame in flight
+
+
+@pytest.mark.parametrize("model", ["ssd_mobilenet_v1_quant/detect.tflite", "yolov8n/yolov8n_int8.tflite"])
+def test_newest_only_live_source_is_taken_just_in_time(shared, images, model):
+    """A camera (a real LiveSource thread) at 3x the model's speed: frames a newer one replaces
+    are never converted nor prepared (at most ~2 prepares per inference, not one per frame; the
+    slower YOLO gets its waiting frame refreshed once per inference), every captured frame is
+    counted as processed or dropped, and latency stays near one inference."""
+    from edgekit.sources.stream import LiveSource
+
+    slow = Detector(shared / "models" / model, DetectorOptions(num_threads=1), labels_path=None)
+    pixels = np.asarray(Image.open(images / "coral_kite_and_cold.jpg").convert("RGB"))
+    tensor, _ = slow.preprocess(slow.load(pixels))
+    slow.invoke(tensor)
+    started = time.perf_counter()
+    for _ in range(5):
+        slow.invoke(tensor)
+    invoke_s = (time.perf_counter() - started) / 5
+    fps = 3 / invoke_s
+
+    class Camera(LiveSource):
+        converted = 0
+
+        def _capture(self):
+            start = time.monotonic()
+            for i in range(200):
+                time.sleep(max(0.0, start + i / fps - time.monotonic()))
+                yield i  # converted to pixels only when taken
+
+        def _convert(self, item):
+            Camera.converted += 1
+            return pixels
+
+    prepared = []
+    original = slow.preprocess
+    slow.preprocess = lambda loaded: prepared.append(1) or original(loaded)
+    camera = Camera("camera")
+    runner = watch(camera, slow)
+    results = []
+    for fr in runner:
+        results.append(fr)
+        if camera.captured_count >= 200 and len(results) > 5:
+            runner.stop()
+    stats = runner.stats[0]
+    processed = stats.processed
+    assert processed >= 20
+    assert len(prepared) <= 2 * processed + 3 and Camera.converted == len(prepared), (len(prepared), processed)
+    assert stats.read >= camera.captured_count - 3 and stats.dropped >= stats.read - 2 * processed - 3
+    invoke = float(np.median([r.timings["invoke"] for r in results]))
+    latencies = [r.result.latency_ms for r in results]
+    assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / fps + 60, (latencies, invoke)
