@@ -176,8 +176,11 @@ class _Recorder:
 
     def _counters(self) -> dict[str, int]:
         stats = self.runner.stats[0]
-        return {"decoded": self.source.captured_count, "source_dropped": self.source.dropped, "read": stats.read,
-                "processed": stats.processed, "dropped": stats.dropped, "reconnects": self.source.reconnects}
+        # the runner counts the source's drops in its read/dropped too: here they are kept apart
+        source_dropped = self.source.dropped
+        return {"decoded": self.source.captured_count, "source_dropped": source_dropped,
+                "read": max(0, stats.read - source_dropped), "processed": stats.processed,
+                "dropped": max(0, stats.dropped - source_dropped), "reconnects": self.source.reconnects}
 
     def _close_windows(self) -> None:
         previous, last = self.first, self.started
@@ -301,8 +304,9 @@ def _print_overall(o: dict) -> None:
               f"{o['e2e_p95']:.1f} ms")
     reader = o["thread_cpu_share"].get("edgekit-read-0", 0.0)
     print(f"this process: {o['process_cpu_share'] * 100:.0f}% of a core; decode+preprocess {o['prep_ms_mean']:.1f} ms "
-          f"(wall) per processed frame; the reader thread preprocesses every frame read, so the frames dropped at the "
-          f"runner (never invoked) cost about {reader * t['dropped'] / max(1, t['read']) * 100:.0f}% of a core")
+          f"(wall) per processed frame; the reader takes a frame when the model is about to want it (plus one "
+          f"refresh per long inference), so only the frames replaced at the runner ({t['dropped']}) were prepared "
+          f"and never invoked: about {reader * t['dropped'] / max(1, t['read']) * 100:.0f}% of a core")
     print("CPU per thread (% of a core): " + ", ".join(f"{k} {v * 100:.0f}" for k, v in o["thread_cpu_share"].items()))
     print(f"load average at end: {o['load_average_end']}")
 
