@@ -15,11 +15,17 @@ import numpy as np
 from .boxes import nms
 from .decoders import Candidates
 
-__all__ = ["SCORE_THRESHOLD", "IOU_THRESHOLD", "MAX_RESULTS", "Selection", "label_of", "select"]
+__all__ = ["SCORE_THRESHOLD", "IOU_THRESHOLD", "MAX_RESULTS", "EVAL_SCORE_THRESHOLD", "EVAL_MAX_RESULTS",
+           "Selection", "label_of", "select"]
 
 SCORE_THRESHOLD = 0.25
 IOU_THRESHOLD = 0.45
 MAX_RESULTS = 100
+# mAP evaluation (edgekit.coco_eval) keeps nearly every candidate: AP integrates precision over all
+# recall levels, so a user's threshold would cut the curve short. Same values as Ultralytics' val;
+# pycocotools then scores the best 100 per image and class. NMS IoU stays the runtime's.
+EVAL_SCORE_THRESHOLD = 0.001
+EVAL_MAX_RESULTS = 300
 
 
 @dataclass(frozen=True)
