@@ -1,0 +1,129 @@
+"""Full-int8 quantization of a float ``.tflite`` with ai-edge-quantizer (LiteRT's post-training path).
+
+Static int8: int8 weights (per channel) and int8 activations (per tensor, asymmetric), ranges
+calibrated on images preprocessed by the edgekit runtime itself, so calibration sees exactly the
+tensors the device will feed. ai-edge-quantizer makes the graph's input and outputs int8 too
+(scale ~1/256, zero point -128, like Ultralytics' int8 export; edgekit quantizes the input and
+dequantizes outputs by their scales); an output produced by an op in ``keep_float`` stays float32.
+``keep_float`` ops are left in float — the usual repair for detection heads, whose box
+coordinates and class scores share one tensor and one int8 scale.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from edgekit.errors import ConfigError
+
+from .floatcopy import _names, _schema, _split_zip, _text, add_signature, reattach_zip
+
+__all__ = ["static_int8_recipe", "calibration_samples", "head_tail_ops", "quantize_int8"]
+
+_SIGNATURE = "serving_default"
+_COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
+
+
+def static_int8_recipe(keep_float: Sequence[str] = ()) -> list[dict]:
+    """ai-edge-quantizer recipe: every supported op int8 (activations per tensor, weights per channel),
+    except the ops whose output tensor names are in ``keep_float``, which stay float."""
+    recipe = [{
+        "regex": ".*", "operation": "*", "algorithm_key": "min_max_uniform_quantize",
+        "op_config": {
+            "activation_tensor_config": {"num_bits": 8, "symmetric": False, "granularity": "TENSORWISE",
+                                         "dtype": "INT"},
+            "weight_tensor_config": {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE", "dtype": "INT"},
+            "compute_precision": "INTEGER", "explicit_dequantize": False, "skip_checks": False,
+            "min_weight_elements": 0,
+        },
+    }]
+    if keep_float:  # an op's scope is its output tensor names joined by ";" (ai-edge-quantizer's rule)
+        pattern = "^(?:" + "|".join(re.escape(name) for name in keep_float) + ");"
+        recipe.append({"regex": pattern, "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
+    return recipe
+
+
+def calibration_samples(float_model: str | os.PathLike, images: Iterable[str | os.PathLike]) -> list[np.ndarray]:
+    """Each image as edgekit's runtime feeds it to ``float_model`` (its resize, letterbox pad, colour,
+    normalisation): one ``[1, H, W, C]`` float32 array per image."""
+    from edgekit import Detector
+
+    detector = Detector(float_model)
+    return [detector.preprocess(detector.load(os.fspath(path)))[0] for path in images]
+
+
+def head_tail_ops(model: bytes, compute_after: int = 0) -> list[str]:
+    """Output tensor names of the detector's decode tail: the ops from which at most ``compute_after``
+    CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / … ops (counting themselves) are reachable.
+
+    ``0``: what follows the last compute op (YOLOv8: the box decode after the DFL convolution, the
+    class Sigmoid, the final box/score concatenation). ``1``: also that last compute op and what
+    leads to it from the previous ones (YOLOv8: the per-scale box/class concatenations, the DFL
+    Softmax and convolution).
+    """
+    schema, _ = _schema()
+    graph_model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(_flatbuffer(model), 0))
+    ops = _names(schema.BuiltinOperator)
+    kinds = [ops.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in graph_model.operatorCodes]
+    graph = graph_model.subgraphs[0]
+    consumers: dict[int, list[int]] = {}
+    for n, op in enumerate(graph.operators):
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(n)
+    reach: list[set[int]] = [set() for _ in graph.operators]
+    for n in reversed(range(len(graph.operators))):  # operators are stored in execution order
+        op = graph.operators[n]
+        if kinds[op.opcodeIndex] in _COMPUTE_OPS:
+            reach[n].add(n)
+        for out in op.outputs:
+            for c in consumers.get(out, []):
+                reach[n] |= reach[c]
+    return [_text(graph.tensors[op.outputs[0]].name) for n, op in enumerate(graph.operators)
+            if len(reach[n]) <= compute_after]
+
+
+def quantize_int8(float_model: bytes, samples: Sequence[np.ndarray], keep_float: Sequence[str] = (),
+                  num_threads: int = 2) -> bytes:
+    """Static full-int8 quantization of ``float_model`` (float32 .tflite bytes) with ai-edge-quantizer.
+
+    Args:
+        float_model: the float model; one without a signature gets ``serving_default``.
+        samples: calibration inputs, one ``[1, H, W, C]`` array each (see calibration_samples).
+        keep_float: output tensor names of ops to leave in float (see head_tail_ops).
+        num_threads: threads for calibration.
+    Returns:
+        the int8 model's bytes (int8 input; int8 outputs unless produced by a ``keep_float`` op),
+        with ``float_model``'s appended ZIP.
+    Raises:
+        ConfigError: ai-edge-quantizer is not installed, or there are no samples.
+    """
+    try:
+        from ai_edge_quantizer import quantizer
+    except ImportError:
+        raise ConfigError("full-int8 quantization needs ai-edge-quantizer: pip install 'edgekit[convert]'") from None
+    if not samples:
+        raise ConfigError("full-int8 quantization needs calibration images; none were given")
+    signed = add_signature(float_model, _SIGNATURE)
+    q = quantizer.Quantizer(bytearray(_flatbuffer(signed)))
+    q.load_quantization_recipe(static_int8_recipe(keep_float))
+    input_name = _signature_input(signed)
+    data = {_SIGNATURE: [{input_name: np.asarray(s, np.float32)} for s in samples]}
+    calibration = q.calibrate(data, num_threads=num_threads)
+    result = q.quantize(calibration, enable_progress_report=False)
+    return reattach_zip(bytes(result.quantized_model), float_model)
+
+
+def _flatbuffer(data: bytes) -> bytes:
+    return _split_zip(data, "model")[0]
+
+
+def _signature_input(data: bytes) -> str:
+    schema, _ = _schema()
+    model = schema.Model.GetRootAsModel(_flatbuffer(data), 0)
+    sig = model.SignatureDefs(0)
+    if sig.InputsLength() != 1:
+        raise ConfigError(f"full-int8 quantization supports one image input; the model has {sig.InputsLength()}")
+    return _text(sig.Inputs(0).Name())
