@@ -75,6 +75,21 @@ def images(shared) -> Path:
     return shared / "images"
 
 
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    """The rest of a running Popen's stdout, and its stderr, once it exits — read through its own
+    file objects. ``communicate()`` reads the raw pipes, so after ``proc.stdout.readline()`` it
+    loses whatever that read ahead into the buffer (a line in the middle of the output)."""
+    import threading
+
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    out = proc.stdout.read()
+    proc.wait(timeout)
+    reader.join(timeout)
+    return out, err[0] if err else ""
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a console entry point in a fresh interpreter, as a user would (text output)."""
     full_env = {**os.environ, **(env or {})}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, iou
+from conftest import REPO, finish, iou
 from edgekit.detector import Detector, DetectorOptions
 from edgekit.errors import ModelError
 from edgekit.frames import Frame
@@ -155,7 +155,7 @@ def test_sigterm_mid_stream_loses_nothing(shared, tmp_path):
         assert line, proc.stderr.read()
         lines.append(line)
     proc.send_signal(signal.SIGTERM)
-    rest, err = proc.communicate(timeout=120)
+    rest, err = finish(proc, 120)
     lines += rest.splitlines(keepends=True)
     assert proc.returncode == 0, err
     assert "Traceback" not in err

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, finish, run_cli
 from PIL import Image
 from test_sources import CODECS, COUNT, FPS, STEP, H, W, _encode
 
@@ -212,7 +212,7 @@ def test_sigterm_mid_run_leaves_a_playable_video_of_what_was_printed(ssd, ssd_la
             if len(printed) == 20:
                 proc.send_signal(signal.SIGTERM)
                 break
-        rest, err = proc.communicate(timeout=120)
+        rest, err = finish(proc, 120)
     finally:
         proc.kill()
     docs = _lines("".join(printed) + rest)

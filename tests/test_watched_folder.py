@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import finish
 
 from edgekit import Detector
 from edgekit.runner import RunOptions, Runner
@@ -177,7 +178,7 @@ def test_cli_follow_until_sigterm(ssd, ssd_labels, images, tmp_path):
     assert "kite" in {d["label"] for d in second["detections"]}
     assert proc.poll() is None  # still watching
     proc.send_signal(signal.SIGTERM)
-    rest, err = proc.communicate(timeout=30)
+    rest, err = finish(proc, 30)
     assert proc.returncode == 0, err
     assert rest == "" and "Traceback" not in err
 
