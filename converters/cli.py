@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from edgekit.errors import ConfigError, run_cli
+from edgekit.errors import AccuracyError, ConfigError, run_cli
 
 from .convert import IO_TYPES, MODES
 
@@ -50,9 +50,10 @@ def _modes(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgekit-convert", description=_DESCRIPTION)
     p.add_argument("src", metavar="SRC", nargs="+",
-                   help="SavedModel directory, .keras/.h5 file, or .tflite (metadata only); several with --bundle")
+                   help="SavedModel directory, .keras/.h5 file, or .tflite (no --mode: metadata only; --mode float32: its "
+                        "float copy; --mode int8: quantized from that copy); several with --bundle")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tflite|DIR")
-    p.add_argument("--mode", choices=MODES, default=None, help="default float32 (not allowed for .tflite input)")
+    p.add_argument("--mode", choices=MODES, default=None, help="default float32 (for a .tflite: none, i.e. metadata only)")
     p.add_argument("--bundle", action="store_true",
                    help="write a directory of variants (SRC x --sizes x --modes) with manifest.json for edgekit plan")
     p.add_argument("--sizes", type=_sizes, metavar="WxH,...", help="bundle input sizes, e.g. 128x128,96x96 (or 128,96)")
@@ -70,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pad-value", type=int, default=114, metavar="V", help="letterbox padding grey level")
     p.add_argument("--name", help="model name to record")
     p.add_argument("--no-eval", action="store_true", help="skip the agreement check against the source model")
+    p.add_argument("--eval", metavar="DATA", dest="eval_data",
+                   help="validation set for mAP (pycocotools) of the source and converted model through edgekit's "
+                        "runtime: a COCO instances JSON or a YOLO dataset folder (images/ + labels/)")
+    p.add_argument("--eval-images", metavar="DIR", help="the COCO JSON's images (default: images/ beside it)")
+    p.add_argument("--max-drop", type=float, metavar="PTS",
+                   help="int8: keep operators in float until mAP50-95 drops at most PTS points vs the float source; "
+                        "exit 8 (best model written, labelled) if it cannot")
+    p.add_argument("--report", metavar="FILE.json", help="write the sizes, mAP and latency table as JSON")
     return p
 
 
@@ -82,9 +91,11 @@ def _run(args: argparse.Namespace) -> int:
     from .bundle import convert_bundle
     from .convert import convert
 
-    if any(str(src).endswith(".tflite") for src in args.src) and (args.mode or args.modes):
-        raise ConfigError(f"{args.src[0]} is already a TFLite model: --mode does not apply (edgekit-convert only "
-                          "adds metadata to it); convert the original SavedModel/Keras model instead")
+    if any(str(src).endswith(".tflite") for src in args.src) and (args.modes or args.bundle and args.mode):
+        raise ConfigError(f"{args.src[0]} is already a TFLite model: a bundle collects it as it is (--mode/--modes "
+                          "do not apply there); convert it on its own with --mode float32|int8")
+    if args.eval_data and args.bundle:
+        raise ConfigError("--eval gates one conversion; convert the bundle's variants one by one to evaluate them")
     if not args.bundle and (len(args.src) > 1 or args.sizes or args.modes):
         raise ConfigError("several sources, --sizes and --modes make a bundle: add --bundle (and -o DIR)")
     options = dict(calibration=args.calibration, mean=args.mean, std=args.std, labels=args.labels, io=args.io,
@@ -94,9 +105,34 @@ def _run(args: argparse.Namespace) -> int:
         modes = args.modes or [args.mode or "float32"]
         reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name, **options)
     else:
-        reports = [convert(args.src[0], args.output, mode=args.mode or "float32", name=args.name, **options)]
+        try:
+            reports = [convert(args.src[0], args.output, mode=args.mode, name=args.name, eval_data=args.eval_data,
+                               eval_images=args.eval_images, max_drop=args.max_drop, **options)]
+        except AccuracyError as exc:  # the best model was written: show and record it, then fail
+            if exc.report is not None:
+                print(exc.report.table())
+                _write_report(args.report, [exc.report])
+            raise
     print("\n".join(report.table() for report in reports))
+    _write_report(args.report, reports)
     return 0
+
+
+def _write_report(path: str | None, reports) -> None:
+    """``--report FILE.json``: each conversion's size, time and, with --eval, its accuracy table."""
+    import json
+
+    if not path:
+        return
+    doc = [{"output": r.output, "mode": r.mode, "io": r.io, "size_bytes": r.size_bytes,
+            "float32_size_bytes": r.float32_size_bytes, "seconds": round(r.seconds, 2),
+            "calibrated_on": len(r.calibrated_on),
+            "accuracy": r.accuracy.to_dict() if r.accuracy is not None else None} for r in reports]
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(doc[0] if len(doc) == 1 else doc, fh, indent=1)
+    except OSError as exc:
+        raise ConfigError(f"--report {path}: cannot write ({exc.strerror or exc})") from None
 
 
 if __name__ == "__main__":

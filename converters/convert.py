@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,7 +26,7 @@ from edgekit.postprocess import SCORE_THRESHOLD
 from edgekit.errors import ConfigError, ModelError
 from edgekit.integrity import flatbuffer_sha256
 from edgekit.runtime import native_stderr
-from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata, split_model
 
 from . import calibration as calib
 from .evaluate import Agreement, compare, run_tflite
@@ -53,6 +53,7 @@ class ConversionReport:
     metadata: ModelMetadata = field(repr=False, default_factory=ModelMetadata)
     calibrated_on: tuple[str, ...] = ()  # the images int8 calibration used
     compared_on: tuple[str, ...] = ()  # the images the agreement was measured on (none: random pixels)
+    accuracy: Any = None  # converters.accuracy.AccuracyReport, with --eval
 
     @property
     def ratio(self) -> float | None:
@@ -70,6 +71,8 @@ class ConversionReport:
                 rows.append((f"max|err| {name}", f"{err:.4g} (mean {self.agreement.mean_abs_error[name]:.3g})"))
             if self.agreement.detection_recall is not None:
                 rows.append(("float detections kept", f"{self.agreement.detection_recall:.1%}"))
+        if self.accuracy is not None:
+            rows.extend(self.accuracy.rows())
         width = max(len(k) for k, _ in rows)
         lines = [f"{self.output}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
         return "\n".join(lines)
@@ -134,11 +137,13 @@ def _input_size(source: Source) -> tuple[int, int] | None:
     return int(shape[2]), int(shape[1])
 
 
-def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calibration: str | None = None,
+def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32", calibration: str | None = None,
             mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
             labels: str | Sequence[str] | None = None, io: str | None = None, layout: str | None = None,
             color: str = "RGB", resize: str | None = None, pad_value: int = 114, name: str | None = None,
-            max_calibration: int = 200, evaluate: bool = True, progress: bool = True) -> ConversionReport:
+            max_calibration: int = 200, evaluate: bool = True, progress: bool = True,
+            eval_data: str | None = None, eval_images: str | None = None, max_drop: float | None = None,
+            eval_threads: Sequence[int] = (1, 2)) -> ConversionReport:
     """Convert ``src`` (SavedModel dir, .keras/.h5 path, Keras model, or .tflite) to ``output``.
 
     Args:
@@ -150,11 +155,20 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
         io: int8 model input/output type: uint8 (default), int8 or float32.
         layout: output layout to record (ssd, yolov8, yolov5, or a custom decoder's name).
         color, resize, pad_value: how the runtime must prepare pixels.
+        eval_data: a validation set (COCO instances JSON, or a YOLO dataset folder) to measure the
+            mAP of the source and of the converted model on, through edgekit's runtime; images in
+            ``eval_images`` (default: ``images/`` beside the JSON). Must not share images with
+            ``calibration``.
+        max_drop: with int8, the most mAP50-95 (points) the converted model may lose against its
+            float source: operators are kept in float until it holds (:mod:`converters.gate`); if it
+            cannot, the best model found is written, labelled, and AccuracyError is raised.
     Returns:
         A ConversionReport (print ``report.table()``).
     Raises:
         ConfigError for bad options, ModelError for an unusable source.
     """
+    mode_given, mode = mode, mode or "float32"  # a .tflite without a mode only gets metadata
+    io_given = io
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, found {mode!r}")
     io = io or ("uint8" if mode == "int8" else "float32")
@@ -167,30 +181,57 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
     if mode == "int8" and calibration is None:
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                           "~100-300 images like the ones the model will see)")
+    if max_drop is not None and (eval_data is None or mode != "int8"):
+        raise ConfigError("--max-drop gates an int8 conversion on a validation set: add --mode int8 and --eval DATA")
     output = os.fspath(output)
     split = calib.split_calibration(calibration, max_calibration) if calibration else None  # fail fast
+    dataset = _validation_set(eval_data, eval_images, split) if eval_data else None
     source = src if isinstance(src, Source) else load_source(src)
+    if mode == "int8" and (source.kind == "tflite" or max_drop is not None) and io_given not in (None, "int8"):
+        raise ConfigError(f"--io {io_given}: int8 from a .tflite or with --max-drop (ai-edge-quantizer) has int8 "
+                          "input and outputs; leave --io out (edgekit feeds and reads int8 models as they are)")
     start = time.perf_counter()
     if source.kind == "tflite":
-        return _add_metadata_only(source, output, spec, label_list, layout, name)
+        if mode_given is None:
+            return _add_metadata_only(source, output, spec, label_list, layout, name)
+        return _convert_tflite(source, output, mode, split, spec, label_list, layout, name, labels, dataset,
+                               max_drop, eval_threads, progress, start)
     size = _input_size(source)
     if size is None and mode == "int8":
         raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
                           "calibration needs one — export the model with a fixed input size")
     run_spec = InputSpec(spec.mean, spec.std, spec.color, spec.resize or _runtime_resize(source, size, layout, label_list),
                          spec.pad_value)
-    representative = calib.load_calibration(split.calibration, size, run_spec) if mode == "int8" else None
-    data = to_tflite(source, mode, io, representative, progress)
-    seconds = time.perf_counter() - start
     tf_version = _tf_version()
     metadata = ModelMetadata(
         name=name or source.name, labels=label_list, input=spec, layout=layout,
         quantization={"mode": mode, "io": io},
         versions={"edgekit": edgekit.__version__, "tensorflow": tf_version, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        sha256=flatbuffer_sha256(data),
     )
+    if dataset is not None:  # the float source, as the device would run it: its float32 conversion
+        float_model = embed_metadata(to_tflite(source, "float32", progress=False),
+                                     replace(metadata, quantization={"mode": "float32", "io": "float32"}))
+        if mode == "int8" and max_drop is not None:  # gated: int8 from that float model (ai-edge-quantizer)
+            return _quantize_gated(float_model, output, replace(metadata, quantization=None), split, dataset,
+                                   labels, max_drop, eval_threads, progress, start, source_name=source.name,
+                                   reference_role="float source (float32)", others=())
+    representative = calib.load_calibration(split.calibration, size, run_spec) if mode == "int8" else None
+    data = to_tflite(source, mode, io, representative, progress)
+    seconds = time.perf_counter() - start
+    metadata = replace(metadata, sha256=flatbuffer_sha256(data))
     final = embed_metadata(data, metadata)
+    accuracy = None
+    if dataset is not None:
+        from . import accuracy as acc
+
+        stream = sys.stderr if progress else None
+        reference = acc.measure_bytes("float source (float32)", float_model, "float32.tflite", dataset, labels,
+                                      threads=eval_threads, progress=stream)
+        converted = acc.measure_bytes(f"converted ({mode})", final, os.path.basename(output), dataset, labels,
+                                      threads=eval_threads, progress=stream)
+        accuracy = acc.report(dataset, reference, converted)
+        final = embed_metadata(data, replace(metadata, accuracy=accuracy.to_dict()))
     _write(output, final)
     float_size = len(data) if mode == "float32" else (len(to_tflite(source, "float32")) if evaluate else None)
     agreement, compared_on, evaluated_on = None, (), ""
@@ -203,7 +244,160 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str = "float32", calib
         agreement = compare(reference, converted, layout, SCORE_THRESHOLD, size)
     return ConversionReport(output, mode, io, len(final), float_size, seconds, agreement, evaluated_on, metadata,
                             calibrated_on=split.calibration if representative is not None else (),
-                            compared_on=compared_on)
+                            compared_on=compared_on, accuracy=accuracy)
+
+
+def _validation_set(eval_data: str, eval_images: str | None, split: calib.CalibrationSplit | None):
+    """The ``--eval`` set, checked not to share an image with the calibration folder (by content)."""
+    from edgekit.datasets import check_disjoint, load_validation_set
+
+    dataset = load_validation_set(eval_data, eval_images)
+    if split is not None:
+        check_disjoint([*split.calibration, *split.held_out], dataset)
+    return dataset
+
+
+def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSpec, label_list, layout, name,
+                    labels, dataset, max_drop, eval_threads, progress: bool, start: float) -> ConversionReport:
+    """A downloaded .tflite: ``float32`` is its float copy (float16 and dynamic-range weights carry
+    their scales, so the copy is exact), ``int8`` quantizes that copy with ai-edge-quantizer."""
+    from .floatcopy import float_copy
+
+    if mode not in ("float32", "int8"):
+        raise ConfigError(f"--mode {mode} from a .tflite is not supported: a .tflite converts to float32 (its float "
+                          "copy) or int8; for float16/dynamic-range convert the original SavedModel/Keras model")
+    old = read_metadata(source.tflite_bytes)
+    copy = float_copy(source.tflite_bytes, source.name)
+    metadata = ModelMetadata(
+        name=name or old.name or source.name, labels=label_list or old.labels,
+        input=spec if spec != InputSpec() else old.input, layout=layout or old.layout,
+        versions={**(old.versions or {}), "edgekit": edgekit.__version__, "python": platform.python_version()},
+        created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    float_model = embed_metadata(copy.model, replace(metadata, quantization={"mode": "float32", "io": "float32",
+                                                                             "from": os.path.basename(source.name)}))
+    others = ()
+    if dataset is not None and not _is_float(source.tflite_bytes):
+        from . import accuracy as acc
+
+        others = (acc.measure_bytes("source (as given)", source.tflite_bytes, f"{source.name}.tflite", dataset,
+                                    labels, threads=eval_threads, progress=sys.stderr if progress else None),)
+    if mode == "float32":
+        return _finish_float(float_model, output, metadata, dataset, labels, others, eval_threads, progress, start)
+    if split is None:
+        raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
+                          "~100-300 images like the ones the model will see)")
+    return _quantize_gated(float_model, output, metadata, split, dataset, labels, max_drop, eval_threads, progress,
+                           start, source_name=source.name, reference_role="float source (float copy)", others=others)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer(progress: bool):
+    """ai-edge-quantizer's own progress bars only on a terminal, and without its warning that
+    calibration keeps every tensor (it does so on purpose)."""
+    saved = os.environ.get("TQDM_DISABLE")
+    if not progress:
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved
+
+
+def _is_float(model: bytes) -> bool:
+    from .floatcopy import float_copy
+
+    try:
+        copy = float_copy(model)
+    except ConfigError:
+        return False
+    return not (copy.float16 or copy.dequantized or copy.folded)
+
+
+def _finish_float(float_model: bytes, output: str, metadata: ModelMetadata, dataset, labels, others, eval_threads,
+                  progress: bool, start: float) -> ConversionReport:
+    metadata = replace(metadata, quantization={"mode": "float32", "io": "float32"},
+                       sha256=flatbuffer_sha256(split_model(float_model)[0]))
+    final = embed_metadata(float_model, metadata)
+    accuracy = None
+    if dataset is not None:
+        from . import accuracy as acc
+
+        converted = acc.measure_bytes("converted (float32)", final, os.path.basename(output), dataset, labels,
+                                      threads=eval_threads, progress=sys.stderr if progress else None)
+        reference = others[0] if others else converted
+        accuracy = acc.report(dataset, reference, converted)
+        final = embed_metadata(final, replace(metadata, accuracy=accuracy.to_dict()))
+    _write(output, final)
+    return ConversionReport(output, "float32", "float32", len(final), len(final), time.perf_counter() - start, None,
+                            "", metadata, accuracy=accuracy)
+
+
+def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, split, dataset, labels,
+                    max_drop: float | None, eval_threads, progress: bool, start: float, *, source_name: str,
+                    reference_role: str, others) -> ConversionReport:
+    """Full int8 from a float .tflite with ai-edge-quantizer, calibrated on ``split`` through the
+    runtime's own preprocessing; the detector's decode tail stays float (the usual YOLO repair).
+    With ``max_drop`` (and a validation set), :func:`converters.gate.gate_int8` keeps more
+    operators in float until the mAP50-95 drop is within it."""
+    import tempfile
+
+    from . import quantize as qz
+
+    stream = sys.stderr if progress else None
+    with tempfile.TemporaryDirectory(prefix="edgekit-convert-") as tmp:
+        float_path = os.path.join(tmp, "float32.tflite")
+        with open(float_path, "wb") as fh:
+            fh.write(float_model)
+        samples = qz.calibration_samples(float_path, split.calibration)
+        reference = None
+        if dataset is not None:
+            from . import accuracy as acc
+
+            reference = acc.measure(reference_role, float_path, dataset, labels, threads=eval_threads, progress=stream)
+            reference = acc.Measured(reference.role, "float32.tflite", reference.score, reference.latency_ms,
+                                     reference.size_bytes)
+    steps, kept, passed = (), tuple(qz.head_tail_ops(float_model)), None
+    with _quiet_quantizer(progress):
+        if max_drop is not None:
+            from .gate import evaluator, gate_int8
+
+            result = gate_int8(float_model, samples, evaluator(dataset, labels), max_drop, reference=reference.score,
+                               progress=sys.stderr)
+            data, steps, kept, passed = result.model, result.steps, tuple(result.best.kept_float), result.passed
+        else:
+            data = qz.quantize_int8(float_model, samples, keep_float=kept)
+    quantization = {"mode": "int8", "io": "int8", "method": "ai-edge-quantizer static int8 (per-channel weights)",
+                    "kept_float": len(kept), "from": os.path.basename(source_name)}
+    if passed is False:
+        quantization["gate"] = f"FAILED: more than {max_drop:g} mAP50-95 points lost; best model found"
+    metadata = replace(metadata, quantization=quantization, sha256=flatbuffer_sha256(split_model(data)[0]))
+    final = embed_metadata(data, metadata)
+    accuracy = None
+    if dataset is not None:
+        from . import accuracy as acc
+
+        converted = acc.measure_bytes("converted (int8)", final, os.path.basename(output), dataset, labels,
+                                      threads=eval_threads, progress=stream)
+        accuracy = acc.report(dataset, reference, converted, others, max_drop, kept, steps)
+        final = embed_metadata(final, replace(metadata, accuracy=accuracy.to_dict()))
+    _write(output, final)
+    report = ConversionReport(output, "int8", "int8", len(final), len(float_model), time.perf_counter() - start,
+                              None, "", metadata, calibrated_on=tuple(split.calibration), accuracy=accuracy)
+    if accuracy is not None and accuracy.passed is False:
+        from edgekit.errors import AccuracyError
+
+        raise AccuracyError(f"{output}: the best int8 model found loses {accuracy.drop_points:.2f} mAP50-95 points "
+                            f"against its float source, more than --max-drop {max_drop:g}; it is written, labelled "
+                            "as failing in its metadata and the report — do not deploy it as passing (raise "
+                            "--max-drop, calibrate on more representative images, or ship the float/dynamic model)",
+                            report=report)
+    return report
 
 
 def _comparison_images(split: calib.CalibrationSplit | None) -> tuple[tuple[str, ...], str]:

@@ -266,6 +266,8 @@ def _format_info(info: dict) -> str:
             origin = meta["origins"].get(key) or ", ".join(sorted({v for k, v in meta["origins"].items()
                                                                    if k.startswith(key + ".")}))
             lines.append(f"  {key}: {json.dumps(meta[key])}" + (f"  [{origin}]" if origin else ""))
+    if isinstance(meta.get("accuracy"), dict):
+        lines.append(f"accuracy: {_accuracy_line(meta['accuracy'])}")
     labels = info["labels"]
     shown = f" ({', '.join(labels['first'])}{', …' if labels['count'] > len(labels['first']) else ''})" if labels["first"] else ""
     source = f"from {labels['from']}" if labels["count"] else "none embedded: pass --labels FILE, or names print as class_N"
@@ -278,6 +280,20 @@ def _format_info(info: dict) -> str:
     lines.append(f"edgekit:  {info['verdict']}")
     lines.extend(f"note:     {note}" for note in info.get("notes", ()))
     return "\n".join(lines)
+
+
+def _accuracy_line(acc: dict) -> str:
+    """What ``edgekit-convert --eval`` measured, as recorded in the model."""
+    try:
+        conv, ref = acc["converted"], acc["reference"]
+        text = (f"mAP50-95 {conv['map50_95']:.4f} ({acc['change_points']['map50_95']:+.2f} points vs the "
+                f"{ref['role']} {ref['map50_95']:.4f}) on {acc['images']} images of {os.path.basename(acc['dataset'])}")
+        gate = acc.get("gate")
+        if gate:
+            text += f"; --max-drop {gate['max_drop_points']:g}: {'passed' if gate['passed'] else 'FAILED'}"
+        return text
+    except (KeyError, TypeError, ValueError):
+        return "recorded, unreadable (from another edgekit version?)"
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "PlanError",
     "MqttError",
+    "AccuracyError",
     "EXIT_CODES",
     "EXIT_CHECK_FAILED",
     "EXIT_USAGE",
@@ -88,6 +89,17 @@ class MqttError(EdgekitError):
     exit_code = 7
 
 
+class AccuracyError(EdgekitError):
+    """A converted model loses more accuracy than allowed (``edgekit-convert --max-drop``). The
+    best model found is still written, labelled as failing; ``report`` is the conversion report."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 #: Every exit code a console entry point returns, with the README's wording.
 EXIT_CODES: dict[int, str] = {
     0: "ok",
@@ -98,6 +110,7 @@ EXIT_CODES: dict[int, str] = {
     ImageError.exit_code: "some inputs failed",
     PlanError.exit_code: "nothing fits this device's memory",
     MqttError.exit_code: "MQTT broker unreachable/refused",
+    AccuracyError.exit_code: "converted model less accurate than `--max-drop` allows",
     EXIT_INTERNAL: "internal error",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -93,6 +93,7 @@ class ModelMetadata:
     origins: Mapping[str, str] = field(default_factory=dict)  # field → which metadata it came from
     explicit_input: frozenset = frozenset()  # InputSpec fields the metadata really set (not defaults)
     notes: tuple[str, ...] = ()  # metadata found but not usable, said once to the user
+    accuracy: Mapping[str, Any] | None = None  # mAP measured by edgekit-convert --eval (converters.accuracy)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The ``edgekit.json`` document for this metadata."""
@@ -105,7 +106,7 @@ class ModelMetadata:
                         if v is not None}
         if self.layout is not None:
             doc["output"] = {"layout": self.layout}
-        for key in ("quantization", "versions", "created", "sha256"):
+        for key in ("quantization", "versions", "created", "sha256", "accuracy"):
             value = getattr(self, key)
             if value is not None:
                 doc[key] = dict(value) if isinstance(value, Mapping) else value
@@ -126,7 +127,8 @@ class ModelMetadata:
                 inp[key] = tuple(float(v) for v in inp[key])
         labels = doc.get("labels")
         layout = (doc.get("output") or {}).get("layout")
-        origins = {k: "edgekit" for k in ("name", "labels", "quantization", "versions", "created", "sha256") if doc.get(k)}
+        origins = {k: "edgekit" for k in ("name", "labels", "quantization", "versions", "created", "sha256", "accuracy")
+                   if doc.get(k)}
         if layout:
             origins["layout"] = "edgekit"
         origins.update({f"input.{k}": "edgekit" for k, v in inp.items() if v is not None})
@@ -139,6 +141,7 @@ class ModelMetadata:
             versions=doc.get("versions"),
             created=doc.get("created"),
             sha256=doc.get("sha256"),
+            accuracy=doc.get("accuracy"),
             source=source,
             origins=origins,
             explicit_input=frozenset(k for k, v in inp.items() if v is not None),
@@ -284,7 +287,7 @@ def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
 
 
 _MERGED_FIELDS = ("name", "labels", "layout", "task", "input_size", "output_names", "input_range", "quantization",
-                  "versions", "created", "sha256")
+                  "versions", "created", "sha256", "accuracy")
 
 
 def _merge(found: list[tuple[str, ModelMetadata]], notes: list[str]) -> ModelMetadata:

@@ -169,8 +169,11 @@ def test_cli_bad_sources(tmp_path, ssd):
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
     r = run_cli("-m", "converters.cli", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "x.tflite"))
     assert r.returncode == 4 and "unknown model format" in r.stderr
-    r = run_cli("-m", "converters.cli", str(ssd), "-o", str(tmp_path / "x.tflite"), "--mode", "int8")
-    assert r.returncode == 2 and "already a TFLite model" in r.stderr
+    (tmp_path / "calib").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "calib" / "one.png")
+    r = run_cli("-m", "converters.cli", str(ssd), "-o", str(tmp_path / "x.tflite"), "--mode", "int8",
+                "--calibration", str(tmp_path / "calib"))
+    assert r.returncode == 2 and "full-integer model" in r.stderr and "Start from the float32" in r.stderr
 
 
 def test_metadata_only_for_downloaded_tflite(ssd, ssd_labels, images, tmp_path):

@@ -1,0 +1,97 @@
+"""edgekit-convert --eval / --report / --max-drop on a downloaded .tflite (issue 10): the float copy,
+ai-edge-quantizer's full int8, mAP of both through edgekit's runtime, the report and the metadata.
+Small sets so CI stays fast; examples/benchmarks/bench_int8_gate.py has the full-size numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import run_cli
+
+from edgekit.metadata import read_metadata
+
+import tensorflow  # noqa: E402,F401  -- fails loudly if the [convert] extra is missing
+
+
+@pytest.fixture(scope="module")
+def val8(shared, tmp_path_factory):
+    """The first 8 COCO val images as a COCO JSON (images stay in the shared folder)."""
+    doc = json.loads((shared / "coco128_val2017/instances_val2017_first128_DERIVED_from_yolo.json").read_text())
+    ids = sorted(i["id"] for i in doc["images"])[:8]
+    doc["images"] = [i for i in doc["images"] if i["id"] in ids]
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in ids]
+    path = tmp_path_factory.mktemp("val") / "val8.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def calib(images, tmp_path_factory):
+    """Photos that are not validation images."""
+    folder = tmp_path_factory.mktemp("calib")
+    for p in sorted(images.glob("*.jpg"))[:8]:
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def yolo_dynamic(shared):
+    return shared / "models/yolov8n/yolov8n_int8.tflite"
+
+
+def test_int8_from_a_downloaded_tflite_with_eval_and_report(shared, yolo_dynamic, val8, calib, images, tmp_path):
+    out, report = tmp_path / "y8_int8.tflite", tmp_path / "report.json"
+    r = run_cli("-m", "converters.cli", str(yolo_dynamic), "-o", str(out), "--mode", "int8", "--calibration",
+                str(calib), "--eval", str(val8), "--eval-images", str(shared / "coco128_val2017/images"),
+                "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    for words in ("float source (float copy)", "source (as given)", "converted (int8)", "mAP50-95 change",
+                  "worst classes", "measured on"):
+        assert words in r.stdout, r.stdout
+    doc = json.loads(report.read_text())
+    acc = doc["accuracy"]
+    assert doc["mode"] == "int8" and acc["images"] == 8 and acc["cpu"]["isa"] is not None
+    ref, conv = acc["reference"], acc["converted"]
+    assert 0.2 < ref["map50_95"] < 0.7 and 0.2 < conv["map50_95"] < 0.7  # a working detector, not noise
+    assert acc["change_points"]["map50_95"] == pytest.approx(100 * (conv["map50_95"] - ref["map50_95"]), abs=0.02)
+    assert set(ref["latency_ms"]) == {"1", "2"} and conv["size_bytes"] < ref["size_bytes"] / 3
+    meta = read_metadata(out)  # the numbers travel with the model
+    assert meta.accuracy["converted"]["map50_95"] == conv["map50_95"] and meta.quantization["mode"] == "int8"
+    info = run_cli("-m", "edgekit", "info", str(out))
+    assert info.returncode == 0 and "accuracy: mAP50-95" in info.stdout
+    det = run_cli("-m", "edgekit", "detect", str(out), str(images / "coral_kite_and_cold.jpg"), "--no-plan")
+    assert det.returncode == 0 and {"kite", "person"} <= {d["label"] for d in json.loads(det.stdout)["detections"]}
+
+
+def test_float_copy_of_a_downloaded_tflite_is_evaluated_against_it(shared, yolo_dynamic, val8, tmp_path):
+    out = tmp_path / "y8_float.tflite"
+    r = run_cli("-m", "converters.cli", str(yolo_dynamic), "-o", str(out), "--mode", "float32", "--eval", str(val8),
+                "--eval-images", str(shared / "coco128_val2017/images"))
+    assert r.returncode == 0, r.stderr
+    acc = read_metadata(out).accuracy
+    assert abs(acc["change_points"]["map50_95"]) < 2.0  # the weights carried their scales: the same model
+
+
+def test_calibration_and_validation_must_not_overlap(shared, yolo_dynamic, val8, calib, tmp_path):
+    folder = tmp_path / "calib"
+    shutil.copytree(calib, folder)
+    first = json.loads(val8.read_text())["images"][0]["file_name"]
+    shutil.copy(shared / "coco128_val2017/images" / first, folder / "renamed.jpg")  # same bytes, other name
+    r = run_cli("-m", "converters.cli", str(yolo_dynamic), "-o", str(tmp_path / "x.tflite"), "--mode", "int8",
+                "--calibration", str(folder), "--eval", str(val8), "--eval-images",
+                str(shared / "coco128_val2017/images"))
+    assert r.returncode == 2 and "also in the validation set" in r.stderr and "renamed.jpg" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "x.tflite").exists()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--mode", "float16"], "float16 from a .tflite is not supported"),
+    (["--mode", "int8", "--calibration", "CALIB", "--max-drop", "1"], "--max-drop gates an int8 conversion"),
+    (["--mode", "int8", "--calibration", "CALIB", "--io", "uint8"], "--io uint8"),
+])
+def test_option_errors(yolo_dynamic, calib, tmp_path, args, words):
+    args = [str(calib) if a == "CALIB" else a for a in args]
+    r = run_cli("-m", "converters.cli", str(yolo_dynamic), "-o", str(tmp_path / "x.tflite"), *args)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
