@@ -95,3 +95,49 @@ def test_option_errors(yolo_dynamic, calib, tmp_path, args, words):
     args = [str(calib) if a == "CALIB" else a for a in args]
     r = run_cli("-m", "converters.cli", str(yolo_dynamic), "-o", str(tmp_path / "x.tflite"), *args)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def shapes_sets(tmp_path_factory):
+    """The shapes demo's scenes as a YOLO-format validation folder (seed 7, unseen in training) and a
+    calibration folder (seed 2, as train_shapes.py calibrates)."""
+    import sys
+
+    from conftest import EXAMPLES
+
+    sys.path.insert(0, str(EXAMPLES / "shapes"))
+    import numpy as np
+    from shapes_data import LABELS, scene
+    from train_shapes import write_calibration
+
+    root = tmp_path_factory.mktemp("shapes")
+    val = root / "val"
+    (val / "images").mkdir(parents=True)
+    (val / "labels").mkdir()
+    (val / "data.yaml").write_text("names: [" + ", ".join(LABELS) + "]\n")
+    (root / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        w, h = int(rng.integers(160, 400)), int(rng.integers(160, 400))
+        img, boxes, classes = scene(rng, w, h)
+        img.save(val / "images" / f"{i:03d}.png")
+        lines = [f"{c} {(b[0] + b[2]) / 2 / w:.6f} {(b[1] + b[3]) / 2 / h:.6f} {(b[2] - b[0]) / w:.6f} "
+                 f"{(b[3] - b[1]) / h:.6f}" for b, c in zip(boxes, classes)]
+        (val / "labels" / f"{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    write_calibration(str(root / "calib"), count=40)
+    return val, root / "calib"
+
+
+def test_shapes_demo_keras_to_int8_with_eval(shapes_sets, tmp_path):
+    """The float detector the project trained, converted end to end with its validation scenes."""
+    from conftest import EXAMPLES
+
+    val, calib = shapes_sets
+    out = tmp_path / "shapes_int8.tflite"
+    r = run_cli("-m", "converters.cli", str(EXAMPLES / "shapes/shapes.keras"), "-o", str(out), "--mode", "int8",
+                "--calibration", str(calib), "--mean", "0", "--std", "1", "--labels", str(calib.parent / "labels.txt"),
+                "--layout", "yolov8", "--resize", "letterbox", "--eval", str(val))
+    assert r.returncode == 0, r.stderr
+    acc = read_metadata(out).accuracy
+    assert acc["reference"]["role"] == "float source (float32)" and acc["images"] == 40
+    assert acc["reference"]["map50_95"] > 0.6 and acc["converted"]["map50_95"] > 0.5, acc
