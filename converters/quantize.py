@@ -27,9 +27,10 @@ _SIGNATURE = "serving_default"
 _COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 
 
-def static_int8_recipe(keep_float: Sequence[str] = ()) -> list[dict]:
+def static_int8_recipe(keep_float: Sequence[str] = (), int16: Sequence[str] = ()) -> list[dict]:
     """ai-edge-quantizer recipe: every supported op int8 (activations per tensor, weights per channel),
-    except the ops whose output tensor names are in ``keep_float``, which stay float."""
+    except the ops whose output tensor names are in ``keep_float``, which stay float, and those in
+    ``int16``, which get 16-bit symmetric activations with int8 weights (int16x8)."""
     recipe = [{
         "regex": ".*", "operation": "*", "algorithm_key": "min_max_uniform_quantize",
         "op_config": {
@@ -40,10 +41,18 @@ def static_int8_recipe(keep_float: Sequence[str] = ()) -> list[dict]:
             "min_weight_elements": 0,
         },
     }]
+    if int16:
+        config = dict(recipe[0]["op_config"], activation_tensor_config={
+            "num_bits": 16, "symmetric": True, "granularity": "TENSORWISE", "dtype": "INT"})
+        recipe.append({"regex": _scope_pattern(int16), "operation": "*", "algorithm_key": "min_max_uniform_quantize",
+                       "op_config": config})
     if keep_float:  # an op's scope is its output tensor names joined by ";" (ai-edge-quantizer's rule)
-        pattern = "^(?:" + "|".join(re.escape(name) for name in keep_float) + ");"
-        recipe.append({"regex": pattern, "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
+        recipe.append({"regex": _scope_pattern(keep_float), "operation": "*", "algorithm_key": "no_quantize", "op_config": {}})
     return recipe
+
+
+def _scope_pattern(names: Sequence[str]) -> str:
+    return "^(?:" + "|".join(re.escape(name) for name in names) + ");"
 
 
 def calibration_samples(float_model: str | os.PathLike, images: Iterable[str | os.PathLike]) -> list[np.ndarray]:
@@ -86,13 +95,14 @@ def head_tail_ops(model: bytes, compute_after: int = 0) -> list[str]:
 
 
 def quantize_int8(float_model: bytes, samples: Sequence[np.ndarray], keep_float: Sequence[str] = (),
-                  num_threads: int = 2) -> bytes:
+                  num_threads: int = 2, int16: Sequence[str] = ()) -> bytes:
     """Static full-int8 quantization of ``float_model`` (float32 .tflite bytes) with ai-edge-quantizer.
 
     Args:
         float_model: the float model; one without a signature gets ``serving_default``.
         samples: calibration inputs, one ``[1, H, W, C]`` array each (see calibration_samples).
         keep_float: output tensor names of ops to leave in float (see head_tail_ops).
+        int16: output tensor names of ops to quantize with 16-bit activations (int16x8) instead.
         num_threads: threads for calibration.
     Returns:
         the int8 model's bytes (int8 input; int8 outputs unless produced by a ``keep_float`` op),
@@ -108,7 +118,7 @@ def quantize_int8(float_model: bytes, samples: Sequence[np.ndarray], keep_float:
         raise ConfigError("full-int8 quantization needs calibration images; none were given")
     signed = add_signature(float_model, _SIGNATURE)
     q = quantizer.Quantizer(bytearray(_flatbuffer(signed)))
-    q.load_quantization_recipe(static_int8_recipe(keep_float))
+    q.load_quantization_recipe(static_int8_recipe(keep_float, int16))
     input_name = _signature_input(signed)
     data = {_SIGNATURE: [{input_name: np.asarray(s, np.float32)} for s in samples]}
     calibration = q.calibrate(data, num_threads=num_threads)

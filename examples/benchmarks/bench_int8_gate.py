@@ -7,6 +7,9 @@ Ultralytics' own full-int8 export, is scored on the 128 COCO val images through 
 runtime (edgekit.coco_eval) and timed (median of N invokes, 1 and 2 threads).
 
     python examples/benchmarks/bench_int8_gate.py [--data ../shared/data] [--out DIR] [--invokes 20]
+
+With ``--gate MAX_DROP`` it runs converters.gate.gate_int8 instead (plain int8, head repair, then the
+most sensitive ops out of int8 in growing batches) and prints each step and the total time.
 """
 
 from __future__ import annotations
@@ -84,7 +87,12 @@ def main() -> int:
     p.add_argument("--data", default=os.environ.get("EDGEKIT_SHARED_DATA", "../shared/data"))
     p.add_argument("--out", default=None, help="where to write the models (default: a temporary folder)")
     p.add_argument("--invokes", type=int, default=20)
+    p.add_argument("--gate", type=float, metavar="MAX_DROP", default=None,
+                   help="run the mAP gate with this limit (mAP50-95 points) and print its steps")
+    p.add_argument("--max-steps", type=int, default=8)
     args = p.parse_args()
+    if args.gate is not None:
+        return run_gate(args)
     out = args.out or tempfile.mkdtemp(prefix="int8_gate_")
     os.makedirs(out, exist_ok=True)
     yolo = os.path.join(args.data, "models", "yolov8n")
@@ -130,6 +138,44 @@ def main() -> int:
         print(f"{name:34} {m:8.4f} {m50:6.3f} {t1:8.1f} {t2:8.1f} {size:5.2f}")
     print("steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()) + f"; models in {out}")
     return 0
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    """The gate on YOLOv8n's float copy, calibrated on images/, scored on the 128 COCO images."""
+    from converters.gate import evaluator, gate_int8
+    from edgekit.datasets import check_disjoint, load_validation_set
+
+    started = time.perf_counter()
+    yolo = os.path.join(args.data, "models", "yolov8n")
+    dynamic = os.path.join(yolo, "yolov8n_int8.tflite")
+    dataset = load_validation_set(os.path.join(args.data, "coco128_val2017",
+                                               "instances_val2017_first128_DERIVED_from_yolo.json"))
+    out = args.out or tempfile.mkdtemp(prefix="int8_gate_")
+    os.makedirs(out, exist_ok=True)
+    copy = float_copy(open(dynamic, "rb").read(), dynamic)
+    float_path = _write(out, "yolov8n_float32.tflite", copy.model)
+    calib = calibration_images(os.path.join(args.data, "images"), dataset.images_dir)
+    check_disjoint(calib, dataset)
+    samples = calibration_samples(float_path, calib)
+    print(f"ISA: {cpu_isa()}\ncalibration: {len(samples)} photos; validation: {len(dataset)} images", flush=True)
+
+    def latency(model: bytes) -> float:
+        with tempfile.TemporaryDirectory() as folder:
+            return latency_ms(_write(folder, "m.tflite", model), 2, args.invokes)
+
+    result = gate_int8(copy.model, samples, evaluator(dataset, os.path.join(yolo, "labels_coco80.txt")), args.gate,
+                       latency=latency, progress=sys.stdout, max_steps=args.max_steps)
+    total = time.perf_counter() - started
+    print(f"\n{'#':>2} {'step':52} {'float':>5} {'int16':>5} {'mAP50-95':>8} {'drop':>6} {'mAP50':>6} "
+          f"{'2 thr ms':>8} {'MB':>5}")
+    for n, step in enumerate(result.steps, 1):
+        mark = "*" if step is result.best else " "
+        print(f"{n:2}{mark}{step.description:52} {len(step.kept_float):5} {len(step.int16):5} {step.map50_95:8.4f} "
+              f"{step.drop_points:+6.2f} {step.map50:6.3f} {step.latency_ms:8.1f} {step.size_bytes / 1e6:5.2f}")
+    path = _write(out, "yolov8n_gated_int8.tflite", result.model)
+    print(f"float reference {result.reference_map50_95:.4f}; {'PASSED' if result.passed else 'NOT PASSED'} "
+          f"(limit {result.max_drop:.2f} points); best (*) written to {path}; total {total:.0f} s")
+    return 0 if result.passed else 1
 
 
 def _write(out: str, name: str, data: bytes) -> str:

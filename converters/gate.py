@@ -1,0 +1,295 @@
+"""An mAP gate for full-int8 conversion: quantize, score, and repair until the drop is within a limit.
+
+The gate scores each candidate through the caller's ``evaluate`` (edgekit's own runtime on a
+validation set, see :func:`evaluator`) against the float model's score, and stops at the first
+candidate whose mAP50-95 drop is at most ``max_drop`` points:
+
+1. plain full int8 (int8 weights per channel, int8 activations per tensor);
+2. the usual detector head repair: the decode tail after the last convolution kept in float
+   (box decode, class Sigmoid, box/score concatenation; per-channel weights are already step 1's);
+3. per-operator sensitivity: the float and int8 models run side by side on a few calibration
+   samples with every intermediate tensor kept; each op is ranked by the error it *adds* (the
+   normalised RMSE of its output minus the worst of its inputs'), and the worst ops are taken out of
+   int8 in growing batches (2, 4, 8, …) in float; the first batch that passes is tried once more
+   with 16-bit activations (int16x8, where ai-edge-quantizer supports the op) and the faster
+   passing candidate kept. Measured on YOLOv8n (ai-edge-litert 2.3.0, x86): int16x8 has no
+   XNNPACK kernels, so 64 int16 ops made it 35x slower than int8 and less accurate than float.
+
+A gate that never gets within the limit says so: ``passed`` is False and ``best`` is the most
+accurate candidate found, never the last one tried.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TextIO
+
+import numpy as np
+
+from .quantize import head_tail_ops, quantize_int8
+
+if TYPE_CHECKING:
+    from edgekit.coco_eval import CocoScore
+
+__all__ = ["GateStep", "GateResult", "OpError", "gate_int8", "evaluator", "op_sensitivity", "batches"]
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """One candidate: what was taken out of int8 (op output tensor names), its score and cost."""
+
+    description: str
+    kept_float: tuple[str, ...]
+    int16: tuple[str, ...]
+    map50_95: float
+    map50: float
+    drop_points: float
+    latency_ms: float | None
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every step tried, the best one (the first within ``max_drop``, else the most accurate) and its
+    model bytes; ``passed`` only when ``best`` is within ``max_drop`` points of the reference."""
+
+    reference_map50_95: float
+    steps: tuple[GateStep, ...]
+    best: GateStep
+    model: bytes
+    passed: bool
+    max_drop: float
+
+
+@dataclass(frozen=True)
+class OpError:
+    """An op (named by its first output tensor), its kind, the normalised RMSE of its output in the
+    int8 model against the float model, and the part of it the op adds over its inputs'."""
+
+    name: str
+    kind: str
+    error: float
+    added: float
+
+
+def evaluator(dataset, labels: str | os.PathLike | None = None, limit: int | None = None,
+              progress: TextIO | None = None) -> Callable[[bytes], "CocoScore"]:
+    """``evaluate(model_bytes)`` for :func:`gate_int8`: writes the bytes to a temporary file and scores
+    them with edgekit's Detector (:func:`edgekit.coco_eval.evaluation_detector`) on ``dataset`` (a
+    :class:`edgekit.datasets.ValidationSet`), first ``limit`` images only when given."""
+    from edgekit.coco_eval import evaluate, evaluation_detector
+
+    def run(model: bytes) -> "CocoScore":
+        with tempfile.TemporaryDirectory(prefix="edgekit_gate_") as folder:
+            path = os.path.join(folder, "candidate.tflite")
+            with open(path, "wb") as fh:
+                fh.write(model)
+            return evaluate(evaluation_detector(path, labels), dataset, limit=limit, progress=progress)
+
+    return run
+
+
+def batches(ranked: Sequence[str], first: int = 2, limit: int | None = None) -> Iterator[tuple[str, ...]]:
+    """Growing prefixes of ``ranked`` (worst first): ``first``, twice that, … up to all of them (or
+    ``limit`` prefixes)."""
+    size, count = first, 0
+    while ranked and (limit is None or count < limit):
+        yield tuple(ranked[:size])
+        count += 1
+        if size >= len(ranked):
+            return
+        size *= 2
+
+
+def op_sensitivity(float_model: bytes, quant_model: bytes, samples: Sequence[np.ndarray],
+                   max_samples: int = 4) -> list[OpError]:
+    """The ops of ``quant_model`` ranked by the error they add, worst first.
+
+    Both models run on up to ``max_samples`` of ``samples`` with every intermediate tensor kept
+    (no delegate, so none is overwritten); each float tensor is compared with the int8 tensor of the
+    same name, dequantized. An op's error is ``rms(int8 - float) / std(float)`` of its output over the
+    samples; what it adds is that minus the largest error among its non-constant inputs, so a whole
+    chain downstream of one bad op is not blamed for it.
+    """
+    float_run, quant_run = _Traced(float_model), _Traced(quant_model)
+    sums: dict[str, list[float]] = {}
+    for sample in samples[:max_samples]:
+        ref, got = float_run.tensors(sample), quant_run.tensors(sample)
+        for name, value in got.items():
+            if name in ref and ref[name].shape == value.shape:
+                diff = value.astype(np.float64) - ref[name]
+                acc = sums.setdefault(name, [0.0, 0.0, 0.0, 0])
+                acc[0] += float(np.sum(diff * diff))
+                acc[1] += float(np.sum(ref[name], dtype=np.float64))
+                acc[2] += float(np.sum(np.square(ref[name], dtype=np.float64)))
+                acc[3] += diff.size
+    error = {}
+    for name, (sq, total, total_sq, n) in sums.items():
+        mean = total / n
+        std = max(np.sqrt(max(total_sq / n - mean * mean, 0.0)), 1e-6)
+        error[name] = float(np.sqrt(sq / n) / std)
+    ranked = []
+    for name, kind, inputs in quant_run.ops:
+        if name not in error:
+            continue  # an op the quantizer added (QUANTIZE/DEQUANTIZE), or one whose float twin was renamed
+        upstream = max((error.get(i, 0.0) for i in inputs), default=0.0)
+        ranked.append(OpError(name, kind, error[name], error[name] - upstream))
+    ranked.sort(key=lambda e: e.added, reverse=True)
+    return ranked
+
+
+# ai-edge-quantizer's static_wi8_ai16 policy (0.10): ops it quantizes with 16-bit activations.
+_INT16_KINDS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED", "LOGISTIC", "MEAN", "MUL", "RESHAPE", "SOFTMAX", "SPLIT", "STRIDED_SLICE", "SUB",
+    "TANH", "TRANSPOSE", "SLICE", "SUM", "PAD", "MAX_POOL_2D", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
+    "PACK", "UNPACK", "DIV", "GATHER", "MAXIMUM", "PADV2", "RELU"})
+
+
+def gate_int8(float_model: bytes, samples: Sequence[np.ndarray], evaluate: Callable[[bytes], "CocoScore"],
+              max_drop: float, *, reference: "CocoScore | None" = None,
+              latency: Callable[[bytes], float] | None = None, progress: TextIO | None = None,
+              max_steps: int = 8) -> GateResult:
+    """Full-int8 ``float_model`` repaired until its mAP50-95 is within ``max_drop`` points of the float's.
+
+    Args:
+        float_model: the float32 .tflite bytes (e.g. :func:`converters.floatcopy.float_copy`'s).
+        samples: calibration inputs as edgekit's runtime feeds them (:func:`converters.quantize.calibration_samples`).
+        evaluate: scores model bytes on the validation set (:func:`evaluator`).
+        max_drop: the largest mAP50-95 loss accepted, in points (0.01 mAP = 1 point).
+        reference: the float model's score; evaluated here when None.
+        latency: milliseconds per inference of model bytes, measured by the caller; also used to
+            choose between a passing float and int16 exception list.
+        progress: a text stream for one line per step.
+        max_steps: how many candidates to quantize and score at most (a passing batch's int16
+            alternative aside).
+    Returns:
+        a GateResult; ``passed`` is False, with the most accurate candidate as ``best``, when no step
+        got within ``max_drop``.
+    Raises:
+        ConfigError: from quantize_int8 (ai-edge-quantizer missing, no samples).
+    """
+    started = time.perf_counter()
+    if reference is None:
+        reference = evaluate(float_model)
+    _say(progress, f"float reference: mAP50-95 {reference.map50_95:.4f}  mAP50 {reference.map50:.4f}  "
+                   f"limit {max_drop:.2f} points")
+    tried: list[tuple[GateStep, bytes]] = []
+
+    def trial(description: str, kept: Sequence[str] = (), int16: Sequence[str] = ()) -> GateStep:
+        model = quantize_int8(float_model, samples, keep_float=kept, int16=int16)
+        score = evaluate(model)
+        drop = (reference.map50_95 - score.map50_95) * 100
+        step = GateStep(description, tuple(kept), tuple(int16), score.map50_95, score.map50, drop,
+                        latency(model) if latency else None, len(model))
+        tried.append((step, model))
+        _say(progress, _line(len(tried), step, time.perf_counter() - started))
+        return step
+
+    def passes(step: GateStep) -> bool:
+        return step.drop_points <= max_drop
+
+    step = trial("full int8 (weights per channel, activations per tensor)")
+    tail = tuple(head_tail_ops(float_model))
+    if not passes(step) and max_steps > 1 and tail:
+        step = trial(f"head tail in float ({len(tail)} ops after the last conv)", tail)
+    if not passes(step) and len(tried) < max_steps:
+        base = tried[-1][1]
+        ranked = [e for e in op_sensitivity(float_model, base, samples) if e.name not in tail]
+        _say(progress, "most sensitive ops (added normalised RMSE): " + ", ".join(
+            f"{e.kind} {e.name.split(';')[0]} {e.added:.3f}" for e in ranked[:6]))
+        kinds = {e.name: e.kind for e in ranked}
+        for batch in batches([e.name for e in ranked], limit=max_steps - len(tried)):
+            step = trial(f"+ worst {len(batch)} ops in float", tail + batch)
+            if passes(step):
+                int16 = tuple(n for n in batch if kinds[n] in _INT16_KINDS)
+                if int16:  # the same ops with 16-bit activations: as accurate for less latency?
+                    rest = tail + tuple(n for n in batch if n not in int16)
+                    trial(f"+ worst {len(batch)} ops, {len(int16)} of them int16x8", rest, int16)
+                break
+    best, model = _choose(tried, max_drop)
+    passed = passes(best)
+    _say(progress, f"{'PASSED' if passed else 'FAILED'}: best is step {[s for s, _ in tried].index(best) + 1} "
+                   f"({best.description}), {best.drop_points:+.2f} points against a limit of {max_drop:.2f}; "
+                   f"{len(tried)} candidates in {time.perf_counter() - started:.0f} s")
+    return GateResult(reference.map50_95, tuple(s for s, _ in tried), best, model, passed, max_drop)
+
+
+def _choose(tried: list[tuple[GateStep, bytes]], max_drop: float) -> tuple[GateStep, bytes]:
+    """The passing candidate with the lowest latency (fewest exceptions when unmeasured), else the most
+    accurate one."""
+    passing = [t for t in tried if t[0].drop_points <= max_drop]
+    if passing:
+        return min(passing, key=lambda t: (t[0].latency_ms if t[0].latency_ms is not None else 0.0,
+                                           len(t[0].kept_float), len(t[0].int16)))
+    return max(tried, key=lambda t: t[0].map50_95)
+
+
+def _line(number: int, step: GateStep, seconds: float) -> str:
+    latency = f"{step.latency_ms:7.1f} ms" if step.latency_ms is not None else "      - ms"
+    return (f"step {number}: {step.description:48} mAP50-95 {step.map50_95:.4f} ({-step.drop_points:+.2f} pts) "
+            f"mAP50 {step.map50:.4f} {latency} {step.size_bytes / 1e6:5.2f} MB  [{seconds:.0f} s]")
+
+
+def _say(progress: TextIO | None, text: str) -> None:
+    if progress is not None:
+        print(text, file=progress, flush=True)
+
+
+class _Traced:
+    """A model run with all intermediate tensors kept; ``ops`` = (output name, kind, input names)."""
+
+    def __init__(self, model: bytes):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        with warnings.catch_warnings():  # "for debugging purposes only": tracing is what this is
+            warnings.simplefilter("ignore", UserWarning)
+            self.interpreter = Interpreter(
+                model_content=model, experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        self.interpreter.allocate_tensors()
+        details = self.interpreter.get_tensor_details()
+        self.names = {d["index"]: d["name"] for d in details}
+        self.details = {d["index"]: d for d in details}
+        constant = set()
+        produced = set()
+        self.ops = []
+        for op in self.interpreter._get_ops_details():
+            produced.update(int(i) for i in op["outputs"])
+        for op in self.interpreter._get_ops_details():
+            inputs = [int(i) for i in op["inputs"] if i >= 0]
+            constant.update(i for i in inputs if i not in produced)
+            self.ops.append((self.names[int(op["outputs"][0])], op["op_name"],
+                             tuple(self.names[i] for i in inputs if i in produced or i == self._input()["index"])))
+        self.activations = sorted(produced | {self._input()["index"]})
+
+    def _input(self) -> dict:
+        return self.interpreter.get_input_details()[0]
+
+    def tensors(self, sample: np.ndarray) -> dict[str, np.ndarray]:
+        inp = self._input()
+        x = np.asarray(sample, np.float32)
+        scale, zero = inp["quantization"]
+        if np.issubdtype(inp["dtype"], np.integer) and scale:
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        self.interpreter.invoke()
+        out = {}
+        for index in self.activations:
+            d = self.details[index]
+            try:
+                value = self.interpreter.get_tensor(index)
+            except ValueError:
+                continue
+            scale, zero = d["quantization"]
+            if np.issubdtype(value.dtype, np.integer) and scale:
+                value = (value.astype(np.float32) - zero) * scale
+            elif not np.issubdtype(value.dtype, np.floating):
+                continue
+            out[d["name"]] = value
+        return out
