@@ -8,6 +8,10 @@
                    "size_bytes": 141829, "sha256": "9f2c…", "measured": {"peak_bytes": 9961472, "invoke_ms": 0.8,
                    "on": "x86_64 ai-edge-litert 2.3.0 1 thread"}}, …]}
 
+With ``--eval`` each converted variant is evaluated (and, with ``--max-drop``, gated) and its entry
+records ``"accuracy": {"map50_95": …, "map50": …, "images": …, "dataset": …, "passed": …}``, so the
+planner can prefer the most accurate variant that meets a latency target.
+
 ``sha256`` is the SHA-256 of the whole variant file: the planner refuses a variant that does not
 match it (corrupt or modified). ``measured`` is the memory the variant added to a process on the
 converting machine; the planner uses it to refuse a variant before loading it (a device's own
@@ -22,7 +26,7 @@ import os
 import platform
 from typing import Any, Sequence
 
-from edgekit.errors import ConfigError
+from edgekit.errors import AccuracyError, ConfigError
 from edgekit.integrity import file_digests
 from edgekit.runtime import create_interpreter, quantization_mode
 
@@ -44,6 +48,7 @@ def convert_bundle(sources: Sequence[Any], out_dir: str, *, sizes: Sequence[tupl
     os.makedirs(out_dir, exist_ok=True)
     reports: list[ConversionReport] = []
     variants: list[dict[str, Any]] = []
+    failed: list[str] = []
     first_name = ""
     for src in sources:
         source = load_source(src)
@@ -52,7 +57,8 @@ def convert_bundle(sources: Sequence[Any], out_dir: str, *, sizes: Sequence[tupl
             if sizes:
                 raise ConfigError(f"{source.name}: --sizes cannot resize a .tflite model; pass one .tflite per size")
             out = os.path.join(out_dir, f"{source.name}.tflite")
-            reports.append(convert(source, out, **options))
+            collect = {k: v for k, v in options.items() if k not in ("eval_data", "eval_images", "max_drop")}
+            reports.append(convert(source, out, mode=None, **collect))  # collected as it is: metadata only
             interpreter = create_interpreter(out, 1)
             shape = interpreter.get_input_details()[0]["shape"]
             variants.append(_variant(out, (int(shape[2]), int(shape[1])), quantization_mode(interpreter)))
@@ -64,24 +70,43 @@ def convert_bundle(sources: Sequence[Any], out_dir: str, *, sizes: Sequence[tupl
             sized = resized_source(source, size)
             for mode in modes:
                 out = os.path.join(out_dir, f"{name or source.name}_{size[0]}x{size[1]}_{mode}.tflite")
-                reports.append(convert(sized, out, mode=mode, name=name or source.name, **options))
-                variants.append(_variant(out, size, mode))
+                variant_options = dict(options)
+                if mode != "int8":
+                    variant_options.pop("max_drop", None)  # the gate is for int8; float variants are measured
+                try:
+                    report = convert(sized, out, mode=mode, name=name or source.name, **variant_options)
+                except AccuracyError as exc:  # recorded as failing; the other variants still get made
+                    report = exc.report
+                    failed.append(out)
+                reports.append(report)
+                variants.append(_variant(out, size, mode, report))
     manifest = {"schema_version": 1, "name": name or first_name,
                 "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "variants": variants}
     tmp = os.path.join(out_dir, f".{MANIFEST}.tmp")
     with open(tmp, "w") as fh:
         json.dump(manifest, fh, indent=1)
     os.replace(tmp, os.path.join(out_dir, MANIFEST))
+    if failed:
+        raise AccuracyError(f"{len(failed)} variant(s) lose more than --max-drop allows: "
+                            f"{', '.join(os.path.basename(f) for f in failed)} (recorded as failing in "
+                            f"{MANIFEST}; the planner never prefers them for accuracy)", report=reports)
     return reports
 
 
-def _variant(path: str, size: tuple[int, int], mode: str) -> dict[str, Any]:
+def _variant(path: str, size: tuple[int, int], mode: str, report: ConversionReport | None = None) -> dict[str, Any]:
     """A manifest entry, with the variant's memory/latency measured here (a child process) so a
-    device can refuse a variant that cannot fit without loading it."""
+    device can refuse a variant that cannot fit without loading it, and its accuracy when evaluated."""
     from edgekit.plan import measure_cost
 
     cost = measure_cost(path, threads=1, use_cache=False)
-    return {"file": os.path.basename(path), "input_size": [int(size[0]), int(size[1])], "mode": mode,
-            "size_bytes": os.path.getsize(path), "sha256": file_digests(path)[0],
-            "measured": {"peak_bytes": cost.peak_bytes, "invoke_ms": cost.invoke_ms,
-                         "on": f"{platform.machine()} {cost.runtime} 1 thread"}}
+    entry = {"file": os.path.basename(path), "input_size": [int(size[0]), int(size[1])], "mode": mode,
+             "size_bytes": os.path.getsize(path), "sha256": file_digests(path)[0],
+             "measured": {"peak_bytes": cost.peak_bytes, "invoke_ms": cost.invoke_ms,
+                          "on": f"{platform.machine()} {cost.runtime} 1 thread"}}
+    accuracy = getattr(report, "accuracy", None)
+    if accuracy is not None:
+        entry["accuracy"] = {"map50_95": round(accuracy.converted.score.map50_95, 4),
+                             "map50": round(accuracy.converted.score.map50, 4), "images": accuracy.images,
+                             "dataset": os.path.basename(accuracy.dataset),
+                             "change_points": round(accuracy.delta.map50_95_points, 2), "passed": accuracy.passed}
+    return entry

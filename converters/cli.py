@@ -94,8 +94,6 @@ def _run(args: argparse.Namespace) -> int:
     if any(str(src).endswith(".tflite") for src in args.src) and (args.modes or args.bundle and args.mode):
         raise ConfigError(f"{args.src[0]} is already a TFLite model: a bundle collects it as it is (--mode/--modes "
                           "do not apply there); convert it on its own with --mode float32|int8")
-    if args.eval_data and args.bundle:
-        raise ConfigError("--eval gates one conversion; convert the bundle's variants one by one to evaluate them")
     if not args.bundle and (len(args.src) > 1 or args.sizes or args.modes):
         raise ConfigError("several sources, --sizes and --modes make a bundle: add --bundle (and -o DIR)")
     options = dict(calibration=args.calibration, mean=args.mean, std=args.std, labels=args.labels, io=args.io,
@@ -103,7 +101,15 @@ def _run(args: argparse.Namespace) -> int:
                    max_calibration=args.max_calibration, evaluate=not args.no_eval, progress=sys.stderr.isatty())
     if args.bundle:
         modes = args.modes or [args.mode or "float32"]
-        reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name, **options)
+        evaluation = dict(eval_data=args.eval_data, eval_images=args.eval_images, max_drop=args.max_drop)
+        try:
+            reports = convert_bundle(args.src, args.output, sizes=args.sizes, modes=modes, name=args.name,
+                                     **evaluation, **options)
+        except AccuracyError as exc:
+            if exc.report:
+                print("\n".join(r.table() for r in exc.report))
+                _write_report(args.report, exc.report)
+            raise
     else:
         try:
             reports = [convert(args.src[0], args.output, mode=args.mode, name=args.name, eval_data=args.eval_data,

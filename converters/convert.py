@@ -181,6 +181,8 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
     if mode == "int8" and calibration is None:
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                           "~100-300 images like the ones the model will see)")
+    if max_drop is not None and max_drop < 0:
+        raise ConfigError(f"--max-drop is the most mAP50-95 points int8 may lose, 0 or more; found {max_drop:g}")
     if max_drop is not None and (eval_data is None or mode != "int8"):
         raise ConfigError("--max-drop gates an int8 conversion on a validation set: add --mode int8 and --eval DATA")
     output = os.fspath(output)
@@ -293,20 +295,16 @@ def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSp
 
 @contextlib.contextmanager
 def _quiet_quantizer(progress: bool):
-    """ai-edge-quantizer's own progress bars only on a terminal, and without its warning that
-    calibration keeps every tensor (it does so on purpose)."""
-    saved = os.environ.get("TQDM_DISABLE")
-    if not progress:
-        os.environ["TQDM_DISABLE"] = "1"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+    """ai-edge-quantizer's own progress bars (tqdm on sys.stderr) only on a terminal, and without
+    its warning that calibration keeps every tensor (it does so on purpose). The gate's own step
+    lines go to the stream it is handed, taken before this."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        if progress:
             yield
-    finally:
-        if saved is None:
-            os.environ.pop("TQDM_DISABLE", None)
         else:
-            os.environ["TQDM_DISABLE"] = saved
+            with contextlib.redirect_stderr(io.StringIO()):
+                yield
 
 
 def _is_float(model: bytes) -> bool:
@@ -363,12 +361,22 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
             reference = acc.Measured(reference.role, "float32.tflite", reference.score, reference.latency_ms,
                                      reference.size_bytes)
     steps, kept, passed = (), tuple(qz.head_tail_ops(float_model)), None
+    err = sys.stderr
     with _quiet_quantizer(progress):
         if max_drop is not None:
             from .gate import evaluator, gate_int8
 
+            from . import accuracy as acc
+
+            def latency(model: bytes) -> float:  # what the gate compares passing candidates by
+                with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
+                    path = os.path.join(tmp, "candidate.tflite")
+                    with open(path, "wb") as fh:
+                        fh.write(model)
+                    return acc.latency_ms(path, dataset, (max(eval_threads or (1,)),), runs=10)[max(eval_threads or (1,))]
+
             result = gate_int8(float_model, samples, evaluator(dataset, labels), max_drop, reference=reference.score,
-                               progress=sys.stderr)
+                               latency=latency, progress=err)
             data, steps, kept, passed = result.model, result.steps, tuple(result.best.kept_float), result.passed
         else:
             data = qz.quantize_int8(float_model, samples, keep_float=kept)

@@ -22,7 +22,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -65,6 +65,7 @@ class Candidate:
     predicted_peak: int | None
     fits: bool
     note: str
+    accuracy: float | None = None  # mAP50-95 edgekit-convert --eval recorded (None: not evaluated, or failed its gate)
 
 
 @dataclass
@@ -104,7 +105,8 @@ class Plan:
             peak = f"{c.predicted_peak / _MIB:6.0f} MiB" if c.predicted_peak is not None else "     ? MiB"
             lat = f"{c.cost.invoke_ms:7.1f} ms" if c.cost else "      ? ms"
             mark = "*" if c is self.chosen else ("+" if c.fits else "-")
-            lines.append(f"  {mark} {os.path.basename(c.path):<36} {size:>9} {c.mode or '?':<8} {peak} {lat}  {c.note}")
+            acc = f"  mAP {c.accuracy:.3f}" if c.accuracy is not None else ""
+            lines.append(f"  {mark} {os.path.basename(c.path):<36} {size:>9} {c.mode or '?':<8} {peak} {lat}{acc}  {c.note}")
         lines += [f"pick     {os.path.basename(self.chosen.path) if self.chosen else 'nothing'}"]
         lines += [f"         {r}" for r in self.reasons]
         return "\n".join(lines)
@@ -298,6 +300,7 @@ class Variant:
     mode: str | None
     recorded_peak: int | None  # "measured.peak_bytes" from the bundle manifest
     sha256: str | None = None  # the whole file's, from the bundle manifest
+    accuracy: float | None = None  # mAP50-95 recorded by edgekit-convert --eval (manifest or model metadata)
 
 
 def load_variants(path: str) -> list[Variant]:
@@ -308,7 +311,8 @@ def load_variants(path: str) -> list[Variant]:
             with open(manifest) as fh:
                 doc = json.load(fh)
             return [Variant(os.path.join(path, v["file"]), tuple(v["input_size"]) if v.get("input_size") else None,
-                            v.get("mode"), (v.get("measured") or {}).get("peak_bytes"), v.get("sha256"))
+                            v.get("mode"), (v.get("measured") or {}).get("peak_bytes"), v.get("sha256"),
+                            _recorded_accuracy(v.get("accuracy")))
                     for v in doc["variants"]]
         except FileNotFoundError:
             raise ConfigError(f"{path}: a directory without {MANIFEST}; expected a .tflite file or a bundle made by "
@@ -319,7 +323,18 @@ def load_variants(path: str) -> list[Variant]:
     from .metadata import read_metadata
 
     meta = read_metadata(path)
-    return [Variant(path, None, (meta.quantization or {}).get("mode"), None)]
+    converted = (meta.accuracy or {}).get("converted") if isinstance(meta.accuracy, dict) else None
+    gate = (meta.accuracy or {}).get("gate") if isinstance(meta.accuracy, dict) else None
+    recorded = None if converted is None else {**converted, "passed": (gate or {}).get("passed")}
+    return [Variant(path, None, (meta.quantization or {}).get("mode"), None, accuracy=_recorded_accuracy(recorded))]
+
+
+def _recorded_accuracy(entry: Any) -> float | None:
+    """A recorded mAP50-95, unless the variant failed its accuracy gate (never preferred for it)."""
+    if not isinstance(entry, dict) or entry.get("passed") is False:
+        return None
+    value = entry.get("map50_95")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
@@ -388,6 +403,8 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         note = "too slow" if slow else ("fits" if need <= budget else f"needs {need / _MIB:.0f} MiB more")
         candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, baseline + need,
                                     need <= budget and not slow, note))
+    recorded = {v.path: v.accuracy for v in variants}
+    candidates = [replace(c, accuracy=recorded.get(c.path)) for c in candidates]
     return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms,
                    frames_in_flight, decoders)
 
@@ -424,7 +441,15 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
     def area(c: Candidate) -> int:
         return c.input_size[0] * c.input_size[1] if c.input_size else 0
 
-    largest = [c for c in fitting if area(c) == max(area(x) for x in fitting)]
+    if max_latency_ms is not None and len(fitting) > 1 and all(c.accuracy is not None for c in fitting):
+        # a latency target and every candidate meeting it evaluated: the most accurate one (within 0.5 point,
+        # the rule below decides)
+        best = max(c.accuracy for c in fitting)
+        pool = [c for c in fitting if c.accuracy >= best - 0.005]
+        accuracy_reason = f"most accurate within the latency target: mAP50-95 {best:.3f} (recorded by --eval)"
+    else:
+        pool, accuracy_reason = fitting, None
+    largest = [c for c in pool if area(c) == max(area(x) for x in pool)]
     timed = [c.cost.invoke_ms for c in largest if c.cost]
     if timed:  # a measurement beats the ISA prior; within 10% it is noise, and the prior decides
         largest = [c for c in largest if c.cost is None or c.cost.invoke_ms <= 1.1 * min(timed)]
@@ -436,6 +461,8 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
     if c.predicted_peak is not None:
         plan.reasons.append(f"predicted peak RSS {c.predicted_peak / _MIB:.0f} MiB, "
                             f"{(budget - (c.predicted_peak - baseline)) / _MIB:.0f} MiB to spare")
+    if accuracy_reason:
+        plan.reasons.append(accuracy_reason)
     if len(fitting) > 1:
         plan.reasons.append("preferred the largest input, then the fastest measured variant (within 10%: the "
                             "quantization mode this CPU is known to run fastest)")

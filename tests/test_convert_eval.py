@@ -141,3 +141,70 @@ def test_shapes_demo_keras_to_int8_with_eval(shapes_sets, tmp_path):
     acc = read_metadata(out).accuracy
     assert acc["reference"]["role"] == "float source (float32)" and acc["images"] == 40
     assert acc["reference"]["map50_95"] > 0.6 and acc["converted"]["map50_95"] > 0.5, acc
+
+
+def test_shapes_demo_gated_within_max_drop(shapes_sets, tmp_path):
+    """--max-drop 1.0 through the real gate: TF's plain int8 of the demo loses ~10 points; the gated
+    model (ai-edge-quantizer, operators kept in float as needed) is within 1 point, and says so."""
+    from conftest import EXAMPLES
+
+    val, calib = shapes_sets
+    out, report = tmp_path / "shapes_gated.tflite", tmp_path / "r.json"
+    r = run_cli("-m", "converters.cli", str(EXAMPLES / "shapes/shapes.keras"), "-o", str(out), "--mode", "int8",
+                "--calibration", str(calib), "--mean", "0", "--std", "1", "--labels", str(calib.parent / "labels.txt"),
+                "--layout", "yolov8", "--resize", "letterbox", "--eval", str(val), "--max-drop", "1.0",
+                "--report", str(report))
+    assert r.returncode == 0, r.stderr
+    assert "step 1: full int8" in r.stderr and "PASSED" in r.stderr
+    gate = json.loads(report.read_text())["accuracy"]["gate"]
+    assert gate["passed"] is True and gate["max_drop_points"] == 1.0 and len(gate["steps"]) >= 1
+    acc = read_metadata(out).accuracy
+    assert acc["change_points"]["map50_95"] >= -1.0 and acc["gate"]["passed"] is True
+
+
+def test_a_gate_that_cannot_hold_writes_the_best_model_labelled_and_exits_8(yolo_dynamic, val8, calib, shared,
+                                                                             tmp_path, monkeypatch, capsys):
+    """The CLI's side of a failed gate (the real search is tests/test_gate.py): exit 8, the best model
+    written, its metadata and the report say FAILED, the table is printed."""
+    import converters.gate as gate
+    from converters.cli import main
+    from converters.quantize import quantize_int8
+
+    def failing_gate(float_model, samples, evaluate, max_drop, *, reference=None, latency=None, progress=None,
+                     max_steps=8):
+        model = quantize_int8(float_model, samples)
+        score = evaluate(model)
+        step = gate.GateStep("full int8", (), (), score.map50_95, score.map50,
+                             100 * (reference.map50_95 - score.map50_95) + 50.0, None, len(model))
+        return gate.GateResult(reference.map50_95, (step,), step, model, False, max_drop)
+
+    monkeypatch.setattr(gate, "gate_int8", failing_gate)
+    out, report = tmp_path / "failed.tflite", tmp_path / "r.json"
+    code = main([str(yolo_dynamic), "-o", str(out), "--mode", "int8", "--calibration", str(calib), "--eval",
+                 str(val8), "--eval-images", str(shared / "coco128_val2017/images"), "--max-drop", "0",
+                 "--report", str(report)])
+    captured = capsys.readouterr()
+    assert code == 8 and "more than --max-drop 0" in captured.err and "converted (int8)" in captured.out
+    meta = read_metadata(out)
+    assert meta.quantization["gate"].startswith("FAILED") and meta.accuracy["gate"]["passed"] is False
+    assert json.loads(report.read_text())["accuracy"]["gate"]["passed"] is False
+    r = run_cli("-m", "edgekit", "info", str(out))
+    assert "FAILED" in r.stdout
+
+
+def test_bundle_records_each_variants_accuracy_and_the_planner_prefers_the_most_accurate(shapes_sets, tmp_path):
+    from conftest import EXAMPLES
+
+    val, calib = shapes_sets
+    out = tmp_path / "bundle"
+    r = run_cli("-m", "converters.cli", str(EXAMPLES / "shapes/shapes.keras"), "-o", str(out), "--bundle",
+                "--modes", "int8,float32", "--calibration", str(calib), "--mean", "0", "--std", "1", "--labels",
+                str(calib.parent / "labels.txt"), "--layout", "yolov8", "--resize", "letterbox", "--eval", str(val))
+    assert r.returncode == 0, r.stderr
+    variants = json.loads((out / "manifest.json").read_text())["variants"]
+    maps = {v["mode"]: v["accuracy"]["map50_95"] for v in variants}
+    assert set(maps) == {"int8", "float32"} and maps["float32"] > maps["int8"]  # TF's int8 of the demo loses
+    plan = run_cli("-m", "edgekit", "plan", str(out), "--max-latency-ms", "1000", "--json")
+    assert plan.returncode == 0, plan.stderr
+    doc = json.loads(plan.stdout)
+    assert doc["chosen"]["mode"] == "float32" and any("most accurate" in why for why in doc["reasons"])
