@@ -279,7 +279,8 @@ def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSp
     float_model = embed_metadata(copy.model, replace(metadata, quantization={"mode": "float32", "io": "float32",
                                                                              "from": os.path.basename(source.name)}))
     others = ()
-    if dataset is not None and not _is_float(source.tflite_bytes):
+    already_float = not (copy.float16 or copy.dequantized or copy.folded)
+    if dataset is not None and not already_float:
         from . import accuracy as acc
 
         others = (acc.measure_bytes("source (as given)", source.tflite_bytes, f"{source.name}.tflite", dataset,
@@ -289,8 +290,26 @@ def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSp
     if split is None:
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
                           "~100-300 images like the ones the model will see)")
+    role = "float source (as given)" if already_float else "float source (float copy)"
     return _quantize_gated(float_model, output, metadata, split, dataset, labels, max_drop, eval_threads, progress,
-                           start, source_name=source.name, reference_role="float source (float copy)", others=others)
+                           start, source_name=source.name, reference_role=role, others=others)
+
+
+@contextlib.contextmanager
+def _quantizer_errors(name: str):
+    """What ai-edge-quantizer raises (ValueError, RuntimeError … on an op or graph it cannot handle)
+    becomes one ModelError line; edgekit's own errors pass as they are."""
+    from edgekit.errors import EdgekitError
+
+    try:
+        yield
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ModelError(f"{os.path.basename(name)}: ai-edge-quantizer could not quantize the float model to int8 "
+                         f"({type(exc).__name__}: {first}); convert the original SavedModel/Keras model with TF's "
+                         "converter (edgekit-convert SRC --mode int8 without --max-drop), or report the operator") from None
 
 
 @contextlib.contextmanager
@@ -305,16 +324,6 @@ def _quiet_quantizer(progress: bool):
         else:
             with contextlib.redirect_stderr(io.StringIO()):
                 yield
-
-
-def _is_float(model: bytes) -> bool:
-    from .floatcopy import float_copy
-
-    try:
-        copy = float_copy(model)
-    except ConfigError:
-        return False
-    return not (copy.float16 or copy.dequantized or copy.folded)
 
 
 def _finish_float(float_model: bytes, output: str, metadata: ModelMetadata, dataset, labels, others, eval_threads,
@@ -362,7 +371,7 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
                                      reference.size_bytes)
     steps, kept, passed = (), tuple(qz.head_tail_ops(float_model)), None
     err = sys.stderr
-    with _quiet_quantizer(progress):
+    with _quiet_quantizer(progress), _quantizer_errors(source_name):
         if max_drop is not None:
             from .gate import evaluator, gate_int8
 
