@@ -463,7 +463,7 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
                             f"{(budget - (c.predicted_peak - baseline)) / _MIB:.0f} MiB to spare")
     if accuracy_reason:
         plan.reasons.append(accuracy_reason)
-    if len(fitting) > 1:
+    if len(pool) > 1:
         plan.reasons.append("preferred the largest input, then the fastest measured variant (within 10%: the "
                             "quantization mode this CPU is known to run fastest)")
     return plan
