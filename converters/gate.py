@@ -24,18 +24,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 
-from .quantize import head_tail_ops, quantize_int8
+from .quantize import TracedModel, activation_ranges, head_tail_ops, quantize_int8
 
 if TYPE_CHECKING:
     from edgekit.coco_eval import CocoScore
 
-__all__ = ["GateStep", "GateResult", "OpError", "gate_int8", "evaluator", "op_sensitivity", "batches"]
+__all__ = ["GateStep", "GateResult", "OpError", "gate_int8", "evaluator", "op_sensitivity", "batches", "islands",
+           "output_error"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def evaluator(dataset, labels: str | os.PathLike | None = None, limit: int | Non
     return run
 
 
-def batches(ranked: Sequence[str], first: int = 2, limit: int | None = None) -> Iterator[tuple[str, ...]]:
+def batches(ranked: Sequence, first: int = 2, limit: int | None = None) -> Iterator[tuple[str, ...]]:
     """Growing prefixes of ``ranked`` (worst first): ``first``, twice that, … up to all of them (or
     ``limit`` prefixes)."""
     size, count = first, 0
@@ -115,7 +115,7 @@ def op_sensitivity(float_model: bytes, quant_model: bytes, samples: Sequence[np.
     samples; what it adds is that minus the largest error among its non-constant inputs, so a whole
     chain downstream of one bad op is not blamed for it.
     """
-    float_run, quant_run = _Traced(float_model), _Traced(quant_model)
+    float_run, quant_run = TracedModel(float_model), TracedModel(quant_model)
     sums: dict[str, list[float]] = {}
     for sample in samples[:max_samples]:
         ref, got = float_run.tensors(sample), quant_run.tensors(sample)
@@ -150,10 +150,74 @@ _INT16_KINDS = frozenset({
     "PACK", "UNPACK", "DIV", "GATHER", "MAXIMUM", "PADV2", "RELU"})
 
 
+def islands(ranked: Sequence[OpError], ops: Sequence[tuple[str, str, tuple[str, ...]]],
+            exclude: Iterable[str] = ()) -> list[tuple[str, ...]]:
+    """One float island per ranked op (worst first): the op and the ops that read its output, so the
+    sensitive tensor is produced and consumed in float, with no int8 round trip in between. Ops in
+    ``exclude`` (already float) are left out; an island already covered by earlier ones is dropped.
+
+    ``ops`` is :attr:`converters.quantize.TracedModel.ops` (output name, kind, input names).
+    """
+    skip = set(exclude)
+    consumers: dict[str, list[str]] = {}
+    for name, _, inputs in ops:
+        for i in inputs:
+            consumers.setdefault(i, []).append(name)
+    out, covered = [], set()
+    for e in ranked:
+        island = tuple(dict.fromkeys(n for n in (e.name, *consumers.get(e.name, ())) if n not in skip))
+        if island and not set(island) <= covered:
+            out.append(island)
+            covered.update(island)
+    return out
+
+
+def output_error(float_model: bytes, model: bytes, samples: Sequence[np.ndarray]) -> float:
+    """How far ``model``'s outputs are from ``float_model``'s on ``samples``: per output, the normalised
+    RMSE (``rms(diff) / std(float)``) of each channel (the smallest non-batch axis: YOLO's 84 rows,
+    so box and class rows weigh the same), averaged over channels and outputs."""
+    ref, got = _outputs(float_model, samples), _outputs(model, samples)
+    return float(np.mean([_channel_error(r, g) for r, g in zip(ref, got)]))
+
+
+def _channel_error(ref: np.ndarray, got: np.ndarray) -> float:
+    axis = 1 + int(np.argmin(ref.shape[1:])) if ref.ndim > 2 else ref.ndim - 1
+    r = np.moveaxis(ref, axis, 0).reshape(ref.shape[axis], -1)
+    g = np.moveaxis(got, axis, 0).reshape(ref.shape[axis], -1)
+    rms = np.sqrt(np.mean(np.square(g - r), axis=1))
+    return float(np.mean(rms / np.maximum(r.std(axis=1), 1e-6)))
+
+
+def _outputs(model: bytes, samples: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each output of ``model`` (dequantized) stacked over ``samples``, in output order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model, num_threads=2)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    runs: list[list[np.ndarray]] = []
+    for sample in samples:
+        x = np.asarray(sample, np.float32)
+        scale, zero = inp["quantization"]
+        if np.issubdtype(inp["dtype"], np.integer) and scale:
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        interpreter.invoke()
+        values = []
+        for d in interpreter.get_output_details():
+            value = interpreter.get_tensor(d["index"]).astype(np.float32)
+            scale, zero = d["quantization"]
+            values.append((value - zero) * scale if np.issubdtype(d["dtype"], np.integer) and scale else value)
+        runs.append(values)
+    return [np.concatenate(parts) for parts in zip(*runs)]
+
+
 def gate_int8(float_model: bytes, samples: Sequence[np.ndarray], evaluate: Callable[[bytes], "CocoScore"],
               max_drop: float, *, reference: "CocoScore | None" = None,
               latency: Callable[[bytes], float] | None = None, progress: TextIO | None = None,
-              max_steps: int = 8) -> GateResult:
+              max_steps: int = 12, ranges: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+              rerank: int = 24, shrink: int = 2) -> GateResult:
     """Full-int8 ``float_model`` repaired until its mAP50-95 is within ``max_drop`` points of the float's.
 
     Args:
@@ -162,11 +226,17 @@ def gate_int8(float_model: bytes, samples: Sequence[np.ndarray], evaluate: Calla
         evaluate: scores model bytes on the validation set (:func:`evaluator`).
         max_drop: the largest mAP50-95 loss accepted, in points (0.01 mAP = 1 point).
         reference: the float model's score; evaluated here when None.
-        latency: milliseconds per inference of model bytes, measured by the caller; also used to
-            choose between a passing float and int16 exception list.
+        latency: milliseconds per inference of model bytes, measured by the caller; used to choose
+            among passing candidates and to skip the int16x8 candidate, unscored, when it is slower
+            than the passing float one.
         progress: a text stream for one line per step.
-        max_steps: how many candidates to quantize and score at most (a passing batch's int16
-            alternative aside).
+        max_steps: how many candidates to score at most (a passing batch's int16 alternative aside).
+        ranges: activation ranges (:func:`converters.quantize.activation_ranges`); computed once here
+            when None and shared by every candidate.
+        rerank: how many of the worst float islands are re-ranked by the final-output error of the
+            model with only that island in float (0: rank by added per-op error only).
+        shrink: at most this many extra candidates bisecting between the last failing and the first
+            passing batch, for fewer float ops.
     Returns:
         a GateResult; ``passed`` is False, with the most accurate candidate as ``best``, when no step
         got within ``max_drop``.
@@ -178,14 +248,21 @@ def gate_int8(float_model: bytes, samples: Sequence[np.ndarray], evaluate: Calla
         reference = evaluate(float_model)
     _say(progress, f"float reference: mAP50-95 {reference.map50_95:.4f}  mAP50 {reference.map50:.4f}  "
                    f"limit {max_drop:.2f} points")
+    if ranges is None:
+        ranges = activation_ranges(float_model, samples)
     tried: list[tuple[GateStep, bytes]] = []
 
-    def trial(description: str, kept: Sequence[str] = (), int16: Sequence[str] = ()) -> GateStep:
-        model = quantize_int8(float_model, samples, keep_float=kept, int16=int16)
+    def build(kept: Sequence[str] = (), int16: Sequence[str] = ()) -> bytes:
+        return quantize_int8(float_model, samples, keep_float=kept, int16=int16, ranges=ranges)
+
+    def trial(description: str, kept: Sequence[str] = (), int16: Sequence[str] = (), model: bytes | None = None,
+              ms: float | None = None) -> GateStep:
+        model = build(kept, int16) if model is None else model
         score = evaluate(model)
         drop = (reference.map50_95 - score.map50_95) * 100
-        step = GateStep(description, tuple(kept), tuple(int16), score.map50_95, score.map50, drop,
-                        latency(model) if latency else None, len(model))
+        if ms is None and latency is not None:
+            ms = latency(model)
+        step = GateStep(description, tuple(kept), tuple(int16), score.map50_95, score.map50, drop, ms, len(model))
         tried.append((step, model))
         _say(progress, _line(len(tried), step, time.perf_counter() - started))
         return step
@@ -198,25 +275,84 @@ def gate_int8(float_model: bytes, samples: Sequence[np.ndarray], evaluate: Calla
     if not passes(step) and max_steps > 1 and tail:
         step = trial(f"head tail in float ({len(tail)} ops after the last conv)", tail)
     if not passes(step) and len(tried) < max_steps:
-        base = tried[-1][1]
-        ranked = [e for e in op_sensitivity(float_model, base, samples) if e.name not in tail]
-        _say(progress, "most sensitive ops (added normalised RMSE): " + ", ".join(
-            f"{e.kind} {e.name.split(';')[0]} {e.added:.3f}" for e in ranked[:6]))
-        kinds = {e.name: e.kind for e in ranked}
-        for batch in batches([e.name for e in ranked], limit=max_steps - len(tried)):
-            step = trial(f"+ worst {len(batch)} ops in float", tail + batch)
-            if passes(step):
-                int16 = tuple(n for n in batch if kinds[n] in _INT16_KINDS)
-                if int16:  # the same ops with 16-bit activations: as accurate for less latency?
-                    rest = tail + tuple(n for n in batch if n not in int16)
-                    trial(f"+ worst {len(batch)} ops, {len(int16)} of them int16x8", rest, int16)
-                break
+        ranked, kinds = _ranked_islands(float_model, tried[-1][1], samples, tail, build, rerank, progress)
+        _repair(ranked, tail, trial, passes, max_steps - len(tried), shrink)
+        passing = [s for s, _ in tried if passes(s) and not s.int16]
+        if passing:
+            _try_int16(min(passing, key=lambda s: len(s.kept_float)), tail, kinds, build, trial, latency, progress)
     best, model = _choose(tried, max_drop)
     passed = passes(best)
     _say(progress, f"{'PASSED' if passed else 'FAILED'}: best is step {[s for s, _ in tried].index(best) + 1} "
                    f"({best.description}), {best.drop_points:+.2f} points against a limit of {max_drop:.2f}; "
                    f"{len(tried)} candidates in {time.perf_counter() - started:.0f} s")
     return GateResult(reference.map50_95, tuple(s for s, _ in tried), best, model, passed, max_drop)
+
+
+def _ranked_islands(float_model: bytes, base: bytes, samples: Sequence[np.ndarray], tail: tuple[str, ...],
+                    build: Callable[..., bytes], rerank: int,
+                    progress: TextIO | None) -> tuple[list[tuple[str, ...]], dict[str, str]]:
+    """Float islands, worst first: by the error their seed op adds, the first ``rerank`` of them
+    re-ordered by the final-output error with only that island (and the tail) in float; and each
+    op's kind by name."""
+    errors = op_sensitivity(float_model, base, samples)
+    ops = TracedModel(float_model).ops
+    ranked = islands([e for e in errors if e.name not in tail], ops, tail)
+    _say(progress, "most sensitive ops (added normalised RMSE): " + ", ".join(
+        f"{e.kind} {e.name.split(';')[0]} {e.added:.3f}" for e in errors[:6]))
+    if rerank > 0 and len(ranked) > 1:
+        few = samples[:4]
+        head = ranked[:rerank]
+        cost = {island: output_error(float_model, build(tail + island), few) for island in head}
+        ranked = sorted(head, key=cost.__getitem__) + ranked[rerank:]
+        _say(progress, f"re-ranked {len(head)} islands by output error (tail only: "
+                       f"{output_error(float_model, base, few):.4f}; best island {min(cost.values()):.4f})")
+    return ranked, {name: kind for name, kind, _ in ops}
+
+
+def _repair(ranked: list[tuple[str, ...]], tail: tuple[str, ...], trial, passes, budget: int, shrink: int) -> None:
+    """The first 1, 2, 4, … islands in float until one passes, then up to ``shrink`` bisection steps
+    between the last failing and that passing count."""
+    def kept(count: int) -> tuple[str, ...]:
+        return tail + tuple(dict.fromkeys(n for island in ranked[:count] for n in island))
+
+    failing, used = 0, 0
+    for batch in batches(range(1, len(ranked) + 1), first=1):
+        if used >= budget:
+            return
+        count = len(batch)
+        used += 1
+        if passes(trial(f"+ worst {count} float islands ({len(kept(count)) - len(tail)} ops)", kept(count))):
+            break
+        failing = count
+    else:
+        return
+    passing = count
+    for _ in range(shrink):
+        if passing - failing <= 1 or used >= budget:
+            return
+        middle = (failing + passing) // 2
+        used += 1
+        if passes(trial(f"+ worst {middle} float islands ({len(kept(middle)) - len(tail)} ops, shrink)", kept(middle))):
+            passing = middle
+        else:
+            failing = middle
+
+
+def _try_int16(step: GateStep, tail: tuple[str, ...], kinds: dict[str, str], build, trial, latency,
+              progress) -> None:
+    """The passing candidate's extra ops with 16-bit activations instead of float, scored only when not
+    measured slower than the float candidate (int16x8 has no XNNPACK kernels: 35x slower measured)."""
+    int16 = tuple(n for n in step.kept_float if n not in tail and kinds.get(n) in _INT16_KINDS)
+    if not int16:
+        return
+    rest = tuple(n for n in step.kept_float if n not in int16)
+    model = build(rest, int16)
+    ms = latency(model) if latency is not None else None
+    if ms is not None and step.latency_ms is not None and ms >= step.latency_ms:
+        _say(progress, f"int16x8 for {len(int16)} of those ops: {ms:.1f} ms against {step.latency_ms:.1f} ms in "
+                       "float; not scored")
+        return
+    trial(f"{step.description.split(' (')[0]}, {len(int16)} ops int16x8", rest, int16, model=model, ms=ms)
 
 
 def _choose(tried: list[tuple[GateStep, bytes]], max_drop: float) -> tuple[GateStep, bytes]:
@@ -238,58 +374,3 @@ def _line(number: int, step: GateStep, seconds: float) -> str:
 def _say(progress: TextIO | None, text: str) -> None:
     if progress is not None:
         print(text, file=progress, flush=True)
-
-
-class _Traced:
-    """A model run with all intermediate tensors kept; ``ops`` = (output name, kind, input names)."""
-
-    def __init__(self, model: bytes):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        with warnings.catch_warnings():  # "for debugging purposes only": tracing is what this is
-            warnings.simplefilter("ignore", UserWarning)
-            self.interpreter = Interpreter(
-                model_content=model, experimental_preserve_all_tensors=True,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        self.interpreter.allocate_tensors()
-        details = self.interpreter.get_tensor_details()
-        self.names = {d["index"]: d["name"] for d in details}
-        self.details = {d["index"]: d for d in details}
-        constant = set()
-        produced = set()
-        self.ops = []
-        for op in self.interpreter._get_ops_details():
-            produced.update(int(i) for i in op["outputs"])
-        for op in self.interpreter._get_ops_details():
-            inputs = [int(i) for i in op["inputs"] if i >= 0]
-            constant.update(i for i in inputs if i not in produced)
-            self.ops.append((self.names[int(op["outputs"][0])], op["op_name"],
-                             tuple(self.names[i] for i in inputs if i in produced or i == self._input()["index"])))
-        self.activations = sorted(produced | {self._input()["index"]})
-
-    def _input(self) -> dict:
-        return self.interpreter.get_input_details()[0]
-
-    def tensors(self, sample: np.ndarray) -> dict[str, np.ndarray]:
-        inp = self._input()
-        x = np.asarray(sample, np.float32)
-        scale, zero = inp["quantization"]
-        if np.issubdtype(inp["dtype"], np.integer) and scale:
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        self.interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        self.interpreter.invoke()
-        out = {}
-        for index in self.activations:
-            d = self.details[index]
-            try:
-                value = self.interpreter.get_tensor(index)
-            except ValueError:
-                continue
-            scale, zero = d["quantization"]
-            if np.issubdtype(value.dtype, np.integer) and scale:
-                value = (value.astype(np.float32) - zero) * scale
-            elif not np.issubdtype(value.dtype, np.floating):
-                continue
-            out[d["name"]] = value
-        return out

@@ -11,7 +11,7 @@ import pytest
 
 import converters.gate as gate
 from converters.floatcopy import float_copy, quantized_activations
-from converters.gate import OpError, batches, evaluator, gate_int8, op_sensitivity
+from converters.gate import OpError, batches, evaluator, gate_int8, islands, op_sensitivity
 from converters.quantize import calibration_samples, quantize_int8
 from edgekit.coco_eval import CocoScore
 from edgekit.datasets import check_disjoint, load_validation_set
@@ -33,10 +33,13 @@ class _FakeQuantizer:
     def __init__(self, monkeypatch, ops: list[OpError], tail=("tail",)):
         self.calls = []
         monkeypatch.setattr(gate, "quantize_int8", self.quantize)
+        monkeypatch.setattr(gate, "activation_ranges", lambda model, samples: {"ranges": 1})
         monkeypatch.setattr(gate, "head_tail_ops", lambda model: list(tail))
-        monkeypatch.setattr(gate, "op_sensitivity", lambda f, q, s: list(ops))
+        kinds = {e.name: e.kind for e in ops}
+        monkeypatch.setattr(gate, "_ranked_islands", lambda *a: ([(e.name,) for e in ops], kinds))
 
-    def quantize(self, model, samples, keep_float=(), int16=()):
+    def quantize(self, model, samples, keep_float=(), int16=(), ranges=None):
+        assert ranges == {"ranges": 1}  # one calibration shared by every candidate
         self.calls.append((tuple(keep_float), tuple(int16)))
         return repr((sorted(keep_float), sorted(int16))).encode()
 
@@ -53,28 +56,40 @@ def _ops(n: int) -> list[OpError]:
     return [OpError(f"op{i}", "CONV_2D" if i % 2 else "RESHAPE_X", 0.1, 0.1 - i / 1000) for i in range(n)]
 
 
-def test_gate_stops_at_the_first_passing_batch_and_tries_int16(monkeypatch):
+def test_gate_doubles_islands_then_shrinks_and_tries_int16(monkeypatch):
     fake = _FakeQuantizer(monkeypatch, _ops(20))
     out = io.StringIO()
-    # Each float op: +0.5 point; needs 4 - 1.0 = 3 points => 6 exceptions (tail + 4 is not enough: 2.5).
-    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.0, progress=out)
+    # Each float op: +0.5 point; needs 4 - 1.1 => 6 exceptions: tail + 5 islands.
+    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.1, progress=out)
     described = [s.description for s in result.steps]
     assert described[0].startswith("full int8") and described[1].startswith("head tail")
-    assert [len(s.kept_float) + len(s.int16) for s in result.steps] == [0, 1, 3, 5, 9, 9]
-    assert result.steps[4].drop_points <= 1.0 and result.steps[3].drop_points > 1.0
-    # int16 for the batch's CONV_2D ops only (the fake kind is not in the int16 policy): 4 of 8.
-    assert result.steps[5].int16 == ("op1", "op3", "op5", "op7") and "tail" in result.steps[5].kept_float
-    assert result.passed and result.best.drop_points <= 1.0
-    assert result.model == fake.quantize(None, None, result.best.kept_float, result.best.int16)
-    assert "PASSED" in out.getvalue() and out.getvalue().count("step ") >= 6
+    # 1, 2, 4 fail; 8 passes; shrink: 6 passes, 5 passes; then int16 for the CONV_2D ones of those 5.
+    assert [len(s.kept_float) + len(s.int16) for s in result.steps] == [0, 1, 2, 3, 5, 9, 7, 6, 6]
+    assert "shrink" in described[6] and "shrink" in described[7]
+    assert result.steps[7].drop_points <= 1.1 and result.steps[4].drop_points > 1.1
+    assert result.steps[8].int16 == ("op1", "op3") and "tail" in result.steps[8].kept_float
+    assert result.passed and result.best.drop_points <= 1.1
+    assert result.model == fake.quantize(None, None, result.best.kept_float, result.best.int16, {"ranges": 1})
+    assert "PASSED" in out.getvalue() and out.getvalue().count("step ") >= 9
+
+
+def test_gate_does_not_score_int16_measured_slower_than_float(monkeypatch):
+    fake = _FakeQuantizer(monkeypatch, _ops(20))
+    out = io.StringIO()
+    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.0, progress=out,
+                       latency=lambda model: 10.0 if model.endswith(b"[])") else 50.0)  # int16 list empty
+    assert not any(s.int16 for s in result.steps) and "not scored" in out.getvalue()
+    scored = [m for m in fake.calls if m[1]]
+    assert len(scored) == 1  # built and timed once, never evaluated
+    assert result.best.latency_ms == 10.0 and result.passed
 
 
 def test_gate_that_cannot_pass_says_so_and_keeps_the_most_accurate(monkeypatch):
     fake = _FakeQuantizer(monkeypatch, _ops(3))
     out = io.StringIO()
     result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 0.5, progress=out, max_steps=8)
-    # plain, tail, tail+2, tail+3 (all ranked ops): none within 0.5 point
-    assert len(result.steps) == 4 and not result.passed
+    # plain, tail, tail+1, tail+2, tail+3 (all islands): none within 0.5 point
+    assert len(result.steps) == 5 and not result.passed
     assert result.best is max(result.steps, key=lambda s: s.map50_95) and result.best is result.steps[-1]
     assert "FAILED" in out.getvalue() and "PASSED" not in out.getvalue()
 
@@ -88,9 +103,26 @@ def test_gate_passing_plain_int8_stops_there(monkeypatch):
 def test_gate_prefers_the_faster_of_two_passing_candidates(monkeypatch):
     fake = _FakeQuantizer(monkeypatch, _ops(20))
     result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.2,
-                       latency=lambda model: 5.0 if b"op1" in model and model.count(b"op") > 5 else 9.0)
+                       latency=lambda model: 5.0 if model.count(b"op") > 6 else 9.0)
     passing = [s for s in result.steps if s.drop_points <= 1.2]
-    assert len(passing) == 2 and result.best.int16 and result.best.latency_ms == 5.0
+    assert len(passing) >= 2 and result.best.latency_ms == 5.0
+
+
+def test_islands_join_an_op_with_its_consumers_once():
+    ops = [("a", "CONV_2D", ("img",)), ("b", "LOGISTIC", ("a",)), ("c", "MUL", ("a", "b")), ("d", "ADD", ("c",)),
+           ("t", "CONCATENATION", ("d",))]
+    ranked = [OpError("a", "CONV_2D", 0.3, 0.3), OpError("b", "LOGISTIC", 0.2, 0.1), OpError("d", "ADD", 0.2, 0.05)]
+    assert islands(ranked, ops, exclude=("t",)) == [("a", "b", "c"), ("d",)]
+
+
+def test_output_error_weighs_each_channel_alike(tmp_path):
+    r = np.zeros((2, 3, 50), np.float32)
+    r[:, 0] = np.linspace(0, 100, 50)  # a large-valued row
+    r[:, 1] = np.linspace(0, 1, 50)
+    r[:, 2] = np.linspace(0, 1, 50)
+    g = r.copy()
+    g[:, 1] += 0.1 * r[:, 1].std()
+    assert abs(gate._channel_error(r, g) - 0.1 / 3) < 1e-6
 
 
 # -- real ---------------------------------------------------------------------------------------
