@@ -258,3 +258,31 @@ def test_newest_only_live_source_is_taken_just_in_time(shared, images, model):
     invoke = float(np.median([r.timings["invoke"] for r in results]))
     latencies = [r.result.latency_ms for r in results]
     assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / fps + 60, (latencies, invoke)
+
+
+def test_sources_share_the_interpreter_fairly(ssd_detector, images, coco_images):
+    """Two every-frame sources in one run: round robin, so neither waits for the other to finish
+    (their processed counts never drift apart by more than the queues hold); two live sources that
+    both outrun the model get about the same share of inferences."""
+    from edgekit.sources import ImageFiles
+
+    a = ImageFiles([str(p) for p in coco_images[:12]])
+    b = ImageFiles([str(p) for p in coco_images[12:24]])
+    b.name = "second"
+    runner = watch([a, b], ssd_detector)
+    seen = {a.name: 0, "second": 0}
+    drift = 0
+    for fr in runner:
+        seen[fr.source] += 1
+        if min(seen.values()) < 12:
+            drift = max(drift, abs(seen[a.name] - seen["second"]))
+    assert seen == {a.name: 12, "second": 12} and drift <= 4, (seen, drift)
+
+    slow = Detector(ssd_detector.model_path, DetectorOptions(num_threads=1), labels_path=None)
+    cams = [PhotoSource(images / "coral_kite_and_cold.jpg", 120, 300.0, live=True) for _ in range(2)]
+    cams[1].name = "cam2"
+    runner = watch(cams, slow)
+    results = list(runner)
+    per = [s.processed for s in runner.stats]
+    assert min(per) > 0 and max(per) <= 1.5 * min(per) + 2, per
+    assert {r.source for r in results} == {cams[0].name, "cam2"}
