@@ -84,6 +84,13 @@ def test_gate_does_not_score_int16_measured_slower_than_float(monkeypatch):
     assert result.best.latency_ms == 10.0 and result.passed
 
 
+def test_gate_without_latency_prefers_float_to_int16_at_equal_count(monkeypatch):
+    fake = _FakeQuantizer(monkeypatch, _ops(20))
+    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.1)
+    assert result.steps[-1].int16 and result.steps[-1].drop_points <= 1.1  # scored, passing, not chosen
+    assert result.best.int16 == () and len(result.best.kept_float) == 6
+
+
 def test_gate_that_cannot_pass_says_so_and_keeps_the_most_accurate(monkeypatch):
     fake = _FakeQuantizer(monkeypatch, _ops(3))
     out = io.StringIO()
