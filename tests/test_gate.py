@@ -86,8 +86,8 @@ def test_gate_does_not_score_int16_measured_slower_than_float(monkeypatch):
 
 def test_gate_without_latency_prefers_float_to_int16_at_equal_count(monkeypatch):
     fake = _FakeQuantizer(monkeypatch, _ops(20))
-    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.1)
-    assert result.steps[-1].int16 and result.steps[-1].drop_points <= 1.1  # scored, passing, not chosen
+    result = gate_int8(b"float", [np.zeros(1)], fake.evaluate, 1.25)
+    assert result.steps[-1].int16 and result.steps[-1].drop_points <= 1.25  # scored, passing, not chosen
     assert result.best.int16 == () and len(result.best.kept_float) == 6
 
 
