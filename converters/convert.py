@@ -361,7 +361,9 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
         float_path = os.path.join(tmp, "float32.tflite")
         with open(float_path, "wb") as fh:
             fh.write(float_model)
-        samples = qz.calibration_samples(float_path, split.calibration)
+        # every calibration image: this path measures agreement by mAP on --eval, not on a held-out part
+        calibration_images = (*split.calibration, *split.held_out)
+        samples = qz.calibration_samples(float_path, calibration_images)
         reference = None
         if dataset is not None:
             from . import accuracy as acc
@@ -405,7 +407,7 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
         final = embed_metadata(final, replace(metadata, accuracy=accuracy.to_dict()))
     _write(output, final)
     report = ConversionReport(output, "int8", "int8", len(final), len(float_model), time.perf_counter() - start,
-                              None, "", metadata, calibrated_on=tuple(split.calibration), accuracy=accuracy)
+                              None, "", metadata, calibrated_on=tuple(calibration_images), accuracy=accuracy)
     if accuracy is not None and accuracy.passed is False:
         from edgekit.errors import AccuracyError
 
