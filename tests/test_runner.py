@@ -255,7 +255,9 @@ def test_newest_only_live_source_is_taken_just_in_time(shared, images, model):
     assert processed >= 20
     assert len(prepared) <= 2 * processed + 3 and Camera.converted == len(prepared), (len(prepared), processed)
     assert stats.read >= camera.captured_count - 3 and stats.dropped >= stats.read - 2 * processed - 3
-    invoke = float(np.median([r.timings["invoke"] for r in results]))
+    # inference time as the run had it: on a shared CI machine a few invokes are preempted, and the
+    # frames waiting behind them inherit that; the bound takes the invoke time's p95 for it
+    invoke = float(np.percentile([r.timings["invoke"] for r in results], 95))
     latencies = [r.result.latency_ms for r in results]
     assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / fps + 60, (latencies, invoke)
 
