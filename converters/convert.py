@@ -168,6 +168,8 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         ConfigError for bad options, ModelError for an unusable source.
     """
     mode_given, mode = mode, mode or "float32"  # a .tflite without a mode only gets metadata
+    # the evaluation's Detector reads labels from the models' metadata; a label *file* is also handed to it
+    eval_labels = labels if isinstance(labels, (str, os.PathLike)) else None
     io_given = io
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, found {mode!r}")
@@ -196,7 +198,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
     if source.kind == "tflite":
         if mode_given is None:
             return _add_metadata_only(source, output, spec, label_list, layout, name)
-        return _convert_tflite(source, output, mode, split, spec, label_list, layout, name, labels, dataset,
+        return _convert_tflite(source, output, mode, split, spec, label_list, layout, name, eval_labels, dataset,
                                max_drop, eval_threads, progress, start)
     size = _input_size(source)
     if size is None and mode == "int8":
@@ -216,7 +218,7 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
                                      replace(metadata, quantization={"mode": "float32", "io": "float32"}))
         if mode == "int8" and max_drop is not None:  # gated: int8 from that float model (ai-edge-quantizer)
             return _quantize_gated(float_model, output, replace(metadata, quantization=None), split, dataset,
-                                   labels, max_drop, eval_threads, progress, start, source_name=source.name,
+                                   eval_labels, max_drop, eval_threads, progress, start, source_name=source.name,
                                    reference_role="float source (float32)", others=())
     representative = calib.load_calibration(split.calibration, size, run_spec) if mode == "int8" else None
     data = to_tflite(source, mode, io, representative, progress)
@@ -228,9 +230,9 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         from . import accuracy as acc
 
         stream = sys.stderr if progress else None
-        reference = acc.measure_bytes("float source (float32)", float_model, "float32.tflite", dataset, labels,
+        reference = acc.measure_bytes("float source (float32)", float_model, "float32.tflite", dataset, eval_labels,
                                       threads=eval_threads, progress=stream)
-        converted = acc.measure_bytes(f"converted ({mode})", final, os.path.basename(output), dataset, labels,
+        converted = acc.measure_bytes(f"converted ({mode})", final, os.path.basename(output), dataset, eval_labels,
                                       threads=eval_threads, progress=stream)
         accuracy = acc.report(dataset, reference, converted)
         final = embed_metadata(data, replace(metadata, accuracy=accuracy.to_dict()))
