@@ -6,18 +6,19 @@ metadata (so ``edgekit info`` and the planner can show accuracy next to speed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 
 from edgekit.coco_eval import CocoScore, ScoreDelta, compare_scores, evaluate, evaluation_detector
 from edgekit.datasets import ValidationSet
 
-__all__ = ["Measured", "AccuracyReport", "measure", "measure_bytes", "report", "latency_ms", "cpu_isa"]
+__all__ = ["Measured", "AccuracyReport", "model_file", "measure", "measure_bytes", "report", "latency_ms", "cpu_isa"]
 
 _ISA_FLAGS = ("avx512_vnni", "avx_vnni", "avx512f", "avx2", "avx", "sse4_2", "asimddp", "asimd", "neon", "i8mm")
 
@@ -135,24 +136,31 @@ def latency_ms(model: str | os.PathLike, dataset: ValidationSet, threads: Sequen
     return out
 
 
+@contextlib.contextmanager
+def model_file(data: bytes, name: str = "model.tflite") -> Iterator[str]:
+    """A model held in memory as a temporary file named ``name`` (edgekit's Detector reads files)."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-model-") as tmp:
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        yield path
+
+
 def measure(role: str, model: str | os.PathLike, dataset: ValidationSet, labels: str | os.PathLike | None,
-            *, threads: Sequence[int] = (1, 2), progress: TextIO | None = None) -> Measured:
-    """mAP (edgekit's runtime at evaluation settings), latency and size of ``model``."""
+            *, threads: Sequence[int] = (1, 2), progress: TextIO | None = None, name: str | None = None) -> Measured:
+    """mAP (edgekit's runtime at evaluation settings), latency and size of ``model``; ``name`` is what
+    the report calls it (default: its path)."""
     model = os.fspath(model)
     score = evaluate(evaluation_detector(model, labels), dataset, progress=progress)
-    return Measured(role, model, score, latency_ms(model, dataset, threads) if threads else {},
+    return Measured(role, name or model, score, latency_ms(model, dataset, threads) if threads else {},
                     os.path.getsize(model))
 
 
 def measure_bytes(role: str, data: bytes, name: str, dataset: ValidationSet, labels: str | os.PathLike | None,
                   *, threads: Sequence[int] = (1, 2), progress: TextIO | None = None) -> Measured:
-    """:func:`measure` for a model held in memory (written to a temporary file named ``name``)."""
-    with tempfile.TemporaryDirectory(prefix="edgekit-eval-") as tmp:
-        path = os.path.join(tmp, name)
-        with open(path, "wb") as fh:
-            fh.write(data)
-        m = measure(role, path, dataset, labels, threads=threads, progress=progress)
-    return Measured(m.role, name, m.score, m.latency_ms, m.size_bytes)
+    """:func:`measure` for a model held in memory (as :func:`model_file` ``name``)."""
+    with model_file(data, name) as path:
+        return measure(role, path, dataset, labels, threads=threads, progress=progress, name=name)
 
 
 def report(dataset: ValidationSet, reference: Measured, converted: Measured, others: Sequence[Measured] = (),

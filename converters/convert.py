@@ -26,7 +26,7 @@ from edgekit.postprocess import SCORE_THRESHOLD
 from edgekit.errors import ConfigError, ModelError
 from edgekit.integrity import flatbuffer_sha256
 from edgekit.runtime import native_stderr
-from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata, split_model
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata
 
 from . import calibration as calib
 from .evaluate import Agreement, compare, run_tflite
@@ -213,9 +213,10 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         versions={"edgekit": edgekit.__version__, "tensorflow": tf_version, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    float_bytes = None  # the float32 conversion, made once: the float source of --eval and the size ratio
     if dataset is not None:  # the float source, as the device would run it: its float32 conversion
-        float_model = embed_metadata(to_tflite(source, "float32", progress=False),
-                                     replace(metadata, quantization={"mode": "float32", "io": "float32"}))
+        float_bytes = to_tflite(source, "float32", progress=False)
+        float_model = embed_metadata(float_bytes, replace(metadata, quantization={"mode": "float32", "io": "float32"}))
         if mode == "int8" and max_drop is not None:  # gated: int8 from that float model (ai-edge-quantizer)
             return _quantize_gated(float_model, output, replace(metadata, quantization=None), split, dataset,
                                    eval_labels, max_drop, eval_threads, progress, start, source_name=source.name,
@@ -237,7 +238,11 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         accuracy = acc.report(dataset, reference, converted)
         final = embed_metadata(data, replace(metadata, accuracy=accuracy.to_dict()))
     _write(output, final)
-    float_size = len(data) if mode == "float32" else (len(to_tflite(source, "float32")) if evaluate else None)
+    if mode == "float32":
+        float_bytes = data
+    elif float_bytes is None and evaluate:
+        float_bytes = to_tflite(source, "float32")
+    float_size = len(float_bytes) if float_bytes is not None else None
     agreement, compared_on, evaluated_on = None, (), ""
     if evaluate and size is not None:
         compared_on, evaluated_on = _comparison_images(split)
@@ -331,7 +336,7 @@ def _quiet_quantizer(progress: bool):
 def _finish_float(float_model: bytes, output: str, metadata: ModelMetadata, dataset, labels, others, eval_threads,
                   progress: bool, start: float) -> ConversionReport:
     metadata = replace(metadata, quantization={"mode": "float32", "io": "float32"},
-                       sha256=flatbuffer_sha256(split_model(float_model)[0]))
+                       sha256=flatbuffer_sha256(float_model))
     final = embed_metadata(float_model, metadata)
     accuracy = None
     if dataset is not None:
@@ -354,39 +359,29 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
     runtime's own preprocessing; the detector's decode tail stays float (the usual YOLO repair).
     With ``max_drop`` (and a validation set), :func:`converters.gate.gate_int8` keeps more
     operators in float until the mAP50-95 drop is within it."""
-    import tempfile
-
+    from . import accuracy as acc
     from . import quantize as qz
 
     stream = sys.stderr if progress else None
-    with tempfile.TemporaryDirectory(prefix="edgekit-convert-") as tmp:
-        float_path = os.path.join(tmp, "float32.tflite")
-        with open(float_path, "wb") as fh:
-            fh.write(float_model)
+    with acc.model_file(float_model, "float32.tflite") as float_path:
         # every calibration image: this path measures agreement by mAP on --eval, not on a held-out part
         calibration_images = (*split.calibration, *split.held_out)
         samples = qz.calibration_samples(float_path, calibration_images)
         reference = None
         if dataset is not None:
-            from . import accuracy as acc
-
-            reference = acc.measure(reference_role, float_path, dataset, labels, threads=eval_threads, progress=stream)
-            reference = acc.Measured(reference.role, "float32.tflite", reference.score, reference.latency_ms,
-                                     reference.size_bytes)
+            reference = acc.measure(reference_role, float_path, dataset, labels, threads=eval_threads, progress=stream,
+                                    name="float32.tflite")
     steps, kept, passed = (), tuple(qz.head_tail_ops(float_model)), None
     err = sys.stderr
     with _quiet_quantizer(progress), _quantizer_errors(source_name):
         if max_drop is not None:
             from .gate import evaluator, gate_int8
 
-            from . import accuracy as acc
+            threads = max(eval_threads or (1,))
 
             def latency(model: bytes) -> float:  # what the gate compares passing candidates by
-                with tempfile.TemporaryDirectory(prefix="edgekit-gate-") as tmp:
-                    path = os.path.join(tmp, "candidate.tflite")
-                    with open(path, "wb") as fh:
-                        fh.write(model)
-                    return acc.latency_ms(path, dataset, (max(eval_threads or (1,)),), runs=10)[max(eval_threads or (1,))]
+                with acc.model_file(model, "candidate.tflite") as path:
+                    return acc.latency_ms(path, dataset, (threads,), runs=10)[threads]
 
             result = gate_int8(float_model, samples, evaluator(dataset, labels), max_drop, reference=reference.score,
                                latency=latency, progress=err)
@@ -397,12 +392,10 @@ def _quantize_gated(float_model: bytes, output: str, metadata: ModelMetadata, sp
                     "kept_float": len(kept), "from": os.path.basename(source_name)}
     if passed is False:
         quantization["gate"] = f"FAILED: more than {max_drop:g} mAP50-95 points lost; best model found"
-    metadata = replace(metadata, quantization=quantization, sha256=flatbuffer_sha256(split_model(data)[0]))
+    metadata = replace(metadata, quantization=quantization, sha256=flatbuffer_sha256(data))
     final = embed_metadata(data, metadata)
     accuracy = None
     if dataset is not None:
-        from . import accuracy as acc
-
         converted = acc.measure_bytes("converted (int8)", final, os.path.basename(output), dataset, labels,
                                       threads=eval_threads, progress=stream)
         accuracy = acc.report(dataset, reference, converted, others, max_drop, kept, steps)

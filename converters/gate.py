@@ -30,7 +30,6 @@ accurate candidate found, never the last one tried.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
@@ -91,11 +90,10 @@ def evaluator(dataset, labels: str | os.PathLike | None = None, limit: int | Non
     :class:`edgekit.datasets.ValidationSet`), first ``limit`` images only when given."""
     from edgekit.coco_eval import evaluate, evaluation_detector
 
+    from .accuracy import model_file
+
     def run(model: bytes) -> "CocoScore":
-        with tempfile.TemporaryDirectory(prefix="edgekit_gate_") as folder:
-            path = os.path.join(folder, "candidate.tflite")
-            with open(path, "wb") as fh:
-                fh.write(model)
+        with model_file(model, "candidate.tflite") as path:
             return evaluate(evaluation_detector(path, labels), dataset, limit=limit, progress=progress)
 
     return run

@@ -26,8 +26,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from edgekit.errors import ConfigError
+from edgekit.metadata import split_model
 
-from .floatcopy import _names, _schema, _split_zip, _text, add_signature, reattach_zip
+from .floatcopy import _names, _schema, _text, add_signature, reattach_zip
 
 __all__ = ["static_int8_recipe", "calibration_samples", "head_tail_ops", "quantize_int8", "activation_ranges",
            "TracedModel"]
@@ -170,7 +171,7 @@ def quantize_int8(float_model: bytes, samples: Sequence[np.ndarray], keep_float:
 
 
 def _flatbuffer(data: bytes) -> bytes:
-    return _split_zip(data, "model")[0]
+    return split_model(data)[0]  # only the boundary: no need to rewrite the ZIP
 
 
 def _signature_input(data: bytes) -> str:

@@ -199,6 +199,7 @@ class Runner:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._inputs = [self._queue_for(i, s) for i, s in enumerate(self.sources)]
+        self._live_inputs = [q for q in self._inputs if isinstance(q, _Latest)]
         self._outputs = _Bounded(max(2, self.options.queue_size))
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -397,9 +398,8 @@ class Runner:
                         started = time.perf_counter()
                         item.timings["wait"] = (started - item.timings.pop("queued")) * 1000
                         self._invoke_started, self._invoke_seq = time.monotonic(), self._invoke_seq + 1
-                        for waiting in self._inputs:
-                            if isinstance(waiting, _Latest):
-                                waiting.wake()  # paced readers plan their refresh by this invoke
+                        for waiting in self._live_inputs:
+                            waiting.wake()  # paced readers plan their refresh by this invoke
                         item.outputs = self.detector.invoke(item.tensor)
                         ms = (time.perf_counter() - started) * 1000
                         self._invoke_started = None
