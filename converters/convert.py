@@ -26,7 +26,8 @@ from edgekit.postprocess import SCORE_THRESHOLD
 from edgekit.errors import ConfigError, ModelError
 from edgekit.integrity import flatbuffer_sha256
 from edgekit.runtime import native_stderr
-from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels, read_metadata
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labels
+from edgekit.metadata_readers import read_metadata
 
 from . import calibration as calib
 from .evaluate import Agreement, compare, run_tflite

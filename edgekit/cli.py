@@ -113,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="watch folder SOURCEs: their images, then each new one as it is written, until stopped")
     det.add_argument("--live", action="store_true",
                      help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams)")
+    det.add_argument("--track", action="store_true",
+                     help="track objects: each detection gets a track_id and each JSON line an \"events\" list "
+                          "(new / update / end, Frigate's shape)")
+    det.add_argument("--zone", action="append", metavar="NAME=x1,y1,x2,y2,...",
+                     help="a zone (polygon in pixels, or fractions of the frame when all values are <= 1) whose "
+                          "entries and exits become events; repeatable; implies --track")
+    det.add_argument("--snapshots", action="store_true",
+                     help="keep the best picture of each tracked object (saved privately under "
+                          "~/.local/state/edgekit/snapshots, published retained per source and label); implies --track")
     det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
                      help="import this Python file or module first (e.g. to register a decoder)")
     det.add_argument("--no-plan", action="store_true",
@@ -128,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     mq.add_argument("--only-on-change", action="store_true", help="skip images whose per-label counts did not change")
     mq.add_argument("--snapshot", action="store_true", help="also publish each image as JPEG to <device>/snapshot")
     mq.add_argument("--ha-discovery", action="store_true", help="announce Home Assistant sensors per label")
+    mq.add_argument("--no-detections", action="store_true",
+                    help="publish no per-frame detections message (events, counts and status still go out)")
+    mq.add_argument("--frigate", action="store_true",
+                    help="also publish events and counts in Frigate's topic layout (frigate/events, "
+                         "frigate/<camera>/<label>) for existing Frigate consumers")
 
     rn = sub.add_parser("run", help="run the detection service from a settings file (sources, model, MQTT …)")
     rn.add_argument("config", metavar="SETTINGS", help="TOML (or .json) file; unknown keys are refused")
@@ -191,7 +205,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         fps=args.fps, live=True if args.live else None, follow=args.follow, save_annotated=args.save_annotated,
         plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
         mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required,
-        save_video=args.save_video)
+        save_video=args.save_video, track=args.track, zones=tuple(args.zone or ()),
+        snapshots=args.snapshots)
     return serve(settings)
 
 
@@ -210,9 +225,11 @@ def _mqtt_settings(args: argparse.Namespace):
         value = getattr(args, f"mqtt_{name}", None)
         if value is not None:
             flags[name] = value
-    for name in ("only_on_change", "snapshot", "ha_discovery"):
+    for name in ("only_on_change", "snapshot", "ha_discovery", "frigate"):
         if getattr(args, name, False):
             flags[name] = True
+    if getattr(args, "no_detections", False):
+        flags["detections"] = False
     if args.mqtt_config:
         return MqttSettings.from_file(args.mqtt_config, url=args.mqtt, **flags)  # flags win over the file
     if not args.mqtt:
@@ -223,7 +240,8 @@ def _mqtt_settings(args: argparse.Namespace):
 def _cmd_ha_remove(args: argparse.Namespace) -> int:
     from .mqtt import Publisher
 
-    with Publisher(_mqtt_settings(args), required=True) as publisher:
+    # its own client id, outbox and no status of its own: a running detector stays connected and online
+    with Publisher(_mqtt_settings(args), required=True, role="ha-remove") as publisher:
         publisher.remove_discovery(args.labels)
         if not publisher.flush(30):
             raise ConfigError("could not deliver the removals within 30 s; they stay queued in the outbox")
@@ -232,7 +250,7 @@ def _cmd_ha_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .modelinfo import describe_model
+    from .describe import describe_model
 
     if args.safe:
         from .doctor import check_model_safely

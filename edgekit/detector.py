@@ -18,8 +18,9 @@ from .device import usable_cores
 from .plan import default_threads
 from .errors import ConfigError, EdgekitError, LayoutError, UnsupportedModelError
 from .image import ImageSource, LoadedImage, Transform, encode_pixels, fit_to_input, load_image, make_encoder
-from .metadata import InputSpec, ModelMetadata, read_labels, read_metadata
-from .modelinfo import ModelInfo, inspect_interpreter, refusal
+from .metadata import InputSpec, ModelMetadata, read_labels
+from .metadata_readers import read_metadata
+from .modelinfo import ModelInfo, describe_info, inspect_interpreter, refusal
 from .results import Detection, DetectionResult
 from .runtime import RuntimeInfo, create_interpreter, find_runtime, invoke_error, signature_output_names
 
@@ -246,8 +247,6 @@ class Detector:
 
     def describe(self) -> dict[str, Any]:
         """Inputs, outputs, layout, runtime, metadata and provenance as a JSON-serialisable dict."""
-        from .modelinfo import describe_info
-
         doc = describe_info(self.info, self.runtime, self.num_threads)
         doc["layout"] = {"name": self.layout, "from": self.layout_origin}
         doc["labels"] = {"count": len(self.labels) if self.labels else 0, "from": self.label_origin,

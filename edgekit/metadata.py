@@ -15,6 +15,10 @@ their members. Reading needs only :mod:`zipfile` and :mod:`json`.
      "versions": {"edgekit": "0.1.0", "tensorflow": "2.21.0"}, "created": "2026-11-22T10:00:00Z"}
 
 Every field is optional; a missing one means "infer it from the tensors".
+
+This module holds the values (:class:`ModelMetadata`, :class:`InputSpec`), label files and the
+appended ZIP; reading every kind of metadata a model may carry (edgekit's, TFLite Metadata,
+Ultralytics') is :func:`edgekit.metadata_readers.read_metadata`, which stands on this module.
 """
 
 from __future__ import annotations
@@ -26,15 +30,13 @@ import re
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .errors import ConfigError, ModelError
 
 __all__ = [
     "InputSpec",
     "ModelMetadata",
-    "read_metadata",
-    "register_metadata_reader",
     "embed_metadata",
     "split_model",
     "parse_labels",
@@ -45,7 +47,6 @@ __all__ = [
 
 METADATA_MEMBER = "edgekit.json"
 SCHEMA_VERSION = 1
-_LABEL_MEMBERS = ("labelmap.txt", "labels.txt")  # names TFLite Metadata models use
 COLOR_ORDERS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
 
@@ -240,76 +241,3 @@ def embed_metadata(model: bytes, metadata: ModelMetadata) -> bytes:
         for name, content in members.items():
             zf.writestr(name, content)
     return flatbuffer + buf.getvalue()
-
-
-MetadataReader = Callable[[bytes, Mapping[str, bytes], str], "ModelMetadata | None"]
-_READERS: list[tuple[str, MetadataReader]] = []
-
-
-def register_metadata_reader(name: str, reader: MetadataReader) -> None:
-    """Add a metadata reader: ``reader(flatbuffer, zip_members, where) -> ModelMetadata | None``.
-
-    Readers run in registration order; for each field the first reader that knows it wins (edgekit's
-    own ``edgekit.json`` first, then TFLite Metadata, then Ultralytics' ``metadata.json``).
-    """
-    _READERS[:] = [(n, r) for n, r in _READERS if n != name] + [(name, reader)]
-
-
-def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
-    """Read embedded metadata from a model path or bytes; an empty ModelMetadata if there is none.
-
-    Every registered reader contributes; ``origins`` says which reader gave each field.
-    Raises ModelError for an unreadable edgekit.json (a model edgekit wrote must be intact).
-    """
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        data, where = bytes(model), "model bytes"
-    else:
-        where = os.fspath(model)
-        try:
-            with open(where, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return ModelMetadata()  # the loader reports a missing/unreadable file with a better message
-    flatbuffer, members = split_model(data, where)
-    found: list[tuple[str, ModelMetadata]] = []
-    notes: list[str] = []
-    for name, reader in _READERS:
-        try:
-            meta = reader(flatbuffer, members, where)
-        except ModelError:
-            raise  # edgekit's own metadata is broken: the model is not what edgekit wrote
-        except Exception as exc:  # a malformed optional block from another tool: say so, use the rest
-            notes.append(f"{name} metadata ignored ({type(exc).__name__}: {exc})")
-            continue
-        if meta is not None:
-            found.append((name, meta))
-    return _merge(found, notes)
-
-
-_MERGED_FIELDS = ("name", "labels", "layout", "task", "input_size", "output_names", "input_range", "quantization",
-                  "versions", "created", "sha256", "accuracy")
-
-
-def _merge(found: list[tuple[str, ModelMetadata]], notes: list[str]) -> ModelMetadata:
-    if not found:
-        return ModelMetadata(notes=tuple(notes))
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for reader, meta in found:
-        for key in _MERGED_FIELDS:
-            if key not in values and getattr(meta, key) is not None:
-                values[key] = getattr(meta, key)
-                origins[key] = meta.origins.get(key, reader)
-        notes.extend(meta.notes)
-    inp: dict[str, Any] = {}
-    for reader, meta in found:  # per InputSpec field, the first reader that set it
-        for key, value in asdict(meta.input).items():
-            if key not in inp and key in meta.explicit_input:
-                inp[key] = value
-                origins[f"input.{key}"] = meta.origins.get(f"input.{key}", reader)
-    return ModelMetadata(**values, input=InputSpec(**inp), explicit_input=frozenset(inp), source=found[0][0],
-                         origins=origins, notes=tuple(notes))
-
-
-# The readers (edgekit.json, TFLite Metadata, Ultralytics, plain label files) register themselves.
-from . import metadata_readers  # noqa: E402,F401

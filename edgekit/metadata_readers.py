@@ -1,4 +1,8 @@
-"""The metadata readers :func:`edgekit.metadata.read_metadata` runs, in order.
+"""Reading a model's metadata: :func:`read_metadata` and the readers it runs, in order.
+
+The values read (:class:`~edgekit.metadata.ModelMetadata`, :class:`~edgekit.metadata.InputSpec`)
+and the ZIP container edgekit writes live in :mod:`edgekit.metadata`, below this module; each
+reader here turns one kind of embedded metadata into a ModelMetadata, and read_metadata merges them.
 
 ``edgekit``  ``edgekit.json`` written by edgekit-convert (labels, normalisation, layout, SHA-256);
     errors here are ModelErrors: a model edgekit wrote must be intact.
@@ -14,15 +18,88 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any, Mapping
+import os
+from dataclasses import asdict
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError, ModelError
-from .metadata import (_LABEL_MEMBERS, METADATA_MEMBER, InputSpec, ModelMetadata, parse_labels,
-                       register_metadata_reader)
+from .metadata import METADATA_MEMBER, InputSpec, ModelMetadata, parse_labels, split_model
 
-__all__: list[str] = []
+__all__ = ["read_metadata", "register_metadata_reader", "MetadataReader"]
+
+_LABEL_MEMBERS = ("labelmap.txt", "labels.txt")  # names TFLite Metadata models use
+
+MetadataReader = Callable[[bytes, Mapping[str, bytes], str], "ModelMetadata | None"]
+"""``reader(flatbuffer, zip_members, where)``: the metadata it finds, or None when there is none."""
+_READERS: list[tuple[str, MetadataReader]] = []
 
 
+def register_metadata_reader(name: str, reader: MetadataReader) -> None:
+    """Add a metadata reader: ``reader(flatbuffer, zip_members, where) -> ModelMetadata | None``.
+
+    Readers run in registration order; for each field the first reader that knows it wins (edgekit's
+    own ``edgekit.json`` first, then TFLite Metadata, then Ultralytics' ``metadata.json``).
+    """
+    _READERS[:] = [(n, r) for n, r in _READERS if n != name] + [(name, reader)]
+
+
+def read_metadata(model: str | os.PathLike | bytes) -> ModelMetadata:
+    """Read embedded metadata from a model path or bytes; an empty ModelMetadata if there is none.
+
+    Every registered reader contributes; ``origins`` says which reader gave each field.
+    Raises ModelError for an unreadable edgekit.json (a model edgekit wrote must be intact).
+    """
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data, where = bytes(model), "model bytes"
+    else:
+        where = os.fspath(model)
+        try:
+            with open(where, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return ModelMetadata()  # the loader reports a missing/unreadable file with a better message
+    flatbuffer, members = split_model(data, where)
+    found: list[tuple[str, ModelMetadata]] = []
+    notes: list[str] = []
+    for name, reader in _READERS:
+        try:
+            meta = reader(flatbuffer, members, where)
+        except ModelError:
+            raise  # edgekit's own metadata is broken: the model is not what edgekit wrote
+        except Exception as exc:  # a malformed optional block from another tool: say so, use the rest
+            notes.append(f"{name} metadata ignored ({type(exc).__name__}: {exc})")
+            continue
+        if meta is not None:
+            found.append((name, meta))
+    return _merge(found, notes)
+
+
+_MERGED_FIELDS = ("name", "labels", "layout", "task", "input_size", "output_names", "input_range", "quantization",
+                  "versions", "created", "sha256", "accuracy")
+
+
+def _merge(found: list[tuple[str, ModelMetadata]], notes: list[str]) -> ModelMetadata:
+    if not found:
+        return ModelMetadata(notes=tuple(notes))
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for reader, meta in found:
+        for key in _MERGED_FIELDS:
+            if key not in values and getattr(meta, key) is not None:
+                values[key] = getattr(meta, key)
+                origins[key] = meta.origins.get(key, reader)
+        notes.extend(meta.notes)
+    inp: dict[str, Any] = {}
+    for reader, meta in found:  # per InputSpec field, the first reader that set it
+        for key, value in asdict(meta.input).items():
+            if key not in inp and key in meta.explicit_input:
+                inp[key] = value
+                origins[f"input.{key}"] = meta.origins.get(f"input.{key}", reader)
+    return ModelMetadata(**values, input=InputSpec(**inp), explicit_input=frozenset(inp), source=found[0][0],
+                         origins=origins, notes=tuple(notes))
+
+
+# -- the built-in readers, registered at the end of this module -------------------------------
 def _dict_literal(raw: bytes) -> dict | None:
     """A JSON object or Python dict literal (older Ultralytics/YOLOv5 exports), else None."""
     text = raw.decode("utf-8", "replace").strip()

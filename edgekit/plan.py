@@ -164,7 +164,7 @@ def _verified_sha256(variant: "Variant") -> str:
     if variant.sha256:
         check_digest(variant.path, variant.sha256, whole, "the bundle manifest")
     else:
-        from .metadata import read_metadata
+        from .metadata_readers import read_metadata
 
         verify_model(variant.path, read_metadata(variant.path))
     return whole
@@ -320,7 +320,7 @@ def load_variants(path: str) -> list[Variant]:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{manifest}: not a valid bundle manifest ({exc}); re-create it with edgekit-convert "
                               "--bundle") from None
-    from .metadata import read_metadata
+    from .metadata_readers import read_metadata
 
     meta = read_metadata(path)
     converted = (meta.accuracy or {}).get("converted") if isinstance(meta.accuracy, dict) else None

@@ -13,7 +13,7 @@ from typing import AbstractSet, Sequence
 import numpy as np
 
 from .boxes import nms
-from .decoders import Candidates
+from .decoders.contract import Candidates
 
 __all__ = ["SCORE_THRESHOLD", "IOU_THRESHOLD", "MAX_RESULTS", "EVAL_SCORE_THRESHOLD", "EVAL_MAX_RESULTS",
            "Selection", "label_of", "select"]

@@ -11,20 +11,29 @@ __all__ = ["Detection", "DetectionResult"]
 
 @dataclass(frozen=True)
 class Detection:
-    """One detected object; ``box`` is ``(x1, y1, x2, y2)`` in original-image pixels."""
+    """One detected object; ``box`` is ``(x1, y1, x2, y2)`` in original-image pixels.
+
+    ``track_id`` is the id of the confirmed track it belongs to when the run tracks objects
+    (:mod:`edgekit.track`), None otherwise (not tracking, or a track not yet confirmed).
+    """
 
     label: str
     class_id: int
     score: float
     box: tuple[float, float, float, float]
+    track_id: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, tracked: bool = False) -> dict[str, Any]:
+        """JSON-ready; with ``tracked``, ``track_id`` is included (null for an unconfirmed track)."""
+        doc: dict[str, Any] = {
             "label": self.label,
             "class_id": self.class_id,
             "score": round(self.score, 5),
             "box": [round(v, 2) for v in self.box],
         }
+        if tracked:
+            doc["track_id"] = self.track_id
+        return doc
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,8 @@ class DetectionResult:
 
     ``frame`` (0-based index in its source), ``timestamp`` (seconds: stream time for files and
     videos, wall-clock capture time for live sources) and ``latency_ms`` (capture → result) are set
-    by the runner; ``None`` when the result did not come from a source.
+    by the runner; ``None`` when the result did not come from a source. ``tracked``: the run
+    tracks objects, so every detection says its ``track_id`` (see :class:`Detection`).
     """
 
     source: str
@@ -43,13 +53,14 @@ class DetectionResult:
     frame: int | None = None
     timestamp: float | None = None
     latency_ms: float | None = None
+    tracked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "source": self.source,
             "width": self.width,
             "height": self.height,
-            "detections": [d.to_dict() for d in self.detections],
+            "detections": [d.to_dict(self.tracked) for d in self.detections],
         }
         if self.frame is not None:
             doc["frame"] = self.frame

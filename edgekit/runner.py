@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
 from .errors import EdgekitError, ImageError
-from .frames import Frame
+from .frames import Frame, FrameResult
 from .results import DetectionResult
 from .stats import SourceStats  # moved; importable from here too
 
@@ -74,32 +74,6 @@ class RunOptions:
             raise ConfigError(f"queue size must be at least 1, found {self.queue_size}")
 
 
-@dataclass(frozen=True)
-class FrameResult:
-    """What the runner hands to sinks for one frame.
-
-    ``result`` is None and ``error`` set when the frame could not be processed (an unreadable
-    image: the run goes on). ``image`` is the decoded frame as a PIL image when
-    ``RunOptions.keep_images`` is on (for snapshots and annotation; for image files it may be a
-    reduced-size draft — ``frame.path`` has the original), else None.
-    ``timings`` are per-stage milliseconds: decode, preprocess, wait, invoke, outputs.
-    ``source`` is the name of the source the frame came from (as in ``Runner.stats``; for image
-    files and watched folders ``frame.source`` is the file, this is the folder or arguments):
-    per-source statistics and "only on change" key on it.
-    """
-
-    frame: Frame
-    result: DetectionResult | None
-    error: EdgekitError | None = None
-    image: Any = None
-    timings: dict[str, float] = field(default_factory=dict)
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.source:  # made by hand: a camera is its own scene, image files one together
-            object.__setattr__(self, "source", self.frame.source if self.frame.path is None else "files")
-
-
 @dataclass
 class _Item:
     frame: Frame
@@ -110,6 +84,7 @@ class _Item:
     error: EdgekitError | None = None
     outputs: Any = None
     timings: dict[str, float] = field(default_factory=dict)
+    end: bool = False  # not a frame: the source has ended
 
 
 class _Latest:
@@ -167,7 +142,7 @@ class _Bounded:
         return self._q.get(timeout=timeout)
 
 
-def _unique_names(sources: Sequence[Any]) -> list[str]:
+def unique_names(sources: Sequence[Any]) -> list[str]:
     """Each source's name, made unique with " #2", " #3"… (per-source statistics, "only on change"
     and the video sink key on it); a source whose ``name`` can be set is renamed to match."""
     names: list[str] = []
@@ -187,14 +162,21 @@ def _unique_names(sources: Sequence[Any]) -> list[str]:
 class Runner:
     """Runs ``detector`` over ``sources``; iterate it for :class:`FrameResult` values.
 
-    Raises (from iteration) the first model/runtime error, after stopping every thread.
+    ``stages`` (see :mod:`edgekit.stages`: tracking, zones, events …) are applied in order to
+    every result before it is yielded; with stages, each source's end comes through them too
+    (``FrameResult.end_of_source``: tracks end there) and is yielded when it carries events.
+
+    Raises (from iteration) the first model/runtime error, or an error a stage raised, after
+    stopping every thread.
     """
 
-    def __init__(self, sources: Sequence[Any], detector: Any, options: RunOptions | None = None) -> None:
+    def __init__(self, sources: Sequence[Any], detector: Any, options: RunOptions | None = None,
+                 stages: Sequence[Any] = ()) -> None:
         self.sources = list(sources)
+        self.stages = list(stages)
         self.detector = detector
         self.options = options or RunOptions()
-        self.stats = [SourceStats(name) for name in _unique_names(self.sources)]
+        self.stats = [SourceStats(name) for name in unique_names(self.sources)]
         self._by_name = {st.name: source for st, source in zip(self.stats, self.sources)}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -234,7 +216,14 @@ class Runner:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield self._finish(item)
+                fr = self._finish(item)
+                for stage in self.stages:
+                    fr = stage(fr)
+                    if fr is None:
+                        break
+                if fr is None or (fr.end_of_source and not fr.events):
+                    continue
+                yield fr
         finally:
             self.stop()
             self._drain()
@@ -393,6 +382,9 @@ class Runner:
                         continue
                     if item is _END:
                         live.remove(index)
+                        # after the source's last frame, in order: stages end what they keep for it
+                        self._outputs.put(_Item(Frame(self.stats[index].name, -1, 0.0, time.monotonic()), index,
+                                                end=True))
                         continue
                     if item.error is None:
                         started = time.perf_counter()
@@ -415,6 +407,8 @@ class Runner:
 
     def _finish(self, item: _Item) -> FrameResult:
         frame = item.frame
+        if item.end:
+            return FrameResult(frame, None, source=self.stats[item.source].name, end_of_source=True)
         if item.error is not None:
             self._count(item.source, "failed")
             return FrameResult(frame, None, item.error, source=self.stats[item.source].name)
@@ -440,15 +434,25 @@ class Runner:
 
 
 def watch(sources: Any, detector: Any, options: RunOptions | None = None, follow: bool = False,
-          **kwargs: Any) -> Runner:
+          stages: Sequence[Any] = (), track: bool = False, zones: Sequence[Any] = (), **kwargs: Any) -> Runner:
     """Run ``detector`` over ``sources`` (one source, a list of them, or SOURCE strings as the CLI
     takes them) and iterate the results::
 
         for r in edgekit.watch("clip.mp4", detector):
             print(r.result.to_json())
 
+        for r in edgekit.watch("clip.mp4", detector, zones=["drive=0,0.5,1,0.5,1,1,0,1"]):
+            for event in r.events:      # new / update / end, Frigate's shape
+                print(event.to_dict())
+
     ``kwargs`` are :class:`RunOptions` fields (``live``, ``fps``, ``queue_size``). ``follow``:
     folders are watched for new images until stopped (:class:`~edgekit.sources.WatchedFolder`).
+    ``track``: track objects and build events (:func:`edgekit.stages.event_stages` at the
+    detector's threshold; for ByteTrack's second stage give the detector a lower threshold, see
+    ``TrackerOptions.low_score``); ``zones`` (:class:`~edgekit.zones.Zone` values or ``--zone``
+    strings) imply ``track``. ``stages``: your own, applied after those. With tracking, each
+    source's end arrives as a result with ``end_of_source`` set and ``result`` None, carrying the
+    last ``end`` events.
     """
     from .sources import open_sources
 
@@ -461,7 +465,17 @@ def watch(sources: Any, detector: Any, options: RunOptions | None = None, follow
     opened.extend(s for s in sources if not isinstance(s, str))
     if kwargs:
         options = replace(options or RunOptions(), **kwargs)
-    return Runner(opened, detector, options)
+    chain = list(stages)
+    if track or zones:
+        from .stages import event_stages
+        from .zones import parse_zone
+
+        parsed = [parse_zone(z) if isinstance(z, str) else z for z in zones]
+        threshold = getattr(getattr(detector, "options", None), "score_threshold", None)
+        if threshold is None:
+            from .postprocess import SCORE_THRESHOLD as threshold
+        chain = event_stages(threshold, zones=parsed) + chain
+    return Runner(opened, detector, options, chain)
 
 
 @dataclass(frozen=True)
@@ -474,17 +488,21 @@ class RunSummary:
 
 
 def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> RunSummary:
-    """Pass every result of ``runner`` through ``stages`` (each returns the result or None to hold
-    it back, see :mod:`edgekit.stages`) and hand what remains to each sink in order; close the sinks
-    at the end (also on an error or interruption). Failed frames are counted, and handed to the
-    sinks too (an :class:`~edgekit.sinks.ErrorLog` reports them). A sink may carry its own
-    ``stages`` attribute: stages only that sink applies (e.g. "only on change" for MQTT)."""
+    """Pass every result of ``runner`` through ``stages`` (each returns the result — the same, or
+    an enriched copy — or None to hold it back, see :mod:`edgekit.stages`) and hand what remains to
+    each sink in order; close the sinks at the end (also on an error or interruption). Failed
+    frames are counted, and handed to the sinks too (an :class:`~edgekit.sinks.ErrorLog` reports
+    them); so is each source's end (``FrameResult.end_of_source``), after its last frame. A sink
+    may carry its own ``stages`` attribute: stages only that sink applies (e.g. "only on change"
+    for MQTT)."""
     processed = failed = 0
     ack = getattr(runner, "ack", None)  # a Runner; any iterable of results will do
     try:
         for fr in runner:
             fr_in = fr
-            if fr.error is None:
+            if fr.end_of_source:
+                pass
+            elif fr.error is None:
                 processed += 1
             else:
                 failed += 1
@@ -501,7 +519,7 @@ def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> Run
                             break
                     if out is not None:
                         sink.write(out)
-            if ack is not None:
+            if ack is not None and not fr_in.end_of_source:
                 ack(fr_in)
     finally:
         errors = []

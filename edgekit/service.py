@@ -61,10 +61,17 @@ class ServiceSettings:
     mqtt: Any = None  # an MqttSettings, or a mapping of its fields plus "url" (settings file [mqtt] table)
     mqtt_required: bool = False
     save_video: str | None = None  # annotated video file(s), see sinks.AnnotatedVideo (edgekit[video])
+    track: bool = False  # track objects: detections get track_id, frames get events (zones imply it)
+    zones: Any = ()  # --zone strings (every source), zones.Zone values, or a settings table {name: {points …}}
+    tracker: Any = None  # track.TrackerOptions, or a mapping of its fields (settings [tracker])
+    events: Any = None  # events.EventOptions, or a mapping of its fields (settings [events])
+    snapshots: bool = False  # the best picture of each tracked object: saved privately, published retained
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise ConfigError("no sources: give at least one image, folder, glob, video file, URL or camera")
+        if isinstance(self.zones, list):
+            object.__setattr__(self, "zones", tuple(self.zones))
         for name in ("sources", "allow", "deny", "plugins", "mean", "std"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -111,8 +118,11 @@ def _detector(settings: ServiceSettings, err: TextIO):
     elif os.path.isdir(settings.model):
         raise ConfigError(f"{settings.model} is a bundle directory: it needs the planner to pick a variant "
                           "(drop --no-plan / set plan = true)")
+    threshold = settings.threshold
+    if tracking(settings):  # weaker detections keep tracks alive; only those >= threshold are reported
+        threshold = min(threshold, _tracker_options(settings).low_score)
     options = DetectorOptions(
-        score_threshold=settings.threshold, max_results=settings.max_results, iou_threshold=settings.iou,
+        score_threshold=threshold, max_results=settings.max_results, iou_threshold=settings.iou,
         num_threads=threads, layout=None if settings.layout in (None, "auto") else settings.layout,
         label_allowlist=frozenset(settings.allow) if settings.allow else None,
         label_denylist=frozenset(settings.deny) if settings.deny else None,
@@ -127,12 +137,116 @@ def _detector(settings: ServiceSettings, err: TextIO):
     return detector
 
 
+def tracking(settings: ServiceSettings) -> bool:
+    """Whether the run tracks objects: ``track``, or any zone."""
+    return bool(settings.track or settings.zones or settings.snapshots
+                or any(isinstance(s, dict) and s.get("zones") for s in settings.sources))
+
+
+def _options(cls: Any, value: Any, what: str) -> Any:
+    """An options dataclass from itself, None (defaults) or a settings-file mapping."""
+    if value is None or isinstance(value, cls):
+        return value or cls()
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{what}] must be a table of settings, found {type(value).__name__} {value!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(f"[{what}]: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        return cls(**value)
+    except TypeError as exc:
+        raise ConfigError(f"[{what}]: {exc}") from None
+
+
+def _tracker_options(settings: ServiceSettings):
+    """The tracker's options: as given, else defaults whose high score is the run's threshold."""
+    from .track import TrackerOptions
+
+    if isinstance(settings.tracker, TrackerOptions):
+        return settings.tracker
+    doc = dict(settings.tracker) if isinstance(settings.tracker, dict) else {}
+    doc.setdefault("high_score", settings.threshold)
+    doc.setdefault("low_score", min(TrackerOptions().low_score, doc["high_score"]))
+    return _options(TrackerOptions, doc if settings.tracker is None or isinstance(settings.tracker, dict)
+                    else settings.tracker, "tracker")
+
+
+def _zones(settings: ServiceSettings, names: list[str]) -> list:
+    """Every zone of the run, each tied to its source (None: all sources); a zone naming a source
+    the run does not have is refused."""
+    from .zones import Zone, parse_zone, zone_from_settings
+
+    zones: list = []
+    items = settings.zones.items() if isinstance(settings.zones, dict) else enumerate(settings.zones)
+    for key, value in items:
+        if isinstance(value, Zone):
+            zones.append(value)
+        elif isinstance(value, str):
+            zones.append(parse_zone(value))
+        elif isinstance(value, dict) and isinstance(key, str):
+            doc = dict(value)
+            source = doc.pop("source", None)
+            if source is not None and source not in names:
+                raise ConfigError(f"zone {key!r} is for source {source!r}, which this run does not have; its "
+                                  f"sources are: {', '.join(names)}")
+            zones.append(zone_from_settings(key, doc, source))
+        else:
+            raise ConfigError(f"zones: expected NAME=x1,y1,x2,y2,... strings or a table of zones, found {value!r}")
+    for entry, name in zip(settings.sources, names):
+        if isinstance(entry, dict):
+            for zone_name, doc in (entry.get("zones") or {}).items():
+                if not isinstance(doc, dict):
+                    raise ConfigError(f"source {name!r}: zone {zone_name!r} must be a table with points, found "
+                                      f"{doc!r}")
+                zones.append(zone_from_settings(zone_name, doc, name))
+    seen: set[tuple[Any, str]] = set()
+    for zone in zones:
+        if (zone.source, zone.name) in seen:
+            raise ConfigError(f"zone {zone.name!r} is given twice" + (f" for source {zone.source!r}" if zone.source
+                                                                       else "") + "; give each zone one name")
+        seen.add((zone.source, zone.name))
+    return zones
+
+
+def _provenance(settings: ServiceSettings, detector: Any, tracker: Any) -> dict[str, Any]:
+    from .integrity import file_digests
+
+    try:
+        digest = file_digests(detector.model_path)[0]
+    except OSError:
+        digest = None
+    return {"model": os.path.basename(detector.model_path), "model_sha256": digest, "threshold": settings.threshold,
+            "iou": settings.iou, "track_low_score": tracker.low_score}
+
+
+def _open(settings: ServiceSettings, checkpoints: str | None) -> list:
+    """The run's sources: SOURCE strings as the CLI takes them, and settings-file tables
+    ``{name = "drive", source = "rtsp://…", zones = {…}}`` (one source each, named)."""
+    from .sources import open_sources
+
+    strings = [s for s in settings.sources if not isinstance(s, dict)]
+    opened = open_sources([str(s) for s in strings], follow=settings.follow, checkpoints=checkpoints) if strings else []
+    for entry in settings.sources:
+        if not isinstance(entry, dict):
+            continue
+        unknown = sorted(set(entry) - {"name", "source", "zones"})
+        if unknown or not isinstance(entry.get("source"), str):
+            raise ConfigError(f"sources: a source table needs source = \"URL or path\" and may have name and zones; "
+                              f"found {entry!r}")
+        for source in open_sources([entry["source"]], follow=settings.follow, checkpoints=checkpoints):
+            if entry.get("name"):
+                source.name = str(entry["name"])
+            opened.append(source)
+    return opened
+
+
 def _run_options(settings: ServiceSettings):
     from .runner import RunOptions
 
     snapshot = bool(getattr(settings.mqtt, "snapshot", False) or
                     (isinstance(settings.mqtt, dict) and settings.mqtt.get("snapshot")))
-    keep = bool(settings.save_annotated or settings.save_video) or snapshot
+    keep = bool(settings.save_annotated or settings.save_video or settings.snapshots) or snapshot
     return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep)
 
 
@@ -183,19 +297,39 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     Raises the error tree's errors (model unusable, plan refused, broker refused with
     ``mqtt_required`` …) for the caller to map to exit codes.
     """
+    from .mqtt.sink import MqttSink
     from .runner import Runner, run
-    from .sinks import AnnotatedImages, AnnotatedVideo, ErrorLog, JsonLines, MqttSink
-    from .sources import open_sources
+    from .sinks import AnnotatedImages, AnnotatedVideo, ErrorLog, JsonLines
+    from .stats import RunStats
 
     out, err = out or sys.stdout, err or sys.stderr
+    stages: list = []
+    zones: list = []
+    tracker = _tracker_options(settings) if tracking(settings) else None
     detector = _detector(settings, err)
     checkpoints = None
     if settings.follow:  # a restart goes on where the last run got to (sources.WatchedFolder)
         from .userdirs import private_dir, state_dir
 
         checkpoints = str(private_dir(state_dir()))
-    sources = open_sources(list(settings.sources), follow=settings.follow, checkpoints=checkpoints)
-    runner = Runner(sources, detector, _run_options(settings))
+    sources = _open(settings, checkpoints)
+    if tracker is not None:
+        from .events import EventOptions
+        from .stages import event_stages
+        from .runner import unique_names
+
+        zones = _zones(settings, unique_names(sources))
+        snapshots = None
+        if settings.snapshots:
+            from .snapshots import SnapshotStage
+            from .userdirs import state_dir
+
+            snapshots = SnapshotStage(str(state_dir() / "snapshots"))
+        stages = event_stages(settings.threshold, tracker, zones, _options(EventOptions, settings.events, "events"),
+                              _provenance(settings, detector, tracker), err, snapshots)
+    run_stats = RunStats()
+    runner = Runner(sources, detector, _run_options(settings), [run_stats.count, *stages])
+    run_stats.sources = runner.stats
     sinks: list = [JsonLines(out), ErrorLog(err)]
     # made before the publisher starts, so that a bad path ends the run with nothing to stop
     video = AnnotatedVideo(settings.save_video, sources, settings.fps, err) if settings.save_video else None
@@ -204,8 +338,12 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     for source in sources:
         if hasattr(source, "on_status"):
             source.on_status = status
-    if publisher is not None:  # the sink adds its frame statistics and runner.stats to the stats topic
-        sinks.append(MqttSink(publisher, detector.model_path, sources=runner.stats))
+    if publisher is not None:  # the stats topic carries the run's statistics
+        names = [st.name for st in runner.stats]
+        zone_pairs = [(name, z) for z in zones for name in names if z.source in (None, name)]
+        live = [st.name for st, source in zip(runner.stats, sources) if hasattr(source, "on_status")]
+        sinks.append(MqttSink(publisher, detector.model_path, stats=run_stats, labels=settings.allow or (),
+                              zones=zone_pairs, live_sources=live))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:

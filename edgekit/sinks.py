@@ -3,7 +3,7 @@
 
 - :class:`JsonLines` — one JSON line per processed frame (what ``edgekit detect`` prints);
 - :class:`ErrorLog` — one line per frame that failed, naming it;
-- :class:`MqttSink` — publishes through an :class:`edgekit.mqtt.Publisher`;
+- :class:`edgekit.mqtt.sink.MqttSink` (in the MQTT package) — publishes through a Publisher;
 - :class:`AnnotatedImages` — writes each frame with its boxes drawn;
 - :class:`AnnotatedVideo` — writes each source's frames with their boxes drawn as a video (opt-in).
 """
@@ -18,18 +18,37 @@ from typing import Any, TextIO
 
 from .errors import ConfigError
 
-__all__ = ["AnnotatedImages", "AnnotatedVideo", "ErrorLog", "JsonLines", "MqttSink"]
+__all__ = ["AnnotatedImages", "AnnotatedVideo", "ErrorLog", "JsonLines", "frame_json"]
+
+
+def frame_json(fr: Any) -> str | None:
+    """The JSON line ``edgekit detect`` prints for a frame: ``DetectionResult.to_dict()``, plus
+    ``"events": [...]`` when the run builds events (empty when nothing happened). A source's end
+    that carries events is ``{"source": NAME, "end_of_source": true, "events": [...]}``. None for
+    a frame with nothing to print (failed, or a source's end without events)."""
+    import json
+
+    if fr.result is not None:
+        doc = fr.result.to_dict()
+    elif fr.end_of_source and fr.events:
+        doc = {"source": fr.source, "end_of_source": True}
+    else:
+        return None
+    if fr.events is not None:
+        doc["events"] = [e.to_dict() for e in fr.events]
+    return json.dumps(doc, separators=(", ", ": "))
 
 
 class JsonLines:
-    """One ``DetectionResult.to_json()`` line per processed frame."""
+    """One JSON line per processed frame (:func:`frame_json`)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
     def write(self, fr: Any) -> None:
-        if fr.result is not None:
-            print(fr.result.to_json(), file=self.stream, flush=True)
+        line = frame_json(fr)
+        if line is not None:
+            print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
@@ -48,110 +67,6 @@ class ErrorLog:
 
     def close(self) -> None:
         pass
-
-
-class MqttSink:
-    """Publish each processed frame through an :class:`edgekit.mqtt.Publisher`: its detections,
-    the per-label counts that changed (retained), Home Assistant discovery for labels counted for
-    the first time and a JPEG snapshot, as the publisher's settings say (the messages:
-    :mod:`edgekit.payloads`, :mod:`edgekit.homeassistant`). The sink keeps the run's state
-    (sequence number, last counts, announced labels) and the frame statistics that the publisher's
-    ``stats`` topic carries (:mod:`edgekit.stats`: fps, latency, ms per stage; per source too).
-
-    Its ``stages`` (applied by :func:`~edgekit.runner.run` before ``write``) count every processed
-    frame for the statistics, then, with ``only_on_change``, a :class:`~edgekit.stages.ChangeGate`
-    (per source) holds back frames whose per-label counts did not change.
-
-    Args:
-        publisher: a started Publisher; the sink closes it.
-        model: the model's path (its file name goes in each message).
-        only_on_change: publish a frame only when its per-label counts changed (per source);
-            None: as the publisher's settings say (``MqttSettings.only_on_change``).
-        sources: the runner's per-source counters (``Runner.stats``) for the stats topic.
-    """
-
-    def __init__(self, publisher: Any, model: str, only_on_change: bool | None = None,
-                 sources: Sequence[Any] = ()) -> None:
-        from .stages import ChangeGate
-        from .stats import CounterRates, FrameWindow
-
-        self.publisher = publisher
-        self.model = model
-        self.frames = FrameWindow()
-        self.sources = sources
-        self._rates = CounterRates(sources) if sources else None
-        if only_on_change is None:
-            only_on_change = bool(getattr(publisher.settings, "only_on_change", False))
-        self._gate = ChangeGate() if only_on_change else None
-        self.stages = (self._count,) if self._gate is None else (self._count, self._gate)
-        self._seq = 0
-        self._counts: dict[str, int] = {}
-        self._announced: set[str] = set()
-        theirs = getattr(publisher, "extra_stats", None)  # a user's own fields stay, after ours
-        publisher.extra_stats = self.stats_fields if theirs is None else (lambda: {**self.stats_fields(), **theirs()})
-
-    def _count(self, fr: Any) -> Any:
-        """Stage: every processed frame counts for the statistics, published or not."""
-        if fr.result is not None:
-            self.frames.add(fr.source, fr.result.latency_ms, fr.timings)
-        return fr
-
-    def write(self, fr: Any) -> None:
-        if fr.result is not None:
-            self._publish(fr.result, fr.image, self.model, fr.source)
-
-    def publish_result(self, result: Any, image: Any = None, latency_ms: float | None = None,
-                       model: str | None = None) -> str | None:
-        """Publish one result without the runner (``Publisher.publish_result``): it counts for the
-        statistics (with ``latency_ms``); with ``only_on_change`` a result whose counts did not
-        change is held back (returns None); else returns the event id. ``model``: instead of the
-        sink's."""
-        from .frames import Frame
-        from .runner import FrameResult
-
-        self.frames.add(result.source, latency_ms)
-        # results handed in one by one are one scene: one source name for the gate
-        if self._gate is not None and self._gate(FrameResult(Frame("", 0, 0.0, 0.0), result)) is None:
-            return None
-        return self._publish(result, image, self.model if model is None else model, result.source)
-
-    def _publish(self, result: Any, image: Any, model: str, source: str) -> str:
-        import os
-        import time
-        import uuid
-
-        from . import payloads
-        from .homeassistant import discovery_messages
-        from .stages import label_counts
-
-        started = time.perf_counter()
-        s = self.publisher.settings
-        counts = label_counts(result.detections)
-        self._seq += 1
-        event_id = uuid.uuid4().hex
-        name = os.path.basename(model)
-        messages = [payloads.detection_message(s, result, event_id=event_id, seq=self._seq, model=name)]
-        if s.ha_discovery:  # announce before the first count, so Home Assistant has the entity for it
-            new = [lbl for lbl in payloads.changed_labels(self._counts, counts) if lbl not in self._announced]
-            messages += discovery_messages(s, new)
-            self._announced.update(new)
-        messages += payloads.count_messages(s, self._counts, counts)
-        self._counts = counts
-        if s.snapshot and image is not None:
-            messages.append(payloads.Message(s.topic("snapshot"), payloads.snapshot_jpeg(image), s.qos))
-        for message in messages:
-            self.publisher.publish(*message)
-        self.frames.add_time("publish", (time.perf_counter() - started) * 1000, source)
-        return event_id
-
-    def stats_fields(self) -> dict[str, Any]:
-        """The stats topic's fields about the run (:func:`edgekit.stats.stats_fields`)."""
-        from .stats import stats_fields
-
-        return stats_fields(self.frames, self.sources, self._rates)
-
-    def close(self) -> None:
-        self.publisher.close()
 
 
 def _original(fr: Any, option: str) -> Any:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 __all__ = [
     "STAGES",
     "CounterRates",
+    "RunStats",
     "FrameWindow",
     "Sample",
     "SourceStats",
@@ -214,3 +215,43 @@ def stats_fields(frames: FrameWindow, sources: Sequence[SourceStats] = (),
                 entry.update({k: v for k, v in own.fields().items() if k != "fps"})
             doc["sources"].append(entry)
     return doc
+
+
+class RunStats:
+    """The statistics of one run, kept apart from any sink: a runner stage (:meth:`count`) sees
+    every processed frame; :meth:`fields` is what the MQTT ``stats`` topic says about the run.
+
+    Args:
+        sources: the runner's :class:`SourceStats` (``Runner.stats``); may be set later (the
+            runner is made with this object's stage), which starts the fps in/out readings.
+        seconds: the rolling window.
+    """
+
+    def __init__(self, sources: Sequence[SourceStats] = (), seconds: float = 60.0) -> None:
+        self.frames = FrameWindow(seconds)
+        self._rates: CounterRates | None = None
+        self._sources: Sequence[SourceStats] = ()
+        self.sources = sources
+
+    @property
+    def sources(self) -> Sequence[SourceStats]:
+        return self._sources
+
+    @sources.setter
+    def sources(self, sources: Sequence[SourceStats]) -> None:
+        self._sources = sources
+        self._rates = CounterRates(sources) if sources else None
+
+    def count(self, fr: Any) -> Any:
+        """Stage: count a processed frame (latency, stage ms) under its source; pass it on."""
+        if fr.result is not None:
+            self.frames.add(fr.source, fr.result.latency_ms, fr.timings)
+        return fr
+
+    def add_time(self, stage: str, ms: float, source: str = "") -> None:
+        """A stage time measured after the frame was counted (a sink's ``publish``)."""
+        self.frames.add_time(stage, ms, source)
+
+    def fields(self) -> dict[str, Any]:
+        """:func:`stats_fields` of this run."""
+        return stats_fields(self.frames, self._sources, self._rates)

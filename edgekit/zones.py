@@ -207,7 +207,7 @@ class Zones:
 
         Args:
             tracks: the live tracks (seen or not); ids unique.
-            timestamp: the frame's time in seconds; never less than the previous frame's.
+            timestamp: the frame's time in seconds (a step back restarts the pending timers).
             size: the frame's (width, height) in pixels; fractions are resolved on it.
             ended: tracks that ended this frame (their boxes are not read); they leave their zones.
 
@@ -218,7 +218,7 @@ class Zones:
         Raises:
             ConfigError: a zone lies entirely outside a frame of this size (raised on every frame
                 of that size).
-            ValueError: a track id twice in ``tracks``, or a timestamp earlier than the last one.
+            ValueError: a track id twice in ``tracks``.
         """
         zones = self._zones_for(size)
         self._check_time(timestamp)
@@ -229,6 +229,9 @@ class Zones:
         seen = [t for t in live.values() if t.seen]
         for track, row in zip(seen, _inside(zones, seen)):
             self._step_track(track, row, zones, timestamp, transitions)
+        for track in live.values():
+            if not track.seen:
+                self._step_unseen(track.id, zones, timestamp, transitions)
         finished = ended_ids + sorted(known)
         for track_id in finished:
             transitions += [ZoneTransition(track_id, name, LEFT, timestamp)
@@ -246,8 +249,14 @@ class Zones:
         if not (isinstance(timestamp, Real) and math.isfinite(timestamp)):
             raise ValueError(f"zones: expected a finite frame timestamp in seconds, found {timestamp!r}")
         if self._last_time is not None and timestamp < self._last_time:
-            raise ValueError(f"zones: frame timestamp {timestamp} is earlier than the previous one "
-                             f"({self._last_time}); timestamps must not decrease within a source")
+            # time went back (a clock set back, a file source starting over): the tracker then ends
+            # every track and starts new ones, which leave and enter afresh here; a track that goes
+            # on keeps its zones, its pending entry or exit timed from the new clock
+            t = float(timestamp)
+            for states in self._presence.values():
+                for key, state in states.items():
+                    states[key] = replace(state, since=None if state.since is None else t,
+                                          out_since=None if state.out_since is None else t)
         self._last_time = float(timestamp)
 
     def _step_track(self, track: TrackLike, row: np.ndarray, zones: tuple[Zone, ...], t: float,
@@ -270,6 +279,23 @@ class Zones:
             self._presence[track.id] = states
         else:
             self._presence.pop(track.id, None)
+
+    def _step_unseen(self, track_id: int, zones: tuple[Zone, ...], t: float,
+                     transitions: list[ZoneTransition]) -> None:
+        """A frame without the track: nothing moves it into or out of a zone, except that an exit
+        already under way (last seen outside) completes when its delay is up — an object that
+        stepped out and then went out of sight has left, not stayed until its track ends."""
+        states = self._presence.get(track_id)
+        if not states:
+            return
+        delays = {zone.name: zone.exit_delay for zone in zones}
+        for name, p in list(states.items()):
+            if p.since is not None and p.out_since is not None and name in delays \
+                    and t - p.out_since >= delays[name] - _TIME_EPS:
+                del states[name]
+                transitions.append(ZoneTransition(track_id, name, LEFT, t))
+        if not states:
+            self._presence.pop(track_id, None)
 
     def _state(self, live: dict[int, TrackLike], finished: list[int], zones: tuple[Zone, ...],
                transitions: tuple[ZoneTransition, ...]) -> ZoneState:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import EXAMPLES, REPO, run_cli
-from edgekit.metadata import read_metadata
+from edgekit.metadata_readers import read_metadata
 
 import tensorflow  # noqa: E402,F401  -- fails loudly if the [convert] extra is missing
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import run_cli
 
-from edgekit.metadata import read_metadata
+from edgekit.metadata_readers import read_metadata
 
 import tensorflow  # noqa: E402,F401  -- fails loudly if the [convert] extra is missing
 

@@ -97,7 +97,7 @@ def test_fixture_is_a_keras2_file_keras3_rejects(keras2_h5):
 @pytest.mark.parametrize("mode,tolerance", [("float32", 1e-5), ("int8", 0.08)])
 def test_keras2_h5_converts_and_agrees(keras2_h5, images, tmp_path, mode, tolerance):
     from converters.calibration import split_calibration
-    from edgekit.metadata import read_metadata
+    from edgekit.metadata_readers import read_metadata
 
     out = tmp_path / f"tm_{mode}.tflite"
     r = run_cli("-m", "converters.cli", str(keras2_h5), "-o", str(out), "--mode", mode, "--calibration", str(images),

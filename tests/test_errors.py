@@ -169,12 +169,12 @@ def test_edgekit_closed_stdout_is_not_an_error(ssd, shared):
 def test_edgekit_code_70_internal_error_in_process(ssd, monkeypatch, capsys):
     """A bug (here: a describe_model that divides by zero) is one line and 70; EDGEKIT_DEBUG shows the traceback."""
     import edgekit.cli
-    import edgekit.modelinfo
+    import edgekit.describe
 
     def broken(*args, **kwargs):
         return 1 / 0
 
-    monkeypatch.setattr(edgekit.modelinfo, "describe_model", broken)
+    monkeypatch.setattr(edgekit.describe, "describe_model", broken)
     monkeypatch.delenv("EDGEKIT_DEBUG", raising=False)
     assert edgekit.cli.main(["info", str(ssd)]) == 70
     assert "edgekit: internal error: ZeroDivisionError" in capsys.readouterr().err

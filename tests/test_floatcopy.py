@@ -15,7 +15,8 @@ from converters.quantize import calibration_samples, head_tail_ops, quantize_int
 from edgekit import Detector
 from edgekit.boxes import iou
 from edgekit.errors import ConfigError
-from edgekit.metadata import read_metadata, split_model
+from edgekit.metadata import split_model
+from edgekit.metadata_readers import read_metadata
 from edgekit.runtime import create_interpreter
 
 VAL_IMAGES = ("000000000139.jpg", "000000000285.jpg", "000000000632.jpg")

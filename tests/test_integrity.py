@@ -14,7 +14,8 @@ import pytest
 from conftest import EXAMPLES, run_cli
 from edgekit.errors import ModelError
 from edgekit.integrity import file_digests, flatbuffer_sha256, verify_model
-from edgekit.metadata import ModelMetadata, read_metadata, split_model
+from edgekit.metadata import ModelMetadata, split_model
+from edgekit.metadata_readers import read_metadata
 
 SHAPES = EXAMPLES / "shapes"
 IMAGE = SHAPES / "images" / "scene_0.png"

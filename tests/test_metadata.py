@@ -6,8 +6,8 @@ import zipfile
 import pytest
 
 from edgekit import ConfigError, ModelError
-from edgekit.metadata import (InputSpec, ModelMetadata, embed_metadata, parse_labels, read_labels, read_metadata,
-                              split_model)
+from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, parse_labels, read_labels, split_model
+from edgekit.metadata_readers import read_metadata
 from edgekit.runtime import create_interpreter
 
 

@@ -53,12 +53,12 @@ def test_detect_cli_publishes_schema_and_status(broker, tmp_path, ssd, ssd_label
     assert r.returncode == 0, r.stderr
     assert sub.wait_for(lambda s: len(s.payloads("/detections")) == 2)
     first = sub.payloads("/detections")[0]
-    assert first["schema"] == "edgekit.detections/1" and first["device"] == "testdev" and first["seq"] == 1
+    assert first["schema"] == "edgekit.detections/2" and first["device"] == "testdev" and first["seq"] == 1
     assert first["model"] == "detect.tflite" and (first["width"], first["height"]) == (1352, 900)
     assert {"person", "kite"} <= {d["label"] for d in first["detections"]}
     assert len({p["event_id"] for p in sub.payloads("/detections")}) == 2
     import jsonschema
-    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-1.json").read_text())
+    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
     for payload in sub.payloads("/detections"):  # what a real broker delivered matches the published schema
         jsonschema.validate(payload, schema, format_checker=jsonschema.FormatChecker())
     broken = {**first, "detections": [{**first["detections"][0], "score": 1.5}]}
@@ -355,7 +355,8 @@ def test_stats_topic_of_a_real_run_has_per_source_rates_latency_and_stage_ms(bro
 
     from edgekit.detector import Detector
     from edgekit.runner import Runner, run
-    from edgekit.sinks import MqttSink
+    from edgekit.mqtt.sink import MqttSink
+    from edgekit.stats import RunStats
 
     n = 90  # at least about a second of work, so several stats messages go out during the run
     source = PhotoSource(images / "coral_kite_and_cold.jpg", n, 30.0, live=False)  # frames carry its name
@@ -373,11 +374,12 @@ def test_stats_topic_of_a_real_run_has_per_source_rates_latency_and_stage_ms(bro
 
     with Publisher(_settings(broker, tmp_path, stats_interval=0.2), required=True) as pub:
         before = time.monotonic()
-        sink = MqttSink(pub, str(ssd), sources=runner.stats)
+        stats = RunStats(runner.stats)  # the run's statistics: a stage that sees every frame
+        sink = MqttSink(pub, str(ssd), stats=stats)
         after_made = time.monotonic()
-        run(runner, [Keep(), sink])  # closes the sink, and so the publisher: the stats were sent during the run
+        run(runner, [Keep(), sink], [stats.count])  # closes the sink, so the publisher: stats were sent during the run
         before_final = time.monotonic()
-        final = sink.stats_fields()
+        final = stats.fields()
         after = time.monotonic()
     assert len(results) == n
     live = [d for d in sub.payloads("stats") if d.get("sources")]
@@ -434,7 +436,7 @@ def test_without_required_detection_goes_on_and_messages_wait(tmp_path, ssd, ima
     r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), str(images / "coral_pets.jpg"),
                 "--mqtt", f"mqtt://127.0.0.1:{port}", "--device-id", "testdev", "--outbox", str(outbox))
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # detection went on without a broker
-    from edgekit.outbox import Outbox
+    from edgekit.mqtt.outbox import Outbox
     box = Outbox(outbox)
     waiting = [json.loads(m.payload) for m in box.peek(100) if m.topic.endswith("/detections")]
     box.close()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import REPO
-from edgekit.outbox import Outbox
+from edgekit.mqtt.outbox import Outbox
 
 
 def test_fifo_ack_and_reopen(tmp_path):
@@ -39,7 +39,7 @@ def test_bound_drops_oldest_and_counts_persistently(tmp_path):
 
 
 def test_survives_sigkill(tmp_path):
-    code = ("import os, signal, sys\nfrom edgekit.outbox import Outbox\nbox = Outbox(sys.argv[1])\n"
+    code = ("import os, signal, sys\nfrom edgekit.mqtt.outbox import Outbox\nbox = Outbox(sys.argv[1])\n"
             "for i in range(1000):\n    box.put('edgekit/x/detections', b'%d' % i)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "o.db")], cwd=REPO,

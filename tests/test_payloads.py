@@ -1,4 +1,4 @@
-"""The MQTT messages as pure functions (edgekit.payloads, edgekit.homeassistant), and MqttSink composing
+"""The MQTT messages as pure functions (edgekit.mqtt.payloads, edgekit.mqtt.homeassistant), and MqttSink composing
 them: exact bytes and topics, no broker (the broker tests are in test_mqtt.py)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -15,13 +16,13 @@ from conftest import REPO
 from PIL import Image
 
 from edgekit.frames import Frame
-from edgekit.homeassistant import (
+from edgekit.mqtt.homeassistant import (
     discovery_messages,
     ha_discovery_configs,
     removal_messages,
 )
 from edgekit.mqtt import MqttSettings
-from edgekit.payloads import (
+from edgekit.mqtt.payloads import (
     Message,
     changed_labels,
     count_messages,
@@ -33,7 +34,7 @@ from edgekit.payloads import (
 )
 from edgekit.results import Detection, DetectionResult
 from edgekit.runner import FrameResult, run
-from edgekit.sinks import MqttSink
+from edgekit.mqtt.sink import MqttSink
 
 NOW = dt.datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
 
@@ -52,15 +53,25 @@ def test_detection_payload_bytes_and_schema():
                              frame=17, timestamp=1.5, latency_ms=23.456)
     payload = detection_payload(result, event_id="ab" * 16, seq=3, device="garage", model="detect.tflite", now=NOW)
     assert payload == (
-        b'{"schema":"edgekit.detections/1","event_id":"abababababababababababababababab","seq":3,'
+        b'{"schema":"edgekit.detections/2","event_id":"abababababababababababababababab","seq":3,'
         b'"timestamp":"2026-11-22T10:00:00.123Z","device":"garage","source":"cam/frame.jpg","model":"detect.tflite",'
         b'"width":1352,"height":900,"detections":[{"label":"person","class_id":0,"score":0.75432,'
         b'"box":[67.6,515.94,92.1,556.7]}],"frame":17,"latency_ms":23.46,"frame_timestamp":1.5}')
-    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-1.json").read_text())
+    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
     jsonschema.validate(json.loads(payload), schema, format_checker=jsonschema.FormatChecker())
     bare = json.loads(detection_payload(_result([]), event_id="cd" * 16, seq=1, device="d", model="m", now=NOW))
     assert "frame" not in bare and "frame_timestamp" not in bare and "latency_ms" not in bare  # version 1 as it was
     jsonschema.validate(bare, schema, format_checker=jsonschema.FormatChecker())
+    # version 2 only adds: a version-1 message (schema name aside) is a valid version-2 one, and a tracked
+    # detection's track_id is allowed where version 1 refused every extra field
+    v1 = json.loads((REPO / "edgekit" / "schemas" / "detections-1.json").read_text())
+    jsonschema.validate({**bare, "schema": "edgekit.detections/1"}, v1)
+    tracked = replace(result, detections=(replace(result.detections[0], track_id=4),), tracked=True)
+    doc = json.loads(detection_payload(tracked, event_id="ab" * 16, seq=3, device="garage", model="m", now=NOW))
+    assert doc["detections"][0]["track_id"] == 4
+    jsonschema.validate(doc, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, "schema": "edgekit.detections/1"}, v1)
     m = detection_message(_settings(qos=2), result, event_id="ab" * 16, seq=3, model="detect.tflite")
     assert (m.topic, m.qos, m.retain) == ("edgekit/garage/detections", 2, False)
 
@@ -99,7 +110,8 @@ def test_home_assistant_discovery_and_removal_messages():
     assert count["availability_topic"] == "edgekit/garage/status" and count["device"]["sw_version"] == __version__
     assert (count["unique_id"], present["unique_id"]) == ("edgekit_garage_traffic_light_count",
                                                           "edgekit_garage_traffic_light_present")
-    assert count["name"] == "traffic light count" and present["device_class"] == "occupancy"
+    assert count["name"] == "Traffic light count" and present["device_class"] == "occupancy"  # sentence case
+    assert count["origin"]["name"] == "edgekit"
     messages = discovery_messages(s, ["traffic light", "cat"])
     assert [m.topic for m in messages[:2]] == list(configs) and len(messages) == 4
     assert all(m.qos == 1 and m.retain for m in messages)
@@ -122,7 +134,7 @@ def test_snapshot_jpeg_is_bounded_and_leaves_the_image_alone():
 
 
 def test_payload_modules_import_no_paho_numpy_or_pil():
-    code = ("import sys, edgekit.payloads, edgekit.homeassistant, edgekit.stats\n"
+    code = ("import sys, edgekit.mqtt.payloads, edgekit.mqtt.homeassistant, edgekit.stats, edgekit.events\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paho', 'numpy', 'PIL')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
@@ -158,7 +170,7 @@ def _fr(source, labels, index=0, image=None):
 def test_mqtt_sink_composes_messages_and_keeps_per_run_state():
     pub = _Recorder(_settings(ha_discovery=True, snapshot=True))
     sink = MqttSink(pub, "/models/detect.tflite")
-    assert pub.extra_stats == sink.stats_fields  # the stats topic gets the sink's frame statistics
+    assert pub.extra_stats == sink.stats.fields  # the stats topic gets the run's frame statistics
     photo = Image.new("RGB", (800, 600))
     frames = _Frames([_fr("cam", ["person"], 0, photo), _fr("cam", ["person"], 1), _fr("cam", ["car", "person"], 2),
                       _fr("cam", [], 3)])
@@ -166,6 +178,9 @@ def test_mqtt_sink_composes_messages_and_keeps_per_run_state():
     assert summary.processed == 4 and pub.closed
     topics = [m.topic.replace("edgekit/garage/", "") for m in pub.messages]
     assert topics == [
+        # at start: the device's diagnostic entities (fps, latency, queue from the stats topic)
+        "homeassistant/sensor/edgekit_garage/fps/config", "homeassistant/sensor/edgekit_garage/latency_p95/config",
+        "homeassistant/sensor/edgekit_garage/queued/config",
         "detections", "homeassistant/sensor/edgekit_garage/person_count/config",
         "homeassistant/binary_sensor/edgekit_garage/person_present/config", "counts/person", "snapshot",
         "detections",  # same counts: nothing else
@@ -177,7 +192,7 @@ def test_mqtt_sink_composes_messages_and_keeps_per_run_state():
     assert [d["seq"] for d in detections] == [1, 2, 3, 4] and len({d["event_id"] for d in detections}) == 4
     assert {d["model"] for d in detections} == {"detect.tflite"}
     assert [m.payload for m in pub.messages if "/counts/" in m.topic] == [b"1", b"1", b"0", b"0"]
-    assert sink.frames.summary().frames == 4 and set(sink.frames.summary().stage_ms) == {"decode", "invoke", "publish"}
+    assert sink.stats.frames.summary().frames == 4 and set(sink.stats.frames.summary().stage_ms) == {"decode", "invoke", "publish"}
 
 
 def test_mqtt_sink_only_on_change_is_its_per_source_change_gate():
@@ -188,8 +203,8 @@ def test_mqtt_sink_only_on_change_is_its_per_source_change_gate():
     run(frames, [sink])
     published = [json.loads(m.payload)["source"] for m in pub.messages if m.topic.endswith("/detections")]
     assert published == ["camA", "camB", "camB", "camA"]
-    assert sink.frames.summary().frames == 6  # held-back frames still count for fps and latency
-    assert sink.frames.summary("camA").frames == 4
+    assert sink.stats.frames.summary().frames == 6  # held-back frames still count for fps and latency
+    assert sink.stats.frames.summary("camA").frames == 4
 
 
 def test_mqtt_sink_follows_the_settings_only_on_change_unless_told():
@@ -211,5 +226,5 @@ def test_publish_result_without_the_runner(only_on_change):
     assert held == ([False, True, True, False] if only_on_change else [False] * 4)
     models = [json.loads(m.payload)["model"] for m in pub.messages if m.topic.endswith("/detections")]
     assert models[-1] == "other.tflite" and set(models[:-1]) == {"model.tflite"}
-    s = sink.frames.summary()
+    s = sink.stats.frames.summary()
     assert s.frames == 4 and (s.latency_ms_p50, s.latency_ms_max) == (10.0, 15.0)

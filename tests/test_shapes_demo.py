@@ -8,7 +8,7 @@ import pytest
 
 from conftest import EXAMPLES, iou
 from edgekit import Detector, DetectorOptions
-from edgekit.metadata import read_metadata
+from edgekit.metadata_readers import read_metadata
 
 SHAPES = EXAMPLES / "shapes"
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from edgekit.errors import ConfigError
-from edgekit.outbox import Outbox
+from edgekit.mqtt.outbox import Outbox
 
 NOBODY = 65534
 

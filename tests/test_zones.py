@@ -370,9 +370,19 @@ def test_caller_contract_violations_raise():
     zones = Zones([zone()])
     with pytest.raises(ValueError, match="appears twice"):
         zones.update([T(1, "car", IN), T(1, "car", OUT)], 0.0, SIZE)
-    zones.update([], 5.0, SIZE)
-    with pytest.raises(ValueError, match="earlier than the previous"):
-        zones.update([], 4.0, SIZE)
+
+
+def test_time_going_back_restarts_pending_timers_instead_of_failing():
+    """A clock set back (or a source starting over) must not end the run: a track inside keeps its
+    zone, and its exit delay is timed from the new clock."""
+    zones = Zones([zone(inertia=1, exit_delay=1.0)])
+    assert zones.update([T(1, "car", IN)], 100.0, SIZE).current == {1: ("sq",)}
+    s = zones.update([T(1, "car", OUT)], 100.5, SIZE)
+    assert s.current == {1: ("sq",)}  # outside, the exit delay is running
+    s = zones.update([T(1, "car", OUT)], 5.0, SIZE)  # time went back 95 s
+    assert s.current == {1: ("sq",)} and s.transitions == ()
+    s = zones.update([T(1, "car", OUT)], 6.0, SIZE)
+    assert s.current == {1: ()} and [t.kind for t in s.transitions] == ["left"]
 
 
 def test_ten_thousand_tracks_in_one_update():
@@ -384,3 +394,18 @@ def test_ten_thousand_tracks_in_one_update():
     s = zones.update(tracks, 0.0, SIZE)
     assert s.occupancy["all_of_it"] == {"person": 10_000}
     assert len(s.transitions) == 10_000 and len(s.current) == 10_000
+
+
+def test_an_exit_under_way_completes_while_the_track_is_unseen():
+    """Seen outside once, then out of sight (it walked out of view behind a wall): it has left
+    after the exit delay, not when its track ends seconds later."""
+    zones = Zones([zone(exit_delay=1.0)])
+    _entered_at_1(zones)
+    states = run(zones, [(2.0, [T(1, "car", OUT)]), (2.5, [T(1, "car", OUT, seen=False)]),
+                         (3.0, [T(1, "car", OUT, seen=False)])])
+    assert transitions(states) == [(1, "sq", "left", 3.0)] and states[-1].current == {1: ()}
+    # back inside before the delay is up: no leave
+    zones = Zones([zone(exit_delay=1.0)])
+    _entered_at_1(zones)
+    states = run(zones, [(2.0, [T(1, "car", OUT)]), (2.5, [T(1, "car", IN)]), (3.5, [T(1, "car", IN, seen=False)])])
+    assert transitions(states) == [] and states[-1].current == {1: ("sq",)}

@@ -14,8 +14,8 @@ Every decoder checks that its input makes sense (class count against the labels,
 [0, 1], integer class ids, finite boxes) and raises :class:`~edgekit.errors.LayoutError` instead
 of returning impossible detections.
 
-Extension point: :func:`register_decoder` adds a decoder for any other head. A decoder is a
-callable ``decoder(outputs, context) -> Candidates``; ``outputs`` are :class:`OutputTensor`
+Extension point: :func:`register_decoder` adds a decoder for any other head. A decoder (the
+contract, :mod:`.contract`, whose names this package hands on) is a callable ``decoder(outputs, context) -> Candidates``; ``outputs`` are :class:`OutputTensor`
 objects (raw data + quantization) in the interpreter's output order, ``context`` a
 :class:`DecodeContext`. Return boxes normalised to the model input as ``[x1, y1, x2, y2]``; set
 ``needs_nms`` if edgekit should run class-aware NMS. Pass ``matches=`` (a function of a
@@ -26,14 +26,11 @@ objects (raw data + quantization) in the interpreter's output order, ``context``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
-
-import numpy as np
+from typing import Sequence
 
 from ..errors import ConfigError, LayoutError
-
-if TYPE_CHECKING:
-    from ..modelinfo import ModelInfo
+from ..modelinfo import ModelInfo, TensorInfo, looks_like
+from .contract import Candidates, DecodeContext, Decoder, Matcher, OutputTensor
 
 __all__ = [
     "OutputTensor",
@@ -51,68 +48,6 @@ __all__ = [
     "decode_yolov5",
     "decode_end2end",
 ]
-
-
-@dataclass(frozen=True)
-class OutputTensor:
-    """One model output: name (signature name when the model has one), raw data, quantization,
-    and the tensor index in the model (``None`` when not known)."""
-
-    name: str
-    data: np.ndarray
-    scale: float = 0.0
-    zero_point: int = 0
-    index: int | None = None
-
-    @property
-    def quantized(self) -> bool:
-        return self.scale != 0.0 and self.data.dtype in (np.int8, np.uint8, np.int16, np.int32)
-
-    def dequantized(self) -> np.ndarray:
-        """The data as float32 (dequantized when the tensor is quantized)."""
-        if self.quantized:
-            return (self.data.astype(np.float32) - self.zero_point) * np.float32(self.scale)
-        return self.data.astype(np.float32, copy=False)
-
-    def raw_threshold(self, value: float) -> float:
-        """``value`` expressed in this tensor's raw (quantized) units."""
-        return value / self.scale + self.zero_point if self.quantized else value
-
-
-@dataclass(frozen=True)
-class DecodeContext:
-    """What a decoder may need besides the outputs.
-
-    ``model`` names the model in error messages and ``layout`` says how the layout was chosen;
-    ``info`` is the loaded model's
-    :class:`~edgekit.modelinfo.ModelInfo` (operators, metadata), ``None`` outside a Detector.
-    """
-
-    input_width: int
-    input_height: int
-    score_threshold: float
-    num_labels: int | None = None
-    model: str = "model"
-    info: "ModelInfo | None" = None
-    layout: str = ""
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Decoder output: normalised ``[x1, y1, x2, y2]`` boxes (N, 4), scores (N,), class ids (N,)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
-    needs_nms: bool = True
-
-    @classmethod
-    def empty(cls, needs_nms: bool = False) -> "Candidates":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), needs_nms)
-
-
-Decoder = Callable[[Sequence[OutputTensor], DecodeContext], Candidates]
-Matcher = Callable[["ModelInfo"], Any]
 
 
 @dataclass(frozen=True)
@@ -175,7 +110,7 @@ def decoder_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def choose_layout(info: "ModelInfo", requested: str | None = None) -> tuple[str, str]:
+def choose_layout(info: ModelInfo, requested: str | None = None) -> tuple[str, str]:
     """The layout to decode ``info``'s outputs with, and where that choice came from.
 
     Order: ``requested`` (``--layout``/``layout=``, "override"), the model's metadata, then each
@@ -200,8 +135,6 @@ def choose_layout(info: "ModelInfo", requested: str | None = None) -> tuple[str,
         if reason:
             kind = "" if _REGISTRY[name].builtin else "plugin: "
             return name, kind + (reason if isinstance(reason, str) else f"matches() of decoder {name!r}")
-    from ..modelinfo import looks_like
-
     raise LayoutError(
         f"{info.name}: cannot tell how to decode it — {looks_like(info)}. edgekit decodes SSD post-process "
         "(4 outputs), YOLOv8 [1, 4+C, N], YOLOv5 [1, N, 5+C] and end-to-end [1, N, 6] outputs; pass --layout "
@@ -213,8 +146,6 @@ def detect_layout(shapes: Sequence[tuple[int, ...]], num_labels: int | None = No
                   input_size: tuple[int, int] | None = None) -> str:
     """Guess the built-in layout from output shapes (and the input ``(width, height)``, which tells
     YOLOv8 rows from YOLOv5 rows); raises LayoutError when none fits."""
-    from ..modelinfo import ModelInfo, TensorInfo
-
     outs = tuple(TensorInfo(i, f"output_{i}", tuple(s), "float32") for i, s in enumerate(shapes))
     ins = (TensorInfo(-1, "input", (1, input_size[1], input_size[0], 3), "float32"),) if input_size else ()
     return choose_layout(ModelInfo("model", ins, outs, num_labels=num_labels))[0]

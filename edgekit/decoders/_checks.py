@@ -10,20 +10,16 @@ above 1, an int8 class column a little off an integer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..errors import LayoutError
-
-if TYPE_CHECKING:
-    from . import DecodeContext
+from .contract import DecodeContext
 
 EPS = 1e-3
 PIXEL_COORDINATES_ABOVE = 1.5  # boxes whose coordinates exceed this are in input pixels, not 0..1
 
 
-def fail(ctx: "DecodeContext", layout: str, problem: str) -> LayoutError:
+def fail(ctx: DecodeContext, layout: str, problem: str) -> LayoutError:
     """A LayoutError naming the model and layout, with what to check."""
     how = f"layout {layout!r}" + (f" (chosen by: {ctx.layout})" if ctx.layout else "")
     return LayoutError(
@@ -37,14 +33,14 @@ def tolerance(scale: float) -> float:
     return max(EPS, abs(scale) * 0.5 + EPS)
 
 
-def check_class_count(ctx: "DecodeContext", layout: str, classes: int) -> None:
+def check_class_count(ctx: DecodeContext, layout: str, classes: int) -> None:
     if ctx.num_labels is not None and classes != ctx.num_labels:
         raise fail(ctx, layout, f"the output has {classes} class scores per box but there are {ctx.num_labels} labels")
     if classes < 1:
         raise fail(ctx, layout, f"the output leaves {classes} class columns")
 
 
-def check_scores(ctx: "DecodeContext", layout: str, scores: np.ndarray, tol: float = EPS) -> None:
+def check_scores(ctx: DecodeContext, layout: str, scores: np.ndarray, tol: float = EPS) -> None:
     if scores.size == 0:
         return
     if not np.all(np.isfinite(scores)):
@@ -55,7 +51,7 @@ def check_scores(ctx: "DecodeContext", layout: str, scores: np.ndarray, tol: flo
                                 "(logits without a sigmoid, or not a score column)")
 
 
-def check_class_ids(ctx: "DecodeContext", layout: str, class_ids: np.ndarray, tol: float = EPS) -> np.ndarray:
+def check_class_ids(ctx: DecodeContext, layout: str, class_ids: np.ndarray, tol: float = EPS) -> np.ndarray:
     """Float class ids → int64, refusing fractional, negative or out-of-label-range ids."""
     if class_ids.size == 0:
         return np.zeros(0, np.int64)
@@ -73,7 +69,7 @@ def check_class_ids(ctx: "DecodeContext", layout: str, class_ids: np.ndarray, to
     return ids
 
 
-def check_boxes(ctx: "DecodeContext", layout: str, boxes: np.ndarray, tol: float = EPS) -> None:
+def check_boxes(ctx: DecodeContext, layout: str, boxes: np.ndarray, tol: float = EPS) -> None:
     """Boxes (N, 4) as x1, y1, x2, y2 normalised: finite, not inverted, not far outside the input."""
     if boxes.size == 0:
         return
@@ -85,7 +81,7 @@ def check_boxes(ctx: "DecodeContext", layout: str, boxes: np.ndarray, tol: float
         raise fail(ctx, layout, f"box coordinates reach {float(np.max(np.abs(boxes))):.3g} times the input size")
 
 
-def normalise_if_pixels(boxes: np.ndarray, ctx: "DecodeContext", columns: slice = slice(0, 4)) -> np.ndarray:
+def normalise_if_pixels(boxes: np.ndarray, ctx: DecodeContext, columns: slice = slice(0, 4)) -> np.ndarray:
     """Boxes (N, 4) in input pixels → 0..1 (x by width, y by height); normalised boxes pass as they are.
 
     Exports differ: Ultralytics' TFLite gives 0..1, other converters give input pixels. ``columns``

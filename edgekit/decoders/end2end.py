@@ -10,20 +10,18 @@ N ≤ 1000 does (a one-class YOLOv5 ``[1, 25200, 6]`` does not).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ..modelinfo import ModelInfo
 from ._checks import check_boxes, check_class_ids, check_scores, fail, normalise_if_pixels, tolerance
-
-if TYPE_CHECKING:
-    from ..modelinfo import ModelInfo
-    from . import Candidates, DecodeContext, OutputTensor
+from .contract import Candidates, DecodeContext, OutputTensor
 
 MAX_ROWS = 1000  # [1, N, 6] with N above this is a one-class YOLOv5, not an end-to-end head
 
 
-def matches_end2end(info: "ModelInfo"):
+def matches_end2end(info: ModelInfo):
     shapes = info.output_shapes()
     if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1 and shapes[0][2] == 6 \
             and shapes[0][1] <= MAX_ROWS:
@@ -31,9 +29,7 @@ def matches_end2end(info: "ModelInfo"):
     return False
 
 
-def decode_end2end(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
-    from . import Candidates
-
+def decode_end2end(outputs: Sequence[OutputTensor], ctx: DecodeContext) -> Candidates:
     if len(outputs) != 1 or outputs[0].data.ndim != 3 or outputs[0].data.shape[-1] != 6:
         raise fail(ctx, "end2end", f"needs one [1, N, 6] output, found {[list(o.data.shape) for o in outputs]}")
     tol = tolerance(outputs[0].scale)

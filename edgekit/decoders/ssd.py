@@ -12,16 +12,14 @@ output list, from TFLite Metadata tensor names, from names, and only then from s
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import LayoutError
+from ..modelinfo import ModelInfo
 from ._checks import check_boxes, check_class_ids, check_scores, fail, tolerance
-
-if TYPE_CHECKING:
-    from ..modelinfo import ModelInfo
-    from . import Candidates, DecodeContext, OutputTensor
+from .contract import Candidates, DecodeContext, OutputTensor
 
 ROLES = ("boxes", "classes", "scores", "count")
 # TFLite Metadata output names (TF1 SSD with metadata, EfficientDet-Lite, Model Maker).
@@ -31,7 +29,7 @@ _KEYWORDS = (("boxes", ("box", "location")), ("classes", ("class", "category")),
              ("count", ("num", "count")))
 
 
-def matches_ssd(info: "ModelInfo"):
+def matches_ssd(info: ModelInfo):
     shapes = info.output_shapes()
     if len(shapes) != 4:
         return False
@@ -44,7 +42,7 @@ def matches_ssd(info: "ModelInfo"):
     return False
 
 
-def _by_metadata_names(info: "ModelInfo") -> dict[str, int] | None:
+def _by_metadata_names(info: ModelInfo) -> dict[str, int] | None:
     names = info.metadata.output_names
     if not names or len(names) != len(info.outputs):
         return None
@@ -53,7 +51,7 @@ def _by_metadata_names(info: "ModelInfo") -> dict[str, int] | None:
     return roles if len(roles) == 4 else None
 
 
-def roles_of(outputs: Sequence["OutputTensor"], info: "ModelInfo | None") -> tuple[dict[str, "OutputTensor"], str]:
+def roles_of(outputs: Sequence[OutputTensor], info: ModelInfo | None) -> tuple[dict[str, OutputTensor], str]:
     """Which output is boxes/classes/scores/count, and how that was decided."""
     by_index = {o.index: o for o in outputs if o.index is not None}
     if info is not None:
@@ -94,9 +92,7 @@ def roles_of(outputs: Sequence["OutputTensor"], info: "ModelInfo | None") -> tup
     )
 
 
-def decode_ssd(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
-    from . import Candidates
-
+def decode_ssd(outputs: Sequence[OutputTensor], ctx: DecodeContext) -> Candidates:
     try:
         roles, _ = roles_of(outputs, ctx.info)
     except LayoutError as exc:

@@ -17,29 +17,27 @@ anchors). When neither tells, auto-detection refuses and asks for ``--layout`` o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ..boxes import cxcywh_to_xyxy
+from ..modelinfo import ModelInfo
 from ._checks import check_boxes, check_class_count, check_scores, fail, normalise_if_pixels, tolerance
+from .contract import Candidates, DecodeContext, OutputTensor
 from .end2end import MAX_ROWS as _END2END_MAX_ROWS
-
-if TYPE_CHECKING:
-    from ..modelinfo import ModelInfo
-    from . import Candidates, DecodeContext, OutputTensor
 
 _STRIDES = (8, 16, 32)
 
 
-def _single(info: "ModelInfo") -> tuple[int, int] | None:
+def _single(info: ModelInfo) -> tuple[int, int] | None:
     shapes = info.output_shapes()
     if len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == 1:
         return shapes[0][1], shapes[0][2]
     return None
 
 
-def grid_cells(info: "ModelInfo") -> int | None:
+def grid_cells(info: ModelInfo) -> int | None:
     """Cells of the stride-8/16/32 grids for the model's input size (YOLOv8 rows; YOLOv5 has 3×)."""
     if not info.inputs or len(info.inputs[0].shape) != 4:
         return None
@@ -47,7 +45,7 @@ def grid_cells(info: "ModelInfo") -> int | None:
     return sum(-(-h // s) * -(-w // s) for s in _STRIDES)
 
 
-def matches_yolov8(info: "ModelInfo"):
+def matches_yolov8(info: ModelInfo):
     dims = _single(info)
     if dims is None:
         return False
@@ -61,7 +59,7 @@ def matches_yolov8(info: "ModelInfo"):
     return False
 
 
-def matches_yolov5(info: "ModelInfo"):
+def matches_yolov5(info: ModelInfo):
     dims = _single(info)
     if dims is None or matches_yolov8(info):
         return False
@@ -74,22 +72,20 @@ def matches_yolov5(info: "ModelInfo"):
     return False
 
 
-def _boxes(rows: np.ndarray, ctx: "DecodeContext", layout: str, tol: float) -> np.ndarray:
+def _boxes(rows: np.ndarray, ctx: DecodeContext, layout: str, tol: float) -> np.ndarray:
     # a negative w/h gives an inverted corner box, which check_boxes refuses
     boxes = cxcywh_to_xyxy(normalise_if_pixels(rows, ctx, slice(0, 2))).astype(np.float32)
     check_boxes(ctx, layout, boxes, tol)
     return boxes
 
 
-def _one_output(outputs: Sequence["OutputTensor"], ctx: "DecodeContext", layout: str, want: str) -> "OutputTensor":
+def _one_output(outputs: Sequence[OutputTensor], ctx: DecodeContext, layout: str, want: str) -> OutputTensor:
     if len(outputs) != 1 or outputs[0].data.ndim != 3 or outputs[0].data.shape[0] != 1:
         raise fail(ctx, layout, f"needs one {want} output, found {[list(o.data.shape) for o in outputs]}")
     return outputs[0]
 
 
-def decode_yolov8(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
-    from . import Candidates, OutputTensor
-
+def decode_yolov8(outputs: Sequence[OutputTensor], ctx: DecodeContext) -> Candidates:
     out = _one_output(outputs, ctx, "yolov8", "[1, 4+C, N]")
     data = out.data[0]
     _, a, b = out.data.shape
@@ -112,9 +108,7 @@ def decode_yolov8(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "C
     return Candidates(boxes, np.clip(scores, 0.0, 1.0), best[keep].astype(np.int64))
 
 
-def decode_yolov5(outputs: Sequence["OutputTensor"], ctx: "DecodeContext") -> "Candidates":
-    from . import Candidates, OutputTensor
-
+def decode_yolov5(outputs: Sequence[OutputTensor], ctx: DecodeContext) -> Candidates:
     out = _one_output(outputs, ctx, "yolov5", "[1, N, 5+C]")
     _, n, width = out.data.shape
     if n < width:

@@ -90,11 +90,14 @@ def soak(args: argparse.Namespace, url: str) -> dict:
 
 def _mqtt_sink(args: argparse.Namespace, runner, outbox: str):
     from edgekit.mqtt import MqttSettings, Publisher
-    from edgekit.sinks import MqttSink
+    from edgekit.mqtt.sink import MqttSink
+    from edgekit.stats import RunStats
 
     settings = MqttSettings.from_url(args.mqtt, device_id="edgekit-soak", outbox=outbox)
     print(f"MQTT sink: {args.mqtt} (outbox {outbox})", flush=True)
-    return MqttSink(Publisher(settings).start(), args.model, sources=runner.stats)
+    stats = RunStats(runner.stats)
+    runner.stages.append(stats.count)  # the run's statistics see every frame, published or not
+    return MqttSink(Publisher(settings).start(), args.model, stats=stats)
 
 
 def _status() -> dict[str, int]:

@@ -1,159 +1,32 @@
 """Deliver MQTT messages without losing any (paho-mqtt 2.x, imported only when used).
 
 :class:`Publisher` is the transport: the paho client (TLS, credentials, MQTT 3.1.1 or 5), the
-``status`` last will, the on-disk outbox, the sender thread and delivery statistics; it publishes
-whatever it is given (:meth:`Publisher.publish`). What edgekit says is built elsewhere, by pure
-functions: :mod:`edgekit.payloads` (detections, counts, source status, snapshots) and
-:mod:`edgekit.homeassistant` (discovery); :class:`edgekit.sinks.MqttSink` composes them for the
-runner, and "only on change" is a runner stage (:class:`edgekit.stages.ChangeGate`).
+``status`` last will, the on-disk outbox (:mod:`edgekit.mqtt.outbox`), the sender thread and
+delivery statistics; it publishes whatever it is given (:meth:`Publisher.publish`). What edgekit
+says is built by pure functions elsewhere in this package.
 
-Topics (``<prefix>/<device_id>/…``, prefix ``edgekit``)::
-
-    detections        one message per processed image: schema "edgekit.detections/1"
-    counts/<label>    retained: how many <label> the latest image had (only sent on change)
-    status            retained "online" / "offline"; "offline" is also the last will
-    stats             every stats_interval: fps, latency, per-stage ms, per-source counters (from
-                      the MqttSink), RSS, and messages queued/sent/dropped, connection state
-    snapshot          JPEG of each published image (off by default: ``snapshot``)
-    sources/<name>/status   retained: a source's "up" / "down" and why
-
-Home Assistant discovery (``ha_discovery``): each label, when first counted, gets a count sensor
-and a presence binary sensor under ``homeassistant/…/edgekit_<device_id>/…/config`` (retained),
-tied to ``status`` for availability; ``edgekit ha-remove`` deletes them.
-
-Reliability: every message goes to the on-disk :class:`~edgekit.outbox.Outbox` first and leaves it
-only when the broker acknowledges it (QoS 1 PUBACK); a background thread sends the backlog in
-order (with a share of each batch for the newest messages) whenever connected, and reconnects with
-backoff. At-least-once: de-duplicate detections by ``event_id``.
+Reliability: every message goes to the on-disk outbox first and leaves it only when the broker
+acknowledges it (QoS 1 PUBACK); a background thread sends the backlog in order (with a share of
+each batch for the newest messages) whenever connected, and reconnects with backoff.
+At-least-once: de-duplicate detections by ``event_id``, events by ``after.id`` + ``seq``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import stat
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
-from urllib.parse import urlsplit
 
-from .errors import ConfigError, MqttError  # MqttError: also importable from here, as before
-from .homeassistant import ha_discovery_configs  # noqa: F401  (moved; importable here too)
+from ..errors import ConfigError, MqttError
 from .outbox import Outbox
-from .payloads import SCHEMA, detection_payload  # noqa: F401  (moved; importable here too)
+from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
-    from .results import DetectionResult
+    from ..results import DetectionResult
 
-__all__ = ["MqttError", "MqttSettings", "Publisher", "SCHEMA"]
-
-
-def _default_outbox(device_id: str) -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(base, "edgekit", f"outbox-{device_id}.db")
-
-
-def _check_topic_part(name: str, value: str) -> str:
-    if not value or any(c in value for c in "+#\0") or "//" in value or value.startswith("/") or value.endswith("/"):
-        raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: no '+', '#', empty levels or "
-                          "leading/trailing '/'")
-    return value
-
-
-@dataclass(frozen=True)
-class MqttSettings:
-    """Where and how to publish. Secrets never come from the URL or argv: use ``password_env``
-    (default ``EDGEKIT_MQTT_PASSWORD``) or ``password_file`` (readable by its owner only)."""
-
-    host: str
-    port: int = 1883
-    tls: bool = False
-    username: str | None = None
-    password_file: str | None = None
-    password_env: str = "EDGEKIT_MQTT_PASSWORD"
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure: bool = False  # skip certificate verification: refused unless allow_insecure
-    allow_insecure: bool = False
-    device_id: str = field(default_factory=lambda: socket.gethostname().split(".")[0] or "edgekit")
-    prefix: str = "edgekit"
-    qos: int = 1
-    protocol: str = "3.1.1"  # or "5"
-    keepalive: int = 30
-    session_expiry: int = 3600  # MQTT 5: seconds the broker keeps our session after a disconnect
-    outbox: str | None = None
-    outbox_max: int = 100_000
-    stats_interval: float = 30.0
-    window: int = 20  # messages in flight (sent, not yet acknowledged)
-    only_on_change: bool = False  # skip a detections message when the per-label counts did not change
-    snapshot: bool = False  # also publish a JPEG of each published image to <…>/snapshot
-    ha_discovery: bool = False  # announce Home Assistant entities (per-label count + presence)
-    ha_prefix: str = "homeassistant"
-
-    def __post_init__(self) -> None:
-        _check_topic_part("prefix", self.prefix)
-        _check_topic_part("device id", self.device_id)
-        if self.qos not in (0, 1, 2):
-            raise ConfigError(f"MQTT QoS must be 0, 1 or 2, found {self.qos}")
-        if self.protocol not in ("3.1.1", "5"):
-            raise ConfigError(f"MQTT protocol must be 3.1.1 or 5, found {self.protocol!r}")
-        if self.insecure and not self.allow_insecure:
-            raise ConfigError("refusing to skip TLS certificate verification; use a CA file (ca_file), or set "
-                              "allow_insecure as well if you really mean it")
-
-    @classmethod
-    def from_file(cls, path: str, **overrides: Any) -> "MqttSettings":
-        """Settings from a TOML (Python ≥ 3.11) or JSON file: ``url`` plus any field of this class.
-        Unknown keys are refused, with the known ones listed."""
-        from .settingsfile import read_settings
-
-        known = {f for f in cls.__dataclass_fields__} | {"url"}
-        doc = read_settings(path, known, "MQTT setting", "TOML (or .json) with a url key",
-                            select=lambda d: d.get("mqtt", d))
-        if "password" in doc:
-            raise ConfigError(f"{path}: put the password in a password_file, not in the settings")
-        url = overrides.pop("url", None) or doc.pop("url", None)
-        doc.pop("url", None)
-        doc.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_url(url, **doc) if url else cls(**doc)
-
-    @classmethod
-    def from_url(cls, url: str, **overrides: Any) -> "MqttSettings":
-        """``mqtt://[user@]host[:port]`` or ``mqtts://…`` (TLS, default port 8883)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"expected an MQTT URL like mqtt://broker:1883 or mqtts://broker:8883, found {url!r}")
-        if parts.password is not None:
-            raise ConfigError("do not put the MQTT password in the URL (it shows in process listings); set "
-                              "EDGEKIT_MQTT_PASSWORD or use a password file readable only by you")
-        try:
-            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-        except ValueError:
-            raise ConfigError(f"the port in {url!r} is not a number between 1 and 65535") from None
-        base: dict[str, Any] = {"host": parts.hostname, "port": port, "tls": parts.scheme == "mqtts"}
-        if parts.username:
-            base["username"] = parts.username
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
-
-    def password(self) -> str | None:
-        if self.password_file:
-            try:
-                st = os.stat(self.password_file)
-                if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                    raise ConfigError(f"{self.password_file}: the password file is readable by others; "
-                                      f"run 'chmod 600 {self.password_file}'")
-                with open(self.password_file, encoding="utf-8") as fh:
-                    return fh.read().strip()
-            except OSError as exc:
-                raise ConfigError(f"{self.password_file}: cannot read the password file ({exc.strerror})") from None
-        return os.environ.get(self.password_env) or None
-
-    def topic(self, *parts: str) -> str:
-        return "/".join((self.prefix, self.device_id, *parts))
+__all__ = ["Publisher"]
 
 
 class Publisher:
@@ -161,17 +34,35 @@ class Publisher:
     and closes cleanly. ``stats()`` is the delivery state; the ``stats`` topic adds what
     ``extra_stats()`` returns (set by the :class:`~edgekit.sinks.MqttSink` publishing through it).
 
+    It remembers the last payload of every retained topic it published (a few per label, zone and
+    source): when Home Assistant announces itself (its birth message, ``<ha_prefix>/status`` =
+    ``online``, with ``ha_discovery``) they are all queued again, so that entities come back
+    after a broker that lost its retained messages and an HA restart. :meth:`subscribe` lets a
+    sink hear the broker (its own retained state at start, HA's birth).
+
     Args:
         settings: MqttSettings.
         required: raise MqttError from :meth:`start` if the broker cannot be reached or refuses us
             within ``connect_timeout``; otherwise keep going and deliver later.
+        role: None for the device's publisher. Any other name (``"ha-remove"``) is a short-lived
+            helper beside a running detector: its own client id (the broker would otherwise
+            kick the detector off), its own outbox, and no ``status`` of its own (no last will,
+            no online/offline), so the device's availability is left alone.
     """
 
-    def __init__(self, settings: MqttSettings, required: bool = False, connect_timeout: float = 10.0) -> None:
+    def __init__(self, settings: MqttSettings, required: bool = False, connect_timeout: float = 10.0,
+                 role: str | None = None) -> None:
         self.settings = settings
         self.required = required
         self.connect_timeout = connect_timeout
-        self.outbox = Outbox(settings.outbox or _default_outbox(settings.device_id), settings.outbox_max)
+        self.role = role
+        path = settings.outbox or default_outbox(settings.device_id)
+        if role is not None:
+            root, ext = os.path.splitext(path)
+            path = f"{root}-{role}{ext or '.db'}"
+        self.outbox = Outbox(path, settings.outbox_max)
+        self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): replayed on HA's birth
+        self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
         self.sent = 0
         self.last_error: str | None = None
         # the stats topic's fields about the run (fps, latency, per source): set by its MqttSink
@@ -186,6 +77,8 @@ class Publisher:
         self._stop = False
         self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
+        if settings.ha_discovery and role is None:
+            self.subscribe(f"{settings.ha_prefix}/status", self._on_ha_status)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _make_client(self):
@@ -194,7 +87,8 @@ class Publisher:
 
         s = self.settings
         v5 = s.protocol == "5"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edgekit-{s.device_id}",
+        client_id = f"edgekit-{s.device_id}" if self.role is None else f"edgekit-{s.device_id}-{self.role}-{os.getpid()}"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
         if s.username:
             client.username_pw_set(s.username, s.password())
@@ -207,13 +101,15 @@ class Publisher:
             except (OSError, ValueError, ssl.SSLError) as exc:
                 raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
             client.tls_insecure_set(s.insecure)
-        client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
+        if self.role is None:
+            client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
         client.max_inflight_messages_set(s.window)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
         return client
 
     def start(self) -> "Publisher":
@@ -255,7 +151,7 @@ class Publisher:
         Undelivered messages stay in the outbox for the next run."""
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
-        if self._connected.is_set():
+        if self._connected.is_set() and self.role is None:
             info = self._client.publish(self.settings.topic("status"), b"offline", qos=1, retain=True)
             try:
                 info.wait_for_publish(timeout=2)
@@ -292,8 +188,40 @@ class Publisher:
         """
         if isinstance(payload, str):
             payload = payload.encode()
-        self.outbox.put(topic, payload, self.settings.qos if qos is None else qos, retain=retain)
+        qos = self.settings.qos if qos is None else qos
+        if retain:
+            with self._map_lock:
+                self._retained[topic] = (payload, qos)
+        self.outbox.put(topic, payload, qos, retain=retain)
         self._notify()
+
+    def published_retained(self, topic: str) -> bytes | None:
+        """The last retained payload this publisher queued on ``topic`` (None: none this run)."""
+        with self._map_lock:
+            entry = self._retained.get(topic)
+        return None if entry is None else entry[0]
+
+    def forget_retained(self, topic: str) -> None:
+        """Stop replaying ``topic`` on Home Assistant's birth (its entity was removed)."""
+        with self._map_lock:
+            self._retained.pop(topic, None)
+
+    def subscribe(self, topic: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(message)`` (paho's message: ``topic``, ``payload``, ``retain``) for
+        each message on ``topic`` (a filter), from paho's network thread; subscribed again after
+        every reconnect. The callback must be quick and must not raise."""
+        self._subscriptions.append((topic, callback))
+        if self._connected.is_set():
+            self._client.subscribe(topic, qos=1)
+
+    def replay_retained(self) -> int:
+        """Queue every retained topic's last payload again (returns how many)."""
+        with self._map_lock:
+            entries = list(self._retained.items())
+        for topic, (payload, qos) in entries:
+            self.outbox.put(topic, payload, qos, retain=True)
+        self._notify()
+        return len(entries)
 
     def publish_result(self, result: DetectionResult, model: str = "", image: Any = None,
                        latency_ms: float | None = None) -> str | None:
@@ -303,7 +231,7 @@ class Publisher:
         ``only_on_change`` held back a result whose counts did not change (the sink's
         :class:`~edgekit.stages.ChangeGate` does that, not the publisher)."""
         if self._results is None:
-            from .sinks import MqttSink
+            from .sink import MqttSink
 
             self._results = MqttSink(self, model, only_on_change=self.settings.only_on_change)
         return self._results.publish_result(result, image, latency_ms, model=model)
@@ -346,11 +274,31 @@ class Publisher:
                 self._refused.set()
             return
         self.last_error = None
-        client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
+        if self.role is None:
+            client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
+        for topic, _callback in self._subscriptions:
+            client.subscribe(topic, qos=1)
         with self._map_lock:
             self._inflight.clear()  # anything unacknowledged is sent again from the outbox
         self._connected.set()
         self._notify()
+
+    def _on_message(self, client, userdata, message) -> None:
+        from paho.mqtt.client import topic_matches_sub
+
+        for topic, callback in list(self._subscriptions):
+            if topic_matches_sub(topic, message.topic):
+                try:
+                    callback(message)
+                except Exception as exc:  # a listener's bug must never stop delivery
+                    self.last_error = f"message handler for {topic}: {type(exc).__name__}: {exc}"
+
+    def _on_ha_status(self, message) -> None:
+        """Home Assistant's birth: it (re)started and reads discovery now; the broker may have lost
+        our retained configs and states, so send them again, and say we are online."""
+        if message.payload.strip().lower() == b"online":
+            self._client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
+            self.replay_retained()
 
     def _on_connect_fail(self, client, userdata) -> None:
         if not (self.last_error or "").startswith("connection refused"):

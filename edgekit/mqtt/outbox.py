@@ -24,8 +24,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .userdirs import create_private, private_dir, private_file, state_dir
+from ..errors import ConfigError
+from ..userdirs import create_private, private_dir, private_file, state_dir
 
 __all__ = ["Outbox", "OutboxMessage"]
 

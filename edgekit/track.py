@@ -1,0 +1,547 @@
+"""Multi-object tracking by detection: the same id for the same object from frame to frame.
+
+A :class:`Tracker` takes each frame's detections (anything with ``label``, ``class_id``, ``score``
+and ``box = (x1, y1, x2, y2)`` in pixels, such as :class:`edgekit.results.Detection`) and says which
+confirmed track each one belongs to. It is built to hold at 2 fps, where a walking person's boxes
+no longer overlap from one frame to the next:
+
+- **Motion**: a constant-velocity Kalman filter per track on the box centre (x and y apart) and a
+  random-walk one on its width and height, all scaled by the time between frames, so frame rate,
+  ``--fps`` sampling and skipped frames do not change what the options mean. Its noise is in
+  units of the track's size ``sqrt(w·h)``: jitter of the detector, how fast a new object may move,
+  how fast an object may change speed (``_MEASURE_STD``, ``_SPEED_STD``, ``_ACCEL_STD``).
+- **Distance**: the detection's centre against the track's *predicted* centre, in track sizes
+  (``|Δcentre| / sqrt(w·h)``), gated twice: at most ``max_distance`` sizes and within
+  ``gate_sigmas`` standard deviations of the prediction (tight for a track whose speed is known,
+  wider for a new or unseen one). A detection that overlaps the prediction (IoU ≥ 0.5) passes
+  whatever the distance; width and height may differ by at most ``max_size_ratio``. The cost
+  ranks by distance and overlap together: ``(distance / max_distance + 1 - IoU) / 2``.
+- **Association** (ByteTrack's two stages, then one for label flicker), each a greedy
+  lowest-cost matching: (1) detections scoring ``high_score`` or more against every live track of
+  their class; (2) those in ``[low_score, high_score)`` against the confirmed tracks of their class
+  still unmatched (they keep a track alive, never start one); (3) the high ones still unmatched
+  against the tracks still unmatched of *any* class, only where the prediction overlaps them by
+  ``cross_class_iou`` (a dog read as "bird" for a frame stays the same track, and a vote keeps
+  its label "dog"). High detections left over start tentative tracks.
+- **Lifecycle**: a track is confirmed after ``confirm_hits`` matches (only confirmed tracks are
+  ever reported); unseen, a tentative track is forgotten after ``tentative_unseen`` s, a confirmed
+  one ends after ``max_unseen`` s (``stationary_unseen`` s if stationary) or as soon as its
+  prediction has left the image. A track that keeps its box put for ``stationary_after`` s is
+  stationary: predicted in place, kept long while something passes in front of it.
+
+Detections with a score below ``low_score`` or not finite, or an empty or non-finite box, are not
+tracked (their ``track_ids`` entry is None). Time going backwards (a timestamp before the
+previous frame's: a source restarted) ends every track at that frame and starts over; ids keep
+counting, so a Tracker never reuses an id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .results import Detection
+
+__all__ = ["TrackerOptions", "Track", "TrackUpdate", "Tracker"]
+
+# The motion model, in track sizes (sqrt(w·h)) and seconds.
+_MEASURE_STD = 0.08  # detector jitter of a box centre
+_SPEED_STD = 1.5  # speed of a new track (a brisk walk is ~1.7 sizes/s)
+_ACCEL_STD = 1.5  # change of speed per second
+_SIZE_MEASURE_STD = 0.1  # jitter of width and height (a fraction of them)
+_SIZE_DRIFT_STD = 0.3  # change of width and height per second (a fraction of them)
+_OVERLAP_PASSES = 0.5  # IoU with the prediction that passes the distance gates
+_SCORES_KEPT = 10  # the score is the median of this many recent ones
+_AWAY_FRAMES = 2  # matches in a row away from its place that end "stationary" (one is jitter)
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """How the :class:`Tracker` associates detections and when tracks start and end.
+
+    Times are in seconds of the frames' timestamps; distances in track sizes (``sqrt(w·h)``).
+
+    Attributes:
+        high_score: detections at or above it are matched first and may start tracks (the user's
+            score threshold).
+        low_score: detections in ``[low_score, high_score)`` only keep confirmed tracks alive;
+            equal to ``high_score``: no second stage.
+        confirm_hits: a track is confirmed (reported) once matched in this many frames.
+        max_unseen: a confirmed track ends after this long unseen.
+        tentative_unseen: an unconfirmed track is forgotten after this long unseen.
+        stationary_after: a track whose box stays put this long is stationary.
+        stationary_unseen: how long a stationary track survives unseen (a parked car behind a
+            passer-by); at least ``max_unseen``.
+        max_detections: per frame, at most this many detections (the best scores) are tracked;
+            the others are counted in :attr:`TrackUpdate.capped`. None: no limit.
+        max_distance: the farthest a detection's centre may be from a track's predicted centre.
+        gate_sigmas: ... and at most this many standard deviations of that prediction away.
+        max_size_ratio: the most a detection's width and height may differ from a track's (×/÷).
+        cross_class_iou: the overlap with a track's prediction a detection of another class
+            needs to match it (last stage, label flicker).
+        still_distance: a box "stays put" while its centre is within this many sizes of where it
+            came to rest, its width and height within twice this fraction.
+
+    Raises:
+        ConfigError: a value of the wrong type or out of range.
+    """
+
+    high_score: float = 0.25
+    low_score: float = 0.1
+    confirm_hits: int = 2
+    max_unseen: float = 5.0
+    tentative_unseen: float = 1.0
+    stationary_after: float = 10.0
+    stationary_unseen: float = 60.0
+    max_detections: int | None = 300
+    max_distance: float = 2.0
+    gate_sigmas: float = 2.5
+    max_size_ratio: float = 2.0
+    cross_class_iou: float = 0.5
+    still_distance: float = 0.1
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("confirm_hits", "max_detections"):
+                if value is None and f.name == "max_detections":
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"TrackerOptions.{f.name} must be a whole number >= 1"
+                                      f"{' or None (no limit)' if f.name == 'max_detections' else ''}, "
+                                      f"found {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"TrackerOptions.{f.name} must be a finite number, found {value!r}")
+        _check(0.0 <= self.high_score <= 1.0, "high_score", "in [0, 1]", self.high_score)
+        _check(0.0 <= self.low_score <= self.high_score, "low_score",
+               f"in [0, high_score = {self.high_score}]", self.low_score)
+        for name in ("max_unseen", "tentative_unseen"):
+            _check(getattr(self, name) >= 0, name, ">= 0 seconds", getattr(self, name))
+        _check(self.stationary_after > 0, "stationary_after", "> 0 seconds", self.stationary_after)
+        _check(self.stationary_unseen >= self.max_unseen, "stationary_unseen",
+               f">= max_unseen = {self.max_unseen} seconds", self.stationary_unseen)
+        for name in ("max_distance", "gate_sigmas", "still_distance"):
+            _check(getattr(self, name) > 0, name, "> 0", getattr(self, name))
+        _check(self.max_size_ratio >= 1, "max_size_ratio", ">= 1", self.max_size_ratio)
+        _check(0 < self.cross_class_iou <= 1, "cross_class_iou", "in (0, 1]", self.cross_class_iou)
+
+
+def _check(ok: bool, name: str, expected: str, found: Any) -> None:
+    if not ok:
+        raise ConfigError(f"TrackerOptions.{name} must be {expected}, found {found!r}")
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        raise ConfigError(f"a frame's timestamp must be a finite number of seconds, found {value!r}")
+    return float(value)
+
+
+def _size(value: Any) -> tuple[int, int]:
+    try:
+        width, height = value
+    except (TypeError, ValueError):
+        width = height = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (width, height)):
+        raise ConfigError(f"a frame's size must be (width, height) in whole pixels > 0, found {value!r}")
+    return int(width), int(height)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One tracked object as of a frame.
+
+    Attributes:
+        id: 1, 2, 3 … per :class:`Tracker` (callers make globally unique ids of their own).
+        label, class_id: the most frequent over its matches (one misread frame does not change it).
+        score: median of its last 10 scores; top_score: its best.
+        box: its last matched box ``(x1, y1, x2, y2)`` in pixels.
+        first_seen, last_seen: timestamps of its first and last match.
+        hits: frames it was matched in.
+        confirmed: matched in ``confirm_hits`` frames (always True in a :class:`TrackUpdate`).
+        stationary: its box stayed put for ``stationary_after`` seconds (until it moves).
+        motionless_count: matches in a row its box stayed put.
+        position_changes: times it moved away from a stationary position.
+        seen: matched in the latest frame.
+    """
+
+    id: int
+    label: str
+    class_id: int
+    score: float
+    top_score: float
+    box: tuple[float, float, float, float]
+    first_seen: float
+    last_seen: float
+    hits: int
+    confirmed: bool
+    stationary: bool
+    motionless_count: int
+    position_changes: int
+    seen: bool
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """What one frame did to the tracks.
+
+    Attributes:
+        track_ids: per input detection (same order), its confirmed track's id, else None.
+        tracks: the confirmed live tracks after this frame (seen or not), by id.
+        ended: the confirmed tracks that ended at this frame, by id (each ends exactly once).
+        capped: detections not tracked because of ``max_detections``.
+    """
+
+    track_ids: tuple[int | None, ...]
+    tracks: tuple[Track, ...]
+    ended: tuple[Track, ...]
+    capped: int = 0
+
+
+class _Live:
+    """The bookkeeping of one live track (its motion state is in the Tracker's arrays)."""
+
+    __slots__ = ("id", "votes", "label", "class_id", "scores", "top_score", "box", "first_seen",
+                 "last_seen", "hits", "confirmed", "stationary", "motionless_count", "position_changes",
+                 "anchor", "still_since", "away", "snap")
+
+    def __init__(self, track_id: int, label: str, class_id: int, score: float, box: tuple, t: float) -> None:
+        self.id = track_id
+        self.votes = {(class_id, label): 1}
+        self.label, self.class_id = label, class_id
+        self.scores = deque([score], maxlen=_SCORES_KEPT)
+        self.top_score = score
+        self.box = box
+        self.first_seen = self.last_seen = self.still_since = t
+        self.hits, self.motionless_count, self.position_changes, self.away = 1, 0, 0, 0
+        self.confirmed = self.stationary = False
+        self.anchor = box
+        self.snap: Track | None = None
+
+    def matched(self, label: str, class_id: int, score: float, box: tuple, t: float,
+                options: TrackerOptions) -> None:
+        self.hits += 1
+        self.last_seen = t
+        self.box = box
+        self.scores.append(score)
+        if score > self.top_score:
+            self.top_score = score
+        votes = self.votes
+        key = (class_id, label)
+        count = votes[key] = votes.get(key, 0) + 1
+        if class_id != self.class_id or label != self.label:
+            if count > votes[(self.class_id, self.label)]:
+                self.class_id, self.label = key
+        if not self.confirmed and self.hits >= options.confirm_hits:
+            self.confirmed = True
+        self._place(box, t, options)
+        self.snap = None
+
+    def _place(self, box: tuple, t: float, options: TrackerOptions) -> None:
+        """Stationary bookkeeping: stays put → count, and stationary after a while; moves → reset."""
+        if _stays_put(self.anchor, box, options.still_distance):
+            self.motionless_count += 1
+            self.away = 0
+            if not self.stationary and t - self.still_since >= options.stationary_after:
+                self.stationary = True
+        elif self.stationary and self.away + 1 < _AWAY_FRAMES:
+            self.away += 1
+        else:
+            if self.stationary:
+                self.stationary = False
+                self.position_changes += 1
+            self.anchor, self.still_since, self.motionless_count, self.away = box, t, 0, 0
+
+    def snapshot(self, seen: bool) -> Track:
+        if self.snap is None or self.snap.seen != seen:
+            ordered = sorted(self.scores)
+            n = len(ordered)
+            median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+            self.snap = Track(self.id, self.label, self.class_id, median, self.top_score, self.box,
+                              self.first_seen, self.last_seen, self.hits, self.confirmed, self.stationary,
+                              self.motionless_count, self.position_changes, seen)
+        return self.snap
+
+
+def _stays_put(anchor: tuple, box: tuple, fraction: float) -> bool:
+    aw, ah = anchor[2] - anchor[0], anchor[3] - anchor[1]
+    w, h = box[2] - box[0], box[3] - box[1]
+    dx = (box[0] + box[2] - anchor[0] - anchor[2]) / 2
+    dy = (box[1] + box[3] - anchor[1] - anchor[3]) / 2
+    return (dx * dx + dy * dy <= fraction * fraction * aw * ah
+            and abs(w - aw) <= 2 * fraction * aw and abs(h - ah) <= 2 * fraction * ah)
+
+
+def _greedy(cost: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
+    """Lowest-cost-first matching of rows to columns among the ``ok`` pairs."""
+    rows, cols = np.nonzero(ok)
+    if rows.size == 0:
+        return []
+    if np.unique(rows).size == rows.size and np.unique(cols).size == cols.size:
+        return list(zip(rows.tolist(), cols.tolist()))  # no two candidates share a row or a column
+    order = np.argsort(cost[rows, cols], kind="stable")
+    used_rows: set[int] = set()
+    used_cols: set[int] = set()
+    pairs = []
+    for r, c in zip(rows[order].tolist(), cols[order].tolist()):
+        if r not in used_rows and c not in used_cols:
+            used_rows.add(r)
+            used_cols.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
+class _Frame:
+    """One frame's trackable detections; ``index`` maps them to the input order, ``rows`` is
+    (6, M): centre x, centre y, width, height, score, class id (contiguous rows are fast)."""
+
+    def __init__(self, detections: Sequence[Any], low: float, cap: int | None) -> None:
+        self.capped = 0
+        if cap is not None and len(detections) > cap:
+            scores = np.fromiter((d.score for d in detections), float, len(detections))
+            keep = np.flatnonzero(np.isfinite(scores) & (scores >= low))
+            if keep.size > cap:
+                self.capped = keep.size - cap
+                keep = np.sort(keep[np.argsort(-scores[keep], kind="stable")[:cap]])
+            chosen = [detections[i] for i in keep.tolist()]
+        else:
+            keep = np.arange(len(detections))
+            chosen = list(detections)
+        table = np.array([(*d.box, d.score, d.class_id) for d in chosen], float).reshape(-1, 6)
+        rows = _TO_CENTRES @ table.T
+        good = np.isfinite(rows.sum(axis=0)) & (rows[2] > 0) & (rows[3] > 0) & (rows[4] >= low)
+        if not good.all():
+            table, rows = table[good], rows[:, good]
+            keep = keep[good]
+            chosen = [d for d, g in zip(chosen, good.tolist()) if g]
+        self.index = keep.tolist()
+        self.labels = [str(d.label) for d in chosen]
+        self.boxes = table[:, :4]
+        self.rows = rows
+        self.scores = rows[4]
+        self.classes = rows[5].astype(np.int64)
+
+
+#: (x1, y1, x2, y2, score, class) -> (centre x, centre y, width, height, score, class)
+_TO_CENTRES = np.array([[0.5, 0, 0.5, 0, 0, 0], [0, 0.5, 0, 0.5, 0, 0], [-1, 0, 1, 0, 0, 0], [0, -1, 0, 1, 0, 0],
+                        [0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1]], float)
+
+
+# Rows of the Tracker's state, one column per live track, as of its last match: per axis (x then
+# y) the centre, its speed, the variance of the centre, their covariance, the variance of the
+# speed; width and height and their variances; the time of the last match; class id, confirmed,
+# stationary (copies of the _Live's, for the vectorised steps).
+_POS, _VEL, _P00, _P01, _P11, _WH, _PWH = (slice(k, k + 2) for k in range(0, 14, 2))
+_TIME, _CLASS, _CONFIRMED, _STATIONARY = 14, 15, 16, 17
+_ROWS = 18
+
+
+class Tracker:
+    """Tracks the detections of one source (keep one per camera); see the module's docstring.
+
+    Args:
+        options: :class:`TrackerOptions` (None: the defaults).
+
+    Raises:
+        ConfigError: ``options`` is not a :class:`TrackerOptions`.
+    """
+
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        if options is not None and not isinstance(options, TrackerOptions):
+            raise ConfigError(f"Tracker options must be a TrackerOptions, found {type(options).__name__}")
+        self.options = options or TrackerOptions()
+        self._next_id = 1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._live: list[_Live] = []
+        self._state = np.zeros((_ROWS, 0))
+        self._time: float | None = None
+
+    def update(self, detections: Sequence[Detection], timestamp: float, size: tuple[int, int]) -> TrackUpdate:
+        """Associate one frame's detections with the tracks.
+
+        Args:
+            detections: the frame's detections (any order; with ``label``, ``class_id``, ``score``,
+                ``box``).
+            timestamp: the frame's time in seconds (earlier than the previous frame's: restart).
+            size: the image's ``(width, height)`` in pixels.
+
+        Returns:
+            A :class:`TrackUpdate`.
+
+        Raises:
+            ConfigError: a timestamp that is not a finite number, or a size that is not two
+                positive whole numbers.
+        """
+        t = _timestamp(timestamp)
+        width, height = _size(size)
+        ended: list[Track] = []
+        if self._time is not None and t < self._time:
+            ended = list(self.flush())
+        self._time = t
+        dets = detections if isinstance(detections, (list, tuple)) else list(detections)
+        frame = _Frame(dets, self.options.low_score, self.options.max_detections)
+        pred = self._predict(t)
+        pairs = self._associate(frame, pred)
+        ids: list[int | None] = [None] * len(dets)
+        if pairs:
+            self._correct(frame, pred, pairs, t)
+            for i, j in pairs:
+                live = self._live[j]
+                if live.confirmed:
+                    ids[frame.index[i]] = live.id
+        matched = {i for i, _ in pairs}
+        high = self.options.high_score
+        new = [i for i, score in enumerate(frame.scores.tolist()) if score >= high and i not in matched]
+        if new:
+            self._start(frame, new, t)
+        ended += self._expire(t, width, height)
+        tracks = tuple(live.snapshot(live.last_seen == t) for live in self._live if live.confirmed)
+        return TrackUpdate(tuple(ids), tracks, tuple(sorted(ended, key=lambda tr: tr.id)), frame.capped)
+
+    def flush(self) -> tuple[Track, ...]:
+        """End every track (the end of the source); the Tracker starts over (ids keep counting).
+
+        Returns:
+            The confirmed tracks that ended, by id.
+        """
+        ended = tuple(live.snapshot(live.last_seen == self._time) for live in self._live if live.confirmed)
+        self._reset()
+        return ended
+
+    def _predict(self, t: float) -> np.ndarray:
+        """Every track's state (rows as ``_state``'s) predicted to time ``t``; stationary ones
+        stay in place, with no more uncertainty."""
+        s = self._state
+        dt = np.maximum(t - s[_TIME], 0.0) * (s[_STATIONARY] == 0)
+        dt2 = dt * dt
+        q = _ACCEL_STD ** 2 * s[10] * s[11]
+        p = s.copy()
+        p[_POS] += s[_VEL] * dt
+        p[_P00] += 2 * dt * s[_P01] + dt2 * s[_P11] + q * dt2 * dt / 3
+        p[_P01] += dt * s[_P11] + q * dt2 / 2
+        p[_P11] += q * dt
+        p[_PWH] += _SIZE_DRIFT_STD ** 2 * s[_WH] ** 2 * dt
+        return p
+
+    def _associate(self, frame: _Frame, pred: np.ndarray) -> list[tuple[int, int]]:
+        """The three stages; returns (detection row, track column) pairs."""
+        o = self.options
+        m, n = len(frame.index), len(self._live)
+        if m == 0 or n == 0:
+            return []
+        cx, cy, w, h = pred[0], pred[1], pred[10], pred[11]
+        dcx, dcy, dw, dh = (v[:, None] for v in frame.rows[:4])
+        area = w * h
+        measure = _MEASURE_STD ** 2 * area
+        dx, dy = dcx - cx, dcy - cy
+        dx2, dy2 = dx * dx, dy * dy
+        sigmas2 = dx2 / (pred[4] + measure) + dy2 / (pred[5] + measure)
+        distance = np.sqrt((dx2 + dy2) / area)
+        # Overlap per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, within [0, min(w1, w2)].
+        ix = np.minimum(np.maximum((dw + w) / 2 - np.abs(dx), 0.0), np.minimum(dw, w))
+        iy = np.minimum(np.maximum((dh + h) / 2 - np.abs(dy), 0.0), np.minimum(dh, h))
+        inter = ix * iy
+        overlap = inter / (dw * dh + area - inter)
+        limit = math.log(o.max_size_ratio)
+        fits = (np.abs(np.log(dw) - np.log(w)) <= limit) & (np.abs(np.log(dh) - np.log(h)) <= limit)
+        near = fits & (((sigmas2 <= o.gate_sigmas ** 2) & (distance <= o.max_distance))
+                       | (overlap >= _OVERLAP_PASSES))
+        cost = (np.minimum(distance / o.max_distance, 1.0) + 1.0 - overlap) / 2
+        same = frame.rows[5][:, None] == pred[_CLASS]
+        high = frame.scores >= o.high_score
+        free_det = np.ones(m, bool)
+        free_trk = np.ones(n, bool)
+        pairs: list[tuple[int, int]] = []
+        confirmed = pred[_CONFIRMED] > 0
+        # confirmed tracks choose first (as ByteTrack): a tentative track started by one stray
+        # detection must not take the detection of an object already being followed
+        for rows, cols, ok in ((high, confirmed, near & same),
+                               (high, ~confirmed, near & same),
+                               (~high, confirmed, near & same),
+                               (high, None, fits & (overlap >= o.cross_class_iou))):
+            rows = rows & free_det
+            cols = free_trk if cols is None else cols & free_trk
+            if not (rows.any() and cols.any()):
+                continue
+            for i, j in _greedy(cost, ok & rows[:, None] & cols):
+                free_det[i] = free_trk[j] = False
+                pairs.append((i, j))
+        return pairs
+
+    def _correct(self, frame: _Frame, pred: np.ndarray, pairs: list[tuple[int, int]], t: float) -> None:
+        """Kalman-update the matched tracks and their bookkeeping."""
+        di = [i for i, _ in pairs]
+        tj = [j for _, j in pairs]
+        p = pred[:, tj]
+        z = frame.rows[:4, di]
+        measure = _MEASURE_STD ** 2 * p[10] * p[11]
+        innovation = z[0:2] - p[_POS]
+        gain0 = p[_P00] / (p[_P00] + measure)
+        gain1 = p[_P01] / (p[_P00] + measure)
+        s = np.empty_like(p)
+        s[_POS] = p[_POS] + gain0 * innovation
+        s[_VEL] = p[_VEL] + gain1 * innovation
+        s[_P00] = (1 - gain0) * p[_P00]
+        s[_P01] = (1 - gain0) * p[_P01]
+        s[_P11] = p[_P11] - gain1 * p[_P01]
+        gain = p[_PWH] / (p[_PWH] + _SIZE_MEASURE_STD ** 2 * p[_WH] ** 2)
+        s[_WH] = p[_WH] + gain * (z[2:4] - p[_WH])
+        s[_PWH] = (1 - gain) * p[_PWH]
+        s[_TIME] = t
+        boxes = frame.boxes[di].tolist()
+        scores = frame.scores[di].tolist()
+        classes = frame.classes[di].tolist()
+        flags = []
+        for k, (i, j) in enumerate(pairs):
+            live = self._live[j]
+            live.matched(frame.labels[i], classes[k], scores[k], tuple(boxes[k]), t, self.options)
+            flags.append((live.class_id, live.confirmed, live.stationary))
+        s[_CLASS:] = np.array(flags, float).T
+        s[_VEL] *= s[_STATIONARY] == 0  # a stationary track stays where it is
+        self._state[:, tj] = s
+
+    def _start(self, frame: _Frame, rows: list[int], t: float) -> None:
+        """New tentative tracks from these detection rows."""
+        boxes = frame.boxes[rows].tolist()
+        for k, i in enumerate(rows):
+            self._live.append(_Live(self._next_id, frame.labels[i], int(frame.classes[i]), float(frame.scores[i]),
+                                    tuple(boxes[k]), t))
+            self._next_id += 1
+        z = frame.rows[:4, rows]
+        area = z[2] * z[3]
+        s = np.zeros((_ROWS, len(rows)))
+        s[_POS] = z[0:2]
+        s[_P00] = _MEASURE_STD ** 2 * area
+        s[_P11] = _SPEED_STD ** 2 * area
+        s[_WH] = z[2:4]
+        s[_PWH] = _SIZE_MEASURE_STD ** 2 * z[2:4] ** 2
+        s[_TIME] = t
+        s[_CLASS] = frame.rows[5, rows]
+        self._state = np.concatenate([self._state, s], axis=1)
+
+    def _expire(self, t: float, width: int, height: int) -> list[Track]:
+        """Drop the tracks unseen too long or predicted out of the image; returns the confirmed ones."""
+        o = self.options
+        s = self._state
+        limit = np.where(s[_CONFIRMED] > 0, np.where(s[_STATIONARY] > 0, o.stationary_unseen, o.max_unseen),
+                         o.tentative_unseen)
+        unseen = t - s[_TIME]
+        centre = s[_POS] + s[_VEL] * unseen  # stationary: speed 0
+        half = s[_WH] / 2
+        outside = ((centre + half <= 0) | (centre - half >= np.array([[width], [height]]))).any(axis=0)
+        gone = (unseen > limit) | ((unseen > 0) & outside)
+        if not gone.any():
+            return []
+        ended = [live.snapshot(False) for live, g in zip(self._live, gone.tolist()) if g and live.confirmed]
+        self._live = [live for live, g in zip(self._live, gone.tolist()) if not g]
+        self._state = s[:, ~gone]
+        return ended
