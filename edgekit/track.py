@@ -17,12 +17,14 @@ no longer overlap from one frame to the next:
   whatever the distance; width and height may differ by at most ``max_size_ratio``. The cost
   ranks by distance and overlap together: ``(distance / max_distance + 1 - IoU) / 2``.
 - **Association** (ByteTrack's two stages, then one for label flicker), each a greedy
-  lowest-cost matching: (1) detections scoring ``high_score`` or more against every live track of
-  their class; (2) those in ``[low_score, high_score)`` against the confirmed tracks of their class
-  still unmatched (they keep a track alive, never start one); (3) the high ones still unmatched
-  against the tracks still unmatched of *any* class, only where the prediction overlaps them by
-  ``cross_class_iou`` (a dog read as "bird" for a frame stays the same track, and a vote keeps
-  its label "dog"). High detections left over start tentative tracks.
+  lowest-cost matching: (1) detections scoring ``high_score`` or more against the live tracks of
+  their class, confirmed tracks first (a tentative track started by one stray detection must not
+  take the detection of an object already followed), then tentative ones; (2) those in
+  ``[low_score, high_score)`` against the confirmed tracks of their class still unmatched (they
+  keep a track alive, never start one); (3) the high ones still unmatched against the tracks
+  still unmatched of *any* class, only where the prediction overlaps them by ``cross_class_iou``
+  (a dog read as "bird" for a frame stays the same track, and a vote keeps its label "dog"). High
+  detections left over start tentative tracks.
 - **Lifecycle**: a track is confirmed after ``confirm_hits`` matches (only confirmed tracks are
   ever reported); unseen, a tentative track is forgotten after ``tentative_unseen`` s, a confirmed
   one ends after ``max_unseen`` s (``stationary_unseen`` s if stationary) or as soon as its
@@ -40,6 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, fields
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -81,8 +84,10 @@ class TrackerOptions:
             passer-by); at least ``max_unseen``.
         max_detections: per frame, at most this many detections (the best scores) are tracked;
             the others are counted in :attr:`TrackUpdate.capped`. None: no limit.
-        max_distance: the farthest a detection's centre may be from a track's predicted centre.
-        gate_sigmas: ... and at most this many standard deviations of that prediction away.
+        max_distance: the farthest a detection's centre may be from a track's predicted centre
+            (2: a new track's first step at 2 fps is ~1 size for a brisk walk).
+        gate_sigmas: the farthest it may be in standard deviations of that prediction (tight
+            for a track whose speed is known, wide for a new or long-unseen one).
         max_size_ratio: the most a detection's width and height may differ from a track's (×/÷).
         cross_class_iou: the overlap with a track's prediction a detection of another class
             needs to match it (last stage, label flicker).
@@ -206,79 +211,75 @@ class TrackUpdate:
 
 
 class _Live:
-    """The bookkeeping of one live track (its motion state is in the Tracker's arrays)."""
+    """The bookkeeping of one live track (its motion state is in the Tracker's arrays).
 
-    __slots__ = ("id", "votes", "label", "class_id", "scores", "top_score", "box", "first_seen",
-                 "last_seen", "hits", "confirmed", "stationary", "motionless_count", "position_changes",
-                 "anchor", "still_since", "away", "snap")
+    ``fields`` holds the :class:`Track` fields, kept current, so that a snapshot is a copy of it.
+    """
+
+    __slots__ = ("fields", "votes", "scores", "anchor", "still_since", "away", "snap")
 
     def __init__(self, track_id: int, label: str, class_id: int, score: float, box: tuple, t: float) -> None:
-        self.id = track_id
+        self.fields = {"id": track_id, "label": label, "class_id": class_id, "score": score, "top_score": score,
+                       "box": box, "first_seen": t, "last_seen": t, "hits": 1, "confirmed": False,
+                       "stationary": False, "motionless_count": 0, "position_changes": 0, "seen": True}
         self.votes = {(class_id, label): 1}
-        self.label, self.class_id = label, class_id
         self.scores = deque([score], maxlen=_SCORES_KEPT)
-        self.top_score = score
-        self.box = box
-        self.first_seen = self.last_seen = self.still_since = t
-        self.hits, self.motionless_count, self.position_changes, self.away = 1, 0, 0, 0
-        self.confirmed = self.stationary = False
-        self.anchor = box
+        self.anchor, self.still_since, self.away = box, t, 0
         self.snap: Track | None = None
 
     def matched(self, label: str, class_id: int, score: float, box: tuple, t: float,
-                options: TrackerOptions) -> None:
-        """A detection was matched to this track at time ``t``."""
-        self.hits += 1
-        self.last_seen = t
-        self.box = box
-        self.scores.append(score)
-        if score > self.top_score:
-            self.top_score = score
+                options: TrackerOptions) -> bool:
+        """A detection was matched to this track at time ``t``; returns whether its class,
+        ``confirmed`` or ``stationary`` changed (or it is stationary)."""
+        f = self.fields
+        before = (f["class_id"], f["confirmed"], f["stationary"])
+        f["hits"] += 1
+        f["last_seen"] = t
+        f["box"] = box
+        scores = self.scores
+        scores.append(score)
+        ordered = sorted(scores)
+        n = len(ordered)
+        f["score"] = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+        if score > f["top_score"]:
+            f["top_score"] = score
         votes = self.votes
         key = (class_id, label)
         count = votes[key] = votes.get(key, 0) + 1
-        if (class_id != self.class_id or label != self.label) and count > votes[(self.class_id, self.label)]:
-            self.class_id, self.label = key
-        if not self.confirmed and self.hits >= options.confirm_hits:
-            self.confirmed = True
+        if (class_id != f["class_id"] or label != f["label"]) and count > votes[(f["class_id"], f["label"])]:
+            f["class_id"], f["label"] = key
+        if not f["confirmed"] and f["hits"] >= options.confirm_hits:
+            f["confirmed"] = True
         self.snap = None
         # Stationary: stays put → count, stationary after a while; moves → start again from here.
         if _stays_put(self.anchor, box, options.still_distance):
-            self.motionless_count += 1
+            f["motionless_count"] += 1
             self.away = 0
-            if not self.stationary and t - self.still_since >= options.stationary_after:
-                self.stationary = True
-        elif self.stationary and self.away + 1 < _AWAY_FRAMES:
+            if not f["stationary"] and t - self.still_since >= options.stationary_after:
+                f["stationary"] = True
+        elif f["stationary"] and self.away + 1 < _AWAY_FRAMES:
             self.away += 1  # one frame away is taken for jitter (someone passing in front)
         else:
-            if self.stationary:
-                self.stationary = False
-                self.position_changes += 1
-            self.anchor, self.still_since, self.motionless_count, self.away = box, t, 0, 0
+            if f["stationary"]:
+                f["stationary"] = False
+                f["position_changes"] += 1
+            self.anchor, self.still_since, self.away = box, t, 0
+            f["motionless_count"] = 0
+        return f["stationary"] or before != (f["class_id"], f["confirmed"], f["stationary"])
 
     def snapshot(self, seen: bool) -> Track:
-        """The :class:`Track` as of now (cached until the track changes)."""
+        """The :class:`Track` as of now (cached until the track changes).
+
+        Built from ``fields`` without the frozen dataclass's ``__init__`` (it sets each field
+        through ``object.__setattr__``: three times slower, and 30 tracks a frame that way are a
+        good part of the frame's budget); the result is an ordinary, still frozen, Track.
+        """
         snap = self.snap
         if snap is None or snap.seen != seen:
-            ordered = sorted(self.scores)
-            n = len(ordered)
-            median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-            snap = self.snap = _track((self.id, self.label, self.class_id, median, self.top_score, self.box,
-                                       self.first_seen, self.last_seen, self.hits, self.confirmed,
-                                       self.stationary, self.motionless_count, self.position_changes, seen))
+            self.fields["seen"] = seen
+            snap = self.snap = object.__new__(Track)
+            snap.__dict__.update(self.fields)
         return snap
-
-
-_TRACK_FIELDS = tuple(f.name for f in fields(Track))
-
-
-def _track(values: tuple) -> Track:
-    """``Track(*values)``, twice as fast: the frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``, and 30 tracks a frame that way are a tenth of the frame's budget. The
-    result is an ordinary (still frozen) Track."""
-    track = object.__new__(Track)
-    track.__dict__.update(zip(_TRACK_FIELDS, values))
-    return track
 
 
 def _stays_put(anchor: tuple, box: tuple, fraction: float) -> bool:
@@ -325,7 +326,8 @@ class _Frame:
         else:
             keep = np.arange(len(detections))
             chosen = list(detections)
-        table = np.array([(*d.box, d.score, d.class_id) for d in chosen], float).reshape(-1, 6)
+        table = np.fromiter(chain.from_iterable((*d.box, d.score, d.class_id) for d in chosen), float,
+                            6 * len(chosen)).reshape(-1, 6)
         finite = np.isfinite(table).all(axis=1)
         if not finite.all():
             table, keep = table[finite], keep[finite]
@@ -337,7 +339,8 @@ class _Frame:
             keep = keep[good]
             chosen = [d for d, g in zip(chosen, good.tolist()) if g]
         self.index = keep.tolist()
-        self.labels = [str(d.label) for d in chosen]
+        self.labels = [d.label for d in chosen]
+        self.table = table
         self.boxes = table[:, :4]
         self.rows = rows
         self.scores = rows[4]
@@ -410,16 +413,18 @@ class Tracker:
         if pairs:
             self._correct(frame, pred, pairs, t)
             for i, j in pairs:
-                live = self._live[j]
-                if live.confirmed:
-                    ids[frame.index[i]] = live.id
+                f = self._live[j].fields
+                if f["confirmed"]:
+                    ids[frame.index[i]] = f["id"]
         matched = {i for i, _ in pairs}
         high = self.options.high_score
         new = [i for i, score in enumerate(frame.scores.tolist()) if score >= high and i not in matched]
         if new:
             self._start(frame, new, t)
-        ended += self._expire(t, width, height)
-        tracks = tuple(live.snapshot(live.last_seen == t) for live in self._live if live.confirmed)
+        if len(pairs) + len(new) < len(self._live):  # else every track was just seen: none expires
+            ended += self._expire(t, width, height)
+        tracks = tuple(live.snapshot(live.fields["last_seen"] == t) for live in self._live
+                       if live.fields["confirmed"])
         return TrackUpdate(tuple(ids), tracks, tuple(sorted(ended, key=lambda tr: tr.id)), frame.capped)
 
     def flush(self) -> tuple[Track, ...]:
@@ -428,7 +433,8 @@ class Tracker:
         Returns:
             The confirmed tracks that ended, by id.
         """
-        ended = tuple(live.snapshot(live.last_seen == self._time) for live in self._live if live.confirmed)
+        ended = tuple(live.snapshot(live.fields["last_seen"] == self._time) for live in self._live
+                      if live.fields["confirmed"])
         self._reset()
         return ended
 
@@ -453,25 +459,25 @@ class Tracker:
         m, n = len(frame.index), len(self._live)
         if m == 0 or n == 0:
             return []
-        cx, cy, w, h = pred[0], pred[1], pred[10], pred[11]
-        dcx, dcy, dw, dh = (v[:, None] for v in frame.rows[:4])
-        area = w * h
-        measure = _MEASURE_STD ** 2 * area
-        dx, dy = dcx - cx, dcy - cy
-        dx2, dy2 = dx * dx, dy * dy
-        sigmas2 = dx2 / (pred[4] + measure) + dy2 / (pred[5] + measure)
-        distance = np.sqrt((dx2 + dy2) / area)
+        # Both axes at once on a leading axis of 2 (contiguous halves are fast to combine).
+        wh = pred[_WH, None, :]  # (2, 1, N)
+        dwh = frame.rows[2:4, :, None]  # (2, M, 1)
+        area = pred[10] * pred[11]
+        dxy = frame.rows[0:2, :, None] - pred[_POS, None, :]
+        dxy2 = dxy * dxy
+        sigmas2 = dxy2 / (pred[_P00, None, :] + _MEASURE_STD ** 2 * area)
+        sigmas2 = sigmas2[0] + sigmas2[1]
+        distance = np.sqrt((dxy2[0] + dxy2[1]) / area)
         # Overlap per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, within [0, min(w1, w2)].
-        ix = np.minimum(np.maximum((dw + w) / 2 - np.abs(dx), 0.0), np.minimum(dw, w))
-        iy = np.minimum(np.maximum((dh + h) / 2 - np.abs(dy), 0.0), np.minimum(dh, h))
-        inter = ix * iy
-        overlap = inter / (dw * dh + area - inter)
-        limit = math.log(o.max_size_ratio)
-        fits = (np.abs(np.log(dw) - np.log(w)) <= limit) & (np.abs(np.log(dh) - np.log(h)) <= limit)
+        inter = np.minimum(np.maximum((dwh + wh) / 2 - np.abs(dxy), 0.0), np.minimum(dwh, wh))
+        inter = inter[0] * inter[1]
+        overlap = inter / ((frame.rows[2] * frame.rows[3])[:, None] + area - inter)
+        fits = np.abs(np.log(dwh) - np.log(wh)) <= math.log(o.max_size_ratio)
+        fits = fits[0] & fits[1]
         near = fits & (((sigmas2 <= o.gate_sigmas ** 2) & (distance <= o.max_distance))
                        | (overlap >= _OVERLAP_PASSES))
         cost = (np.minimum(distance / o.max_distance, 1.0) + 1.0 - overlap) / 2
-        same = frame.rows[5][:, None] == pred[_CLASS]
+        near &= frame.rows[5][:, None] == pred[_CLASS]  # same class
         high = frame.scores >= o.high_score
         free_det = np.ones(m, bool)
         free_trk = np.ones(n, bool)
@@ -479,9 +485,9 @@ class Tracker:
         confirmed = pred[_CONFIRMED] > 0
         # confirmed tracks choose first (as ByteTrack): a tentative track started by one stray
         # detection must not take the detection of an object already being followed
-        for rows, cols, ok in ((high, confirmed, near & same),
-                               (high, ~confirmed, near & same),
-                               (~high, confirmed, near & same),
+        for rows, cols, ok in ((high, confirmed, near),
+                               (high, ~confirmed, near),
+                               (~high, confirmed, near),
                                (high, None, fits & (overlap >= o.cross_class_iou))):
             rows = rows & free_det
             cols = free_trk if cols is None else cols & free_trk
@@ -496,33 +502,29 @@ class Tracker:
         """Kalman-update the matched tracks and their bookkeeping."""
         di = [i for i, _ in pairs]
         tj = [j for _, j in pairs]
-        p = pred[:, tj]
+        k = len(pairs)
+        p = pred[:, tj]  # a copy, updated in place
         z = frame.rows[:4, di]
-        measure = _MEASURE_STD ** 2 * p[10] * p[11]
         innovation = z[0:2] - p[_POS]
-        gain0 = p[_P00] / (p[_P00] + measure)
-        gain1 = p[_P01] / (p[_P00] + measure)
-        s = np.empty_like(p)
-        s[_POS] = p[_POS] + gain0 * innovation
-        s[_VEL] = p[_VEL] + gain1 * innovation
-        s[_P00] = (1 - gain0) * p[_P00]
-        s[_P01] = (1 - gain0) * p[_P01]
-        s[_P11] = p[_P11] - gain1 * p[_P01]
+        # Rows 0-3 are centre and speed, rows 4-7 the centre's variance and the covariance (x, y
+        # each): as (2, 2, k) views one operation does both gains, both updates.
+        gains = p[4:8].reshape(2, 2, k) / (p[_P00] + _MEASURE_STD ** 2 * p[10] * p[11])
+        p[0:4].reshape(2, 2, k)[...] += gains * innovation
+        p[_P11] -= gains[1] * p[_P01]
+        p[4:8].reshape(2, 2, k)[...] *= 1.0 - gains[0]
         gain = p[_PWH] / (p[_PWH] + _SIZE_MEASURE_STD ** 2 * p[_WH] ** 2)
-        s[_WH] = p[_WH] + gain * (z[2:4] - p[_WH])
-        s[_PWH] = (1 - gain) * p[_PWH]
-        s[_TIME] = t
-        boxes = frame.boxes[di].tolist()
-        scores = frame.scores[di].tolist()
-        classes = frame.classes[di].tolist()
-        flags = []
-        for k, (i, j) in enumerate(pairs):
-            live = self._live[j]
-            live.matched(frame.labels[i], classes[k], scores[k], tuple(boxes[k]), t, self.options)
-            flags.append((live.class_id, live.confirmed, live.stationary))
-        s[_CLASS:] = np.array(flags, float).T
-        s[_VEL] *= s[_STATIONARY] == 0  # a stationary track stays where it is
-        self._state[:, tj] = s
+        p[_WH] += gain * (z[2:4] - p[_WH])
+        p[_PWH] *= 1.0 - gain
+        p[_TIME] = t
+        lives, options = self._live, self.options
+        for n, (i, j, row) in enumerate(zip(di, tj, frame.table[di].tolist())):
+            live = lives[j]
+            if live.matched(frame.labels[i], int(row[5]), row[4], tuple(row[:4]), t, options):
+                f = live.fields
+                p[_CLASS:, n] = f["class_id"], f["confirmed"], f["stationary"]
+                if f["stationary"]:
+                    p[_VEL, n] = 0.0  # it stays where it is
+        self._state[:, tj] = p
 
     def _start(self, frame: _Frame, rows: list[int], t: float) -> None:
         """New tentative tracks from these detection rows."""
@@ -556,7 +558,7 @@ class Tracker:
         gone = (unseen > limit) | ((unseen > 0) & outside)
         if not gone.any():
             return []
-        ended = [live.snapshot(False) for live, g in zip(self._live, gone.tolist()) if g and live.confirmed]
+        ended = [live.snapshot(False) for live, g in zip(self._live, gone.tolist()) if g and live.fields["confirmed"]]
         self._live = [live for live, g in zip(self._live, gone.tolist()) if not g]
         self._state = s[:, ~gone]
         return ended
