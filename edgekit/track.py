@@ -16,15 +16,16 @@ no longer overlap from one frame to the next:
   wider for a new or unseen one). A detection that overlaps the prediction (IoU ≥ 0.5) passes
   whatever the distance; width and height may differ by at most ``max_size_ratio``. The cost
   ranks by distance and overlap together: ``(distance / max_distance + 1 - IoU) / 2``.
-- **Association** (ByteTrack's two stages, then one for label flicker), each a greedy
-  lowest-cost matching: (1) detections scoring ``high_score`` or more against the live tracks of
-  their class, confirmed tracks first (a tentative track started by one stray detection must not
-  take the detection of an object already followed), then tentative ones; (2) those in
-  ``[low_score, high_score)`` against the confirmed tracks of their class still unmatched (they
-  keep a track alive, never start one); (3) the high ones still unmatched against the tracks
-  still unmatched of *any* class, only where the prediction overlaps them by ``cross_class_iou``
-  (a dog read as "bird" for a frame stays the same track, and a vote keeps its label "dog"). High
-  detections left over start tentative tracks.
+- **Association** (ByteTrack's two stages, plus label flicker), greedy lowest-cost matching in
+  this order: (1) detections scoring ``high_score`` or more against the confirmed tracks of their
+  class, then against confirmed tracks of another class whose prediction they overlap by
+  ``cross_class_iou`` (a dog read as "bird" for a frame stays the same track, and a vote keeps its
+  label "dog"), then against the tentative tracks of their class (a tentative track started by
+  one stray or differently labelled detection must not take the detection of an object already
+  followed); (2) those in ``[low_score, high_score)`` against the confirmed tracks of their class
+  still unmatched (they keep a track alive, never start one); (3) the high ones left against the
+  tentative tracks left, of any class, that they overlap by ``cross_class_iou``. High detections
+  left over start tentative tracks.
 - **Lifecycle**: a track is confirmed after ``confirm_hits`` matches (only confirmed tracks are
   ever reported); unseen, a tentative track is forgotten after ``tentative_unseen`` s, a confirmed
   one ends after ``max_unseen`` s (``stationary_unseen`` s if stationary) or as soon as its
@@ -211,19 +212,14 @@ class TrackUpdate:
 
 
 class _Live:
-    """One live track: its :class:`Track` fields, label votes, motion filter and place of rest.
+    """The bookkeeping of one live track (its motion state is in the Tracker's arrays).
 
-    ``fields`` holds the Track fields, kept current, so that a snapshot is a copy of it.
+    ``fields`` holds the :class:`Track` fields, kept current, so that a snapshot is a copy of it.
     ``votes`` counts the other (class id, label) pairs it was matched as, ``count`` its own.
-    Motion, as of ``t`` (its last match): per axis a constant-velocity Kalman filter on the centre
-    (``x``/``y``, speed ``vx``/``vy``, covariance ``x00 x01 x11``/``y00 y01 y11``) and a
-    random-walk one on width and height (variances ``pw``/``ph``). Plain floats: for one track,
-    Python arithmetic costs less than numpy calls. ``rest``: where it came to rest (centre, width,
-    height and the tolerances of "stays put").
+    ``rest`` is where it came to rest: centre, width, height and the tolerances of "stays put".
     """
 
-    __slots__ = ("fields", "votes", "count", "scores", "rest", "still_since", "away", "snap",
-                 "t", "x", "y", "vx", "vy", "x00", "x01", "x11", "y00", "y01", "y11", "w", "h", "pw", "ph")
+    __slots__ = ("fields", "votes", "count", "scores", "rest", "still_since", "away", "snap")
 
     def __init__(self, track_id: int, label: str, class_id: int, score: float, box: tuple, t: float,
                  options: TrackerOptions) -> None:
@@ -236,29 +232,13 @@ class _Live:
         self.rest = _rest(box, options.still_distance)
         self.still_since, self.away = t, 0
         self.snap: Track | None = None
-        x1, y1, x2, y2 = box
-        self.t, self.x, self.y, self.w, self.h = t, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-        area = self.w * self.h
-        self.vx = self.vy = self.x01 = self.y01 = 0.0
-        self.x00 = self.y00 = _MEASURE_STD ** 2 * area
-        self.x11 = self.y11 = _SPEED_STD ** 2 * area
-        self.pw, self.ph = (_SIZE_MEASURE_STD * self.w) ** 2, (_SIZE_MEASURE_STD * self.h) ** 2
-
-    def predict(self, t: float) -> tuple[float, float, float, float, float, float]:
-        """Centre x and y, width, height and the variances of x and y (with the detector's jitter
-        added: what a detection's distance is measured against), predicted to time ``t``."""
-        dt = t - self.t
-        area = self.w * self.h
-        extra = _ACCEL_STD ** 2 * area * dt * dt * dt / 3 + _MEASURE_STD ** 2 * area
-        return (self.x + self.vx * dt, self.y + self.vy * dt, self.w, self.h,
-                self.x00 + dt * (2 * self.x01 + dt * self.x11) + extra,
-                self.y00 + dt * (2 * self.y01 + dt * self.y11) + extra)
 
     def matched(self, label: str, class_id: int, score: float, box: tuple, t: float,
-                options: TrackerOptions) -> None:
-        """A detection was matched to this track at time ``t``."""
-        self._filter(box, t)
+                options: TrackerOptions) -> bool:
+        """A detection was matched to this track at time ``t``; returns whether its class,
+        ``confirmed`` or ``stationary`` changed (or it is stationary)."""
         f = self.fields
+        changed = False
         f["hits"] += 1
         f["last_seen"] = t
         f["box"] = box
@@ -272,9 +252,9 @@ class _Live:
         if class_id == f["class_id"] and label == f["label"]:
             self.count += 1
         else:
-            self._vote(class_id, label)
+            changed = self._vote(class_id, label)
         if not f["confirmed"] and f["hits"] >= options.confirm_hits:
-            f["confirmed"] = True
+            f["confirmed"] = changed = True
         self.snap = None
         # Stationary: stays put → count, stationary after a while; moves → start again from here.
         cx, cy, w, h, distance2, dw, dh = self.rest
@@ -290,38 +270,22 @@ class _Live:
             if f["stationary"]:
                 f["stationary"] = False
                 f["position_changes"] += 1
+                changed = True
             self.rest, self.still_since, self.away = _rest(box, options.still_distance), t, 0
             f["motionless_count"] = 0
-        if f["stationary"]:
-            self.vx = self.vy = 0.0  # it stays where it is
+        return changed or f["stationary"]
 
-    def _filter(self, box: tuple, t: float) -> None:
-        """The Kalman update with a matched box."""
-        dt = t - self.t
-        w, h = self.w, self.h
-        area = w * h
-        q, r = _ACCEL_STD ** 2 * area, _MEASURE_STD ** 2 * area
-        x1, y1, x2, y2 = box
-        self.x, self.vx, self.x00, self.x01, self.x11 = _kalman(self.x, self.vx, self.x00, self.x01, self.x11,
-                                                                (x1 + x2) / 2, dt, q, r)
-        self.y, self.vy, self.y00, self.y01, self.y11 = _kalman(self.y, self.vy, self.y00, self.y01, self.y11,
-                                                                (y1 + y2) / 2, dt, q, r)
-        drift = _SIZE_DRIFT_STD ** 2 * dt
-        pw, ph = self.pw + drift * w * w, self.ph + drift * h * h
-        gain_w, gain_h = pw / (pw + _SIZE_MEASURE_STD ** 2 * w * w), ph / (ph + _SIZE_MEASURE_STD ** 2 * h * h)
-        self.w, self.h = w + gain_w * (x2 - x1 - w), h + gain_h * (y2 - y1 - h)
-        self.pw, self.ph = (1 - gain_w) * pw, (1 - gain_h) * ph
-        self.t = t
-
-    def _vote(self, class_id: int, label: str) -> None:
-        """A match as another (class id, label): it becomes the track's once it has more votes."""
+    def _vote(self, class_id: int, label: str) -> bool:
+        """A match as another (class id, label); returns whether that one is now the majority."""
         f = self.fields
         key = (class_id, label)
         count = self.votes[key] = self.votes.get(key, 0) + 1
-        if count > self.count:
-            self.votes[(f["class_id"], f["label"])] = self.count
-            del self.votes[key]
-            f["class_id"], f["label"], self.count = class_id, label, count
+        if count <= self.count:
+            return False
+        self.votes[(f["class_id"], f["label"])] = self.count
+        del self.votes[key]
+        f["class_id"], f["label"], self.count = class_id, label, count
+        return True
 
     def snapshot(self, seen: bool) -> Track:
         """The :class:`Track` as of now (cached until the track changes).
@@ -338,20 +302,6 @@ class _Live:
         return snap
 
 
-def _kalman(p: float, v: float, p00: float, p01: float, p11: float, z: float, dt: float, q: float,
-            r: float) -> tuple[float, float, float, float, float]:
-    """One axis of a constant-velocity Kalman filter: predict ``dt`` ahead (white acceleration of
-    spectral density ``q``), then update with measurement ``z`` (variance ``r``)."""
-    p += v * dt
-    p00 += dt * (2 * p01 + dt * p11) + q * dt * dt * dt / 3
-    p01 += dt * p11 + q * dt * dt / 2
-    p11 += q * dt
-    s = p00 + r
-    k0, k1 = p00 / s, p01 / s
-    e = z - p
-    return p + k0 * e, v + k1 * e, (1 - k0) * p00, (1 - k0) * p01, p11 - k1 * p01
-
-
 def _rest(box: tuple, fraction: float) -> tuple[float, ...]:
     """Where a box came to rest, for "stays put": its centre within ``fraction`` of its size
     (``sqrt(w·h)``), its width and height within twice ``fraction`` of theirs."""
@@ -360,10 +310,28 @@ def _rest(box: tuple, fraction: float) -> tuple[float, ...]:
             2 * fraction * w, 2 * fraction * h)
 
 
+def _greedy(cost: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
+    """Lowest-cost-first matching of rows to columns among the ``ok`` pairs."""
+    rows, cols = np.nonzero(ok)
+    if rows.size == 0:
+        return []
+    if (rows[1:] != rows[:-1]).all() and np.bincount(cols).max() <= 1:  # rows come sorted
+        return list(zip(rows.tolist(), cols.tolist()))  # no two candidates share a row or a column
+    order = np.argsort(cost[rows, cols], kind="stable")
+    used_rows: set[int] = set()
+    used_cols: set[int] = set()
+    pairs = []
+    for r, c in zip(rows[order].tolist(), cols[order].tolist()):
+        if r not in used_rows and c not in used_cols:
+            used_rows.add(r)
+            used_cols.add(c)
+            pairs.append((r, c))
+    return pairs
+
+
 class _Frame:
-    """One frame's trackable detections, in input order: ``index`` (their positions in the
-    input), ``labels``, ``classes``, ``scores``, ``boxes`` (float tuples) and ``cols``: centre x,
-    centre y, width, height (lists); ``centres``: (2, M) array of the centres."""
+    """One frame's trackable detections; ``index`` maps them to the input order, ``rows`` is
+    (6, M): centre x, centre y, width, height, score, class id (contiguous rows are fast)."""
 
     def __init__(self, detections: Sequence[Any], low: float, cap: int | None) -> None:
         self.capped = 0
@@ -377,8 +345,8 @@ class _Frame:
         else:
             keep = np.arange(len(detections))
             chosen = list(detections)
-        table = np.fromiter(chain.from_iterable((*d.box, d.score) for d in chosen), float,
-                            5 * len(chosen)).reshape(-1, 5)
+        table = np.fromiter(chain.from_iterable((*d.box, d.score, d.class_id) for d in chosen), float,
+                            6 * len(chosen)).reshape(-1, 6)
         finite = np.isfinite(table).all(axis=1)
         if not finite.all():
             table, keep = table[finite], keep[finite]
@@ -386,19 +354,30 @@ class _Frame:
         rows = _TO_CENTRES @ table.T
         good = (rows[2] > 0) & (rows[3] > 0) & (rows[4] >= low)
         if not good.all():
-            table, rows, keep = table[good], rows[:, good], keep[good]
+            table, rows = table[good], rows[:, good]
+            keep = keep[good]
             chosen = [d for d, g in zip(chosen, good.tolist()) if g]
         self.index = keep.tolist()
         self.labels = [d.label for d in chosen]
-        self.classes = [int(d.class_id) for d in chosen]
-        self.boxes = [tuple(v) for v in table[:, :4].tolist()]
-        self.centres = rows[:2]
-        *self.cols, self.scores = rows.tolist()
+        self.table = table
+        self.boxes = table[:, :4]
+        self.rows = rows
+        self.scores = rows[4]
+        self.classes = rows[5].astype(np.int64)
 
 
-#: (x1, y1, x2, y2, score) -> (centre x, centre y, width, height, score)
-_TO_CENTRES = np.array([[0.5, 0, 0.5, 0, 0], [0, 0.5, 0, 0.5, 0], [-1, 0, 1, 0, 0], [0, -1, 0, 1, 0],
-                        [0, 0, 0, 0, 1]], float)
+#: (x1, y1, x2, y2, score, class) -> (centre x, centre y, width, height, score, class)
+_TO_CENTRES = np.array([[0.5, 0, 0.5, 0, 0, 0], [0, 0.5, 0, 0.5, 0, 0], [-1, 0, 1, 0, 0, 0], [0, -1, 0, 1, 0, 0],
+                        [0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 1]], float)
+
+
+# Rows of the Tracker's state, one column per live track, as of its last match: per axis (x then
+# y) the centre, its speed, the variance of the centre, their covariance, the variance of the
+# speed; width and height and their variances; the time of the last match; class id, confirmed,
+# stationary (copies of the _Live's, for the vectorised steps).
+_POS, _VEL, _P00, _P01, _P11, _WH, _PWH = (slice(k, k + 2) for k in range(0, 14, 2))
+_TIME, _CLASS, _CONFIRMED, _STATIONARY = 14, 15, 16, 17
+_ROWS = 18
 
 
 class Tracker:
@@ -416,7 +395,11 @@ class Tracker:
             raise ConfigError(f"Tracker options must be a TrackerOptions, found {type(options).__name__}")
         self.options = options or TrackerOptions()
         self._next_id = 1
+        self._reset()
+
+    def _reset(self) -> None:
         self._live: list[_Live] = []
+        self._state = np.zeros((_ROWS, 0))
         self._time: float | None = None
 
     def update(self, detections: Sequence[Detection], timestamp: float, size: tuple[int, int]) -> TrackUpdate:
@@ -441,27 +424,26 @@ class Tracker:
         if self._time is not None and t < self._time:
             ended = list(self.flush())
         self._time = t
-        options = self.options
         dets = detections if isinstance(detections, (list, tuple)) else list(detections)
-        frame = _Frame(dets, options.low_score, options.max_detections)
-        lives = self._live
-        pairs = self._associate(frame, t) if lives and frame.index else []
+        frame = _Frame(dets, self.options.low_score, self.options.max_detections)
+        pred = self._predict(t)
+        pairs = self._associate(frame, pred)
         ids: list[int | None] = [None] * len(dets)
-        for i, j in pairs:
-            live = lives[j]
-            live.matched(frame.labels[i], frame.classes[i], frame.scores[i], frame.boxes[i], t, options)
-            if live.fields["confirmed"]:
-                ids[frame.index[i]] = live.fields["id"]
+        if pairs:
+            self._correct(frame, pred, pairs, t)
+            for i, j in pairs:
+                f = self._live[j].fields
+                if f["confirmed"]:
+                    ids[frame.index[i]] = f["id"]
         matched = {i for i, _ in pairs}
-        before = len(lives)
-        for i, score in enumerate(frame.scores):
-            if score >= options.high_score and i not in matched:
-                lives.append(_Live(self._next_id, frame.labels[i], frame.classes[i], score, frame.boxes[i], t,
-                                   options))
-                self._next_id += 1
-        if len(pairs) < before:  # else every track was just seen: none expires
+        high = self.options.high_score
+        new = [i for i, score in enumerate(frame.scores.tolist()) if score >= high and i not in matched]
+        if new:
+            self._start(frame, new, t)
+        if len(pairs) + len(new) < len(self._live):  # else every track was just seen: none expires
             ended += self._expire(t, width, height)
-        tracks = tuple(live.snapshot(live.t == t) for live in self._live if live.fields["confirmed"])
+        tracks = tuple(live.snapshot(live.fields["last_seen"] == t) for live in self._live
+                       if live.fields["confirmed"])
         return TrackUpdate(tuple(ids), tracks, tuple(sorted(ended, key=lambda tr: tr.id)), frame.capped)
 
     def flush(self) -> tuple[Track, ...]:
@@ -470,88 +452,135 @@ class Tracker:
         Returns:
             The confirmed tracks that ended, by id.
         """
-        ended = tuple(live.snapshot(live.t == self._time) for live in self._live if live.fields["confirmed"])
-        self._live = []
-        self._time = None
+        ended = tuple(live.snapshot(live.fields["last_seen"] == self._time) for live in self._live
+                      if live.fields["confirmed"])
+        self._reset()
         return ended
 
-    def _associate(self, frame: _Frame, t: float) -> list[tuple[int, int]]:
-        """The stages of the module's docstring in one greedy pass; returns (detection, track)
-        pairs (their positions in ``frame`` and ``_live``).
+    def _predict(self, t: float) -> np.ndarray:
+        """Every track's state (rows as ``_state``'s) predicted to time ``t`` (a stationary track's
+        speed is 0: it stays in place, as uncertain as any other so that it can drive off)."""
+        s = self._state
+        dt = np.maximum(t - s[_TIME], 0.0)
+        dt2 = dt * dt
+        q = _ACCEL_STD ** 2 * s[10] * s[11]
+        p = s.copy()
+        p[_POS] += s[_VEL] * dt
+        p[_P00] += 2 * dt * s[_P01] + dt2 * s[_P11] + q * dt2 * dt / 3
+        p[_P01] += dt * s[_P11] + q * dt2 / 2
+        p[_P11] += q * dt
+        p[_PWH] += _SIZE_DRIFT_STD ** 2 * s[_WH] ** 2 * dt
+        return p
 
-        Every pair goes at the first stage it qualifies for, ordered by (stage, cost): a pair that
-        loses at its stage (its detection or track taken) would lose at any later one too, so one
-        pass over that order is the stages one after the other.
-        """
+    def _associate(self, frame: _Frame, pred: np.ndarray) -> list[tuple[int, int]]:
+        """The three stages; returns (detection row, track column) pairs."""
         o = self.options
-        lives = self._live
-        preds = [live.predict(t) for live in lives]
-        tracks = np.array(preds).T.copy()
-        # Pairs within max_distance (numpy, all pairs at once), then the rest only for those.
-        dx = frame.centres[0][:, None] - tracks[0]
-        dy = frame.centres[1][:, None] - tracks[1]
-        close = np.hypot(dx, dy) <= o.max_distance * np.sqrt(tracks[2] * tracks[3])
-        rows, cols = np.nonzero(close)
-        dcx, dcy, dws, dhs = frame.cols
-        high = [s >= o.high_score for s in frame.scores]
-        kinds = [(live.fields["class_id"], live.fields["confirmed"]) for live in lives]
-        small, large = 1 / o.max_size_ratio, o.max_size_ratio
-        gate2, limit, cross = o.gate_sigmas ** 2, o.max_distance, o.cross_class_iou
-        ranked = []
-        for i, j in zip(rows.tolist(), cols.tolist()):
-            px, py, w, h, var_x, var_y = preds[j]
-            dw, dh = dws[i], dhs[i]
-            if not (small * w <= dw <= large * w and small * h <= dh <= large * h):
+        m, n = len(frame.index), len(self._live)
+        if m == 0 or n == 0:
+            return []
+        # Both axes at once on a leading axis of 2 (contiguous halves are fast to combine).
+        wh = pred[_WH, None, :]  # (2, 1, N)
+        dwh = frame.rows[2:4, :, None]  # (2, M, 1)
+        area = pred[10] * pred[11]
+        dxy = frame.rows[0:2, :, None] - pred[_POS, None, :]
+        dxy2 = dxy * dxy
+        sigmas2 = dxy2 / (pred[_P00, None, :] + _MEASURE_STD ** 2 * area)
+        sigmas2 = sigmas2[0] + sigmas2[1]
+        distance = np.sqrt((dxy2[0] + dxy2[1]) / area)
+        # Overlap per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, within [0, min(w1, w2)].
+        inter = np.minimum(np.maximum((dwh + wh) / 2 - np.abs(dxy), 0.0), np.minimum(dwh, wh))
+        inter = inter[0] * inter[1]
+        overlap = inter / ((frame.rows[2] * frame.rows[3])[:, None] + area - inter)
+        fits = np.abs(np.log(dwh) - np.log(wh)) <= math.log(o.max_size_ratio)
+        fits = fits[0] & fits[1]
+        near = fits & (((sigmas2 <= o.gate_sigmas ** 2) & (distance <= o.max_distance))
+                       | (overlap >= _OVERLAP_PASSES))
+        cost = (np.minimum(distance / o.max_distance, 1.0) + 1.0 - overlap) / 2
+        near &= frame.rows[5][:, None] == pred[_CLASS]  # same class
+        high = frame.scores >= o.high_score
+        free_det = np.ones(m, bool)
+        free_trk = np.ones(n, bool)
+        pairs: list[tuple[int, int]] = []
+        confirmed = pred[_CONFIRMED] > 0
+        # Confirmed tracks choose first (as ByteTrack), even a detection read as another class
+        # that overlaps them: a tentative track started by one stray (or differently labelled)
+        # detection must not take the detection of an object already being followed.
+        relabelled = fits & (overlap >= o.cross_class_iou)
+        for rows, cols, ok in ((high, confirmed, near),
+                               (high, confirmed, relabelled),
+                               (high, ~confirmed, near),
+                               (~high, confirmed, near),
+                               (high, None, relabelled)):
+            rows = rows & free_det
+            cols = free_trk if cols is None else cols & free_trk
+            if not (rows.any() and cols.any()):
                 continue
-            ex, ey = dcx[i] - px, dcy[i] - py
-            # Overlap per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, at most min(w1, w2).
-            ix = min((dw + w) / 2 - abs(ex), dw, w)
-            iy = min((dh + h) / 2 - abs(ey), dh, h)
-            inter = ix * iy if ix > 0 and iy > 0 else 0.0
-            overlap = inter / (dw * dh + w * h - inter)
-            class_id, confirmed = kinds[j]
-            if frame.classes[i] == class_id and (ex * ex / var_x + ey * ey / var_y <= gate2
-                                                  or overlap >= _OVERLAP_PASSES):
-                stage = (0 if confirmed else 1) if high[i] else (2 if confirmed else 4)
-            else:
-                stage = 4
-            if stage == 4:
-                if not (high[i] and overlap >= cross):
-                    continue
-                stage = 3
-            cost = (math.sqrt((ex * ex + ey * ey) / (w * h)) / limit + 1.0 - overlap) / 2
-            ranked.append((stage, cost, i, j))
-        ranked.sort()
-        used_dets: set[int] = set()
-        used_tracks: set[int] = set()
-        pairs = []
-        for _, _, i, j in ranked:
-            if i not in used_dets and j not in used_tracks:
-                used_dets.add(i)
-                used_tracks.add(j)
+            for i, j in _greedy(cost, ok & rows[:, None] & cols):
+                free_det[i] = free_trk[j] = False
                 pairs.append((i, j))
         return pairs
+
+    def _correct(self, frame: _Frame, pred: np.ndarray, pairs: list[tuple[int, int]], t: float) -> None:
+        """Kalman-update the matched tracks and their bookkeeping."""
+        di = [i for i, _ in pairs]
+        tj = [j for _, j in pairs]
+        k = len(pairs)
+        p = pred[:, tj]  # a copy, updated in place
+        z = frame.rows[:4, di]
+        innovation = z[0:2] - p[_POS]
+        # Rows 0-3 are centre and speed, rows 4-7 the centre's variance and the covariance (x, y
+        # each): as (2, 2, k) views one operation does both gains, both updates.
+        gains = p[4:8].reshape(2, 2, k) / (p[_P00] + _MEASURE_STD ** 2 * p[10] * p[11])
+        p[0:4].reshape(2, 2, k)[...] += gains * innovation
+        p[_P11] -= gains[1] * p[_P01]
+        p[4:8].reshape(2, 2, k)[...] *= 1.0 - gains[0]
+        gain = p[_PWH] / (p[_PWH] + _SIZE_MEASURE_STD ** 2 * p[_WH] ** 2)
+        p[_WH] += gain * (z[2:4] - p[_WH])
+        p[_PWH] *= 1.0 - gain
+        p[_TIME] = t
+        lives, options = self._live, self.options
+        for n, (i, j, row) in enumerate(zip(di, tj, frame.table[di].tolist())):
+            live = lives[j]
+            if live.matched(frame.labels[i], int(row[5]), row[4], tuple(row[:4]), t, options):
+                f = live.fields
+                p[_CLASS:, n] = f["class_id"], f["confirmed"], f["stationary"]
+                if f["stationary"]:
+                    p[_VEL, n] = 0.0  # it stays where it is
+        self._state[:, tj] = p
+
+    def _start(self, frame: _Frame, rows: list[int], t: float) -> None:
+        """New tentative tracks from these detection rows."""
+        boxes = frame.boxes[rows].tolist()
+        for k, i in enumerate(rows):
+            self._live.append(_Live(self._next_id, frame.labels[i], int(frame.classes[i]), float(frame.scores[i]),
+                                    tuple(boxes[k]), t, self.options))
+            self._next_id += 1
+        z = frame.rows[:4, rows]
+        area = z[2] * z[3]
+        s = np.zeros((_ROWS, len(rows)))
+        s[_POS] = z[0:2]
+        s[_P00] = _MEASURE_STD ** 2 * area
+        s[_P11] = _SPEED_STD ** 2 * area
+        s[_WH] = z[2:4]
+        s[_PWH] = _SIZE_MEASURE_STD ** 2 * z[2:4] ** 2
+        s[_TIME] = t
+        s[_CLASS] = frame.rows[5, rows]
+        self._state = np.concatenate([self._state, s], axis=1)
 
     def _expire(self, t: float, width: int, height: int) -> list[Track]:
         """Drop the tracks unseen too long or predicted out of the image; returns the confirmed ones."""
         o = self.options
-        keep, ended = [], []
-        for live in self._live:
-            unseen = t - live.t
-            gone = False
-            if unseen > 0:
-                f = live.fields
-                if f["confirmed"]:
-                    limit = o.stationary_unseen if f["stationary"] else o.max_unseen
-                else:
-                    limit = o.tentative_unseen
-                cx, cy = live.x + live.vx * unseen, live.y + live.vy * unseen  # stationary: speed 0
-                half_w, half_h = live.w / 2, live.h / 2
-                gone = (unseen > limit or cx + half_w <= 0 or cy + half_h <= 0
-                        or cx - half_w >= width or cy - half_h >= height)
-            if not gone:
-                keep.append(live)
-            elif live.fields["confirmed"]:
-                ended.append(live.snapshot(False))
-        self._live = keep
+        s = self._state
+        limit = np.where(s[_CONFIRMED] > 0, np.where(s[_STATIONARY] > 0, o.stationary_unseen, o.max_unseen),
+                         o.tentative_unseen)
+        unseen = t - s[_TIME]
+        centre = s[_POS] + s[_VEL] * unseen  # stationary: speed 0
+        half = s[_WH] / 2
+        outside = ((centre + half <= 0) | (centre - half >= np.array([[width], [height]]))).any(axis=0)
+        gone = (unseen > limit) | ((unseen > 0) & outside)
+        if not gone.any():
+            return []
+        ended = [live.snapshot(False) for live, g in zip(self._live, gone.tolist()) if g and live.fields["confirmed"]]
+        self._live = [live for live, g in zip(self._live, gone.tolist()) if not g]
+        self._state = s[:, ~gone]
         return ended

@@ -392,3 +392,17 @@ def test_tud_campus_idf1_is_clearly_above_greedy_iou(step):
         assert greedy["idf1"] == pytest.approx(0.527, abs=0.005)  # the issue's number: the baseline is right
     assert ours["idf1"] > 1.15 * greedy["idf1"], (ours, greedy)
     assert ours["switches"] < greedy["switches"]
+
+
+def test_a_confirmed_track_takes_its_relabelled_detection_before_a_tentative_track_of_that_label():
+    """A dog first read as "person" (confirmed as such), then a duplicate "dog" box starts a
+    tentative dog track, then only "dog" boxes: the confirmed track keeps the dog."""
+    def dog(t, label, class_id, dx=0.0):
+        return walker(t, (400 + dx, 400), (20, 0), w=90, h=70, label=label, class_id=class_id)
+    frames = [(t, [dog(t, "person", 0)]) for t in (0.0, 0.5, 1.0)]
+    frames.append((1.5, [dog(1.5, "person", 0), dog(1.5, "dog", 16, dx=12)]))
+    frames += [(t, [dog(t, "dog", 16)]) for t in (2.0, 2.5, 3.0, 3.5, 4.0, 4.5)]
+    log = run(Tracker(), frames)
+    assert [u.track_ids for _, _, u in log[4:]] == [(1,)] * 6
+    assert [tr.id for tr in log[-1][2].tracks] == [1]
+    assert log[-1][2].tracks[0].label == "dog"  # 6 dog votes against 4 person ones
