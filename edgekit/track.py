@@ -13,9 +13,10 @@ no longer overlap from one frame to the next:
 - **Distance**: the detection's centre against the track's *predicted* centre, in track sizes
   (``|Δcentre| / sqrt(w·h)``), gated twice: at most ``max_distance`` sizes and within
   ``gate_sigmas`` standard deviations of the prediction (tight for a track whose speed is known,
-  wider for a new or unseen one). A detection that overlaps the prediction (IoU ≥ 0.5) passes
-  whatever the distance; width and height may differ by at most ``max_size_ratio``. The cost
-  ranks by distance and overlap together: ``(distance / max_distance + 1 - IoU) / 2``.
+  wider for a new or unseen one); within 0.25 sizes passes whatever the deviation (about where
+  IoU 0.5–0.6 with the prediction begins). Width and height may differ by at most
+  ``max_size_ratio``. When two candidates compete, the cost ranks by distance and overlap
+  together: ``(distance / max_distance + 1 - IoU) / 2``.
 - **Association** (ByteTrack's two stages, plus label flicker), greedy lowest-cost matching in
   this order: (1) detections scoring ``high_score`` or more against the confirmed tracks of their
   class, then against confirmed tracks of another class whose prediction they overlap by
@@ -44,7 +45,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, fields
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -61,7 +62,7 @@ _SPEED_STD = 1.5  # speed of a new track (a brisk walk is ~1.7 sizes/s)
 _ACCEL_STD = 1.5  # change of speed per second
 _SIZE_MEASURE_STD = 0.1  # jitter of width and height (a fraction of them)
 _SIZE_DRIFT_STD = 0.3  # change of width and height per second (a fraction of them)
-_OVERLAP_PASSES = 0.5  # IoU with the prediction that passes the distance gates
+_GATE_FLOOR = 0.25  # sizes: this close to the prediction passes whatever its variance (IoU ~0.5-0.6)
 _SCORES_KEPT = 10  # the score is the median of this many recent ones
 _AWAY_FRAMES = 2  # matches in a row away from its place that end "stationary" (one is jitter)
 
@@ -310,22 +311,23 @@ def _rest(box: tuple, fraction: float) -> tuple[float, ...]:
             2 * fraction * w, 2 * fraction * h)
 
 
-def _greedy(cost: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
-    """Lowest-cost-first matching of rows to columns among the ``ok`` pairs."""
+def _greedy(ok: np.ndarray, cost_of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[tuple[int, int]]:
+    """Lowest-cost-first matching of rows to columns among the ``ok`` pairs; ``cost_of(rows,
+    cols)`` gives the costs of those pairs (only asked when two candidates share a row or a
+    column)."""
     rows, cols = np.nonzero(ok)
-    if rows.size == 0:
-        return []
-    if (rows[1:] != rows[:-1]).all() and np.bincount(cols).max() <= 1:  # rows come sorted
-        return list(zip(rows.tolist(), cols.tolist()))  # no two candidates share a row or a column
-    order = np.argsort(cost[rows, cols], kind="stable")
+    r, c = rows.tolist(), cols.tolist()
+    if len(set(r)) == len(r) and len(set(c)) == len(c):
+        return list(zip(r, c))  # no conflict: every candidate pair is a match
+    order = np.argsort(cost_of(rows, cols), kind="stable").tolist()
     used_rows: set[int] = set()
     used_cols: set[int] = set()
     pairs = []
-    for r, c in zip(rows[order].tolist(), cols[order].tolist()):
-        if r not in used_rows and c not in used_cols:
-            used_rows.add(r)
-            used_cols.add(c)
-            pairs.append((r, c))
+    for k in order:
+        if r[k] not in used_rows and c[k] not in used_cols:
+            used_rows.add(r[k])
+            used_cols.add(c[k])
+            pairs.append((r[k], c[k]))
     return pairs
 
 
@@ -473,7 +475,10 @@ class Tracker:
         return p
 
     def _associate(self, frame: _Frame, pred: np.ndarray) -> list[tuple[int, int]]:
-        """The three stages; returns (detection row, track column) pairs."""
+        """The matching stages of the module's docstring; returns (detection row, track column)
+        pairs. Each stage is one greedy matching; the overlaps (IoU) and the costs are computed
+        only for a stage that needs them (a conflict, a class change), never in the common frame
+        where every detection has one candidate."""
         o = self.options
         m, n = len(frame.index), len(self._live)
         if m == 0 or n == 0:
@@ -484,38 +489,56 @@ class Tracker:
         area = pred[10] * pred[11]
         dxy = frame.rows[0:2, :, None] - pred[_POS, None, :]
         dxy2 = dxy * dxy
-        sigmas2 = dxy2 / (pred[_P00, None, :] + _MEASURE_STD ** 2 * area)
-        sigmas2 = sigmas2[0] + sigmas2[1]
-        distance = np.sqrt((dxy2[0] + dxy2[1]) / area)
-        # Overlap per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, within [0, min(w1, w2)].
-        inter = np.minimum(np.maximum((dwh + wh) / 2 - np.abs(dxy), 0.0), np.minimum(dwh, wh))
-        inter = inter[0] * inter[1]
-        overlap = inter / ((frame.rows[2] * frame.rows[3])[:, None] + area - inter)
+        distance2 = dxy2[0] + dxy2[1]
+        # Within max_distance and gate_sigmas (x and y have the same variance: same noise, and a
+        # Kalman filter's covariance does not depend on the measurements), and always within
+        # _GATE_FLOOR (about what IoU 0.5 with the prediction allows).
+        variance = pred[4] + _MEASURE_STD ** 2 * area
+        reach2 = np.minimum(o.max_distance ** 2 * area, np.maximum(o.gate_sigmas ** 2 * variance,
+                                                                   _GATE_FLOOR ** 2 * area))
         fits = np.abs(np.log(dwh) - np.log(wh)) <= math.log(o.max_size_ratio)
         fits = fits[0] & fits[1]
-        near = fits & (((sigmas2 <= o.gate_sigmas ** 2) & (distance <= o.max_distance))
-                       | (overlap >= _OVERLAP_PASSES))
-        cost = (np.minimum(distance / o.max_distance, 1.0) + 1.0 - overlap) / 2
-        near &= frame.rows[5][:, None] == pred[_CLASS]  # same class
+        near = (distance2 <= reach2) & fits & (frame.rows[5][:, None] == pred[_CLASS])  # same class
+        lazy: dict[str, np.ndarray] = {}
+
+        def overlap() -> np.ndarray:
+            if "iou" not in lazy:
+                # per axis of boxes given by centre and size: (w1 + w2) / 2 - |Δ|, within [0, min(w1, w2)]
+                inter = np.minimum(np.maximum((dwh + wh) / 2 - np.abs(dxy), 0.0), np.minimum(dwh, wh))
+                inter = inter[0] * inter[1]
+                lazy["iou"] = inter / ((frame.rows[2] * frame.rows[3])[:, None] + area - inter)
+            return lazy["iou"]
+
+        def cost_of(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            distance = np.sqrt(distance2[rows, cols] / area[cols])
+            return (np.minimum(distance / o.max_distance, 1.0) + 1.0 - overlap()[rows, cols]) / 2
+
+        def relabelled() -> np.ndarray:
+            if "relabelled" not in lazy:
+                lazy["relabelled"] = fits & (distance2 <= o.max_distance ** 2 * area) & (overlap() >= o.cross_class_iou)
+            return lazy["relabelled"]
+
         high = frame.scores >= o.high_score
+        confirmed = pred[_CONFIRMED] > 0
         free_det = np.ones(m, bool)
         free_trk = np.ones(n, bool)
         pairs: list[tuple[int, int]] = []
-        confirmed = pred[_CONFIRMED] > 0
         # Confirmed tracks choose first (as ByteTrack), even a detection read as another class
         # that overlaps them: a tentative track started by one stray (or differently labelled)
         # detection must not take the detection of an object already being followed.
-        relabelled = fits & (overlap >= o.cross_class_iou)
-        for rows, cols, ok in ((high, confirmed, near),
-                               (high, confirmed, relabelled),
-                               (high, ~confirmed, near),
-                               (~high, confirmed, near),
-                               (high, None, relabelled)):
-            rows = rows & free_det
-            cols = free_trk if cols is None else cols & free_trk
+        for want_high, want_confirmed, same_class in ((True, True, True), (True, True, False), (True, False, True),
+                                                      (False, True, True), (True, None, False)):
+            if len(pairs) == min(m, n):
+                break  # every detection or every track is taken
+            rows = high if want_high else ~high
+            cols = free_trk if want_confirmed is None else (confirmed if want_confirmed else ~confirmed)
+            if pairs:
+                rows = rows & free_det
+                cols = cols & free_trk
             if not (rows.any() and cols.any()):
                 continue
-            for i, j in _greedy(cost, ok & rows[:, None] & cols):
+            ok = near if same_class else relabelled()
+            for i, j in _greedy(ok & rows[:, None] & cols, cost_of):
                 free_det[i] = free_trk[j] = False
                 pairs.append((i, j))
         return pairs
