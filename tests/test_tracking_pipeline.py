@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, iou, run_cli
 from mqtt_helpers import Broker, Subscriber
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -22,14 +22,6 @@ from scenes import walk_and_park, write_video  # noqa: E402
 
 MODEL = REPO / "examples" / "shapes" / "shapes_int8.tflite"
 ZONES = ("left=0,0,0.5,0,0.5,1,0,1", "right=0.5,0,1,0,1,1,0.5,1")
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +66,8 @@ def _actor_ids(scene, frames) -> dict[str, set[int]]:
     for doc in frames:
         truth = scene.truth(doc["frame"] / scene.fps)
         for d in doc["detections"]:
-            best = max(truth.items(), key=lambda kv: _iou(kv[1], d["box"]), default=None)
-            if best is not None and _iou(best[1], d["box"]) >= 0.5 and d["track_id"] is not None:
+            best = max(truth.items(), key=lambda kv: iou(kv[1], d["box"]), default=None)
+            if best is not None and iou(best[1], d["box"]) >= 0.5 and d["track_id"] is not None:
                 ids[best[0]].add(d["track_id"])
     return ids
 
