@@ -26,7 +26,9 @@ no longer overlap from one frame to the next:
   followed); (2) those in ``[low_score, high_score)`` against the confirmed tracks of their class
   still unmatched (they keep a track alive, never start one); (3) the high ones left against the
   tentative tracks left, of any class, that they overlap by ``cross_class_iou``. High detections
-  left over start tentative tracks.
+  left over start tentative tracks. A high detection that is a weaker duplicate reading of another
+  one (nearly inside it and not much smaller; of another class only if far weaker: see
+  ``_nested``) counts as a low one; a low one keeps a stationary track only if it overlaps it.
 - **Lifecycle**: a track is confirmed after ``confirm_hits`` matches (only confirmed tracks are
   ever reported); unseen, a tentative track is forgotten after ``tentative_unseen`` s, a confirmed
   one ends after ``max_unseen`` s (``stationary_unseen`` s if stationary) or as soon as its
@@ -65,6 +67,9 @@ _SIZE_DRIFT_STD = 0.3  # change of width and height per second (a fraction of th
 _GATE_FLOOR = 0.25  # sizes: this close to the prediction passes whatever its variance (IoU ~0.5-0.6)
 _SCORES_KEPT = 10  # the score is the median of this many recent ones
 _AWAY_FRAMES = 2  # matches in a row away from its place that end "stationary" (one is jitter)
+_NESTED_INSIDE = 0.8  # a duplicate reading: this much of the smaller box inside the other ...
+_NESTED_AREA = 0.3  # ... and at least this share of its area
+_NESTED_OTHER_SCORE = 0.6  # ... and, of another class, scoring under this share of the other's
 
 
 @dataclass(frozen=True)
@@ -311,6 +316,32 @@ def _rest(box: tuple, fraction: float) -> tuple[float, ...]:
             2 * fraction * w, 2 * fraction * h)
 
 
+def _nested(frame: _Frame) -> np.ndarray:
+    """Per detection: a duplicate of a better-scoring one of any class (one box nearly inside the
+    other, ``_NESTED_INSIDE`` of the smaller's area, and not much smaller: at least
+    ``_NESTED_AREA`` of the larger's). A model's per-class NMS lets through a second, weaker reading
+    of the same object (a dog also as "horse", a car's front half as another car): such a
+    detection only keeps a confirmed track of its class alive, as a low-score one does; it never
+    starts a track nor takes one from the better reading. A person in front of a bus is far smaller
+    than the box it overlaps, and a backpack on someone scores about as well as they do: both are
+    left alone (a duplicate of another class must score under ``_NESTED_OTHER_SCORE`` of it)."""
+    m = len(frame.index)
+    if m < 2:
+        return np.zeros(m, bool)
+    c = frame.rows
+    w, h = c[2], c[3]
+    area = w * h
+    ix = np.minimum(np.maximum((w[:, None] + w) / 2 - np.abs(c[0][:, None] - c[0]), 0.0), np.minimum(w[:, None], w))
+    iy = np.minimum(np.maximum((h[:, None] + h) / 2 - np.abs(c[1][:, None] - c[1]), 0.0), np.minimum(h[:, None], h))
+    small, large = np.minimum(area[:, None], area), np.maximum(area[:, None], area)
+    pair = (ix * iy >= _NESTED_INSIDE * small) & (small >= _NESTED_AREA * large)
+    s = c[4]
+    worse = (s[:, None] < s) | ((s[:, None] == s) & (np.arange(m)[:, None] > np.arange(m)))  # ties: the later
+    # another class only when far weaker: a backpack on someone is read about as well as they are
+    alike = (c[5][:, None] == c[5]) | (s[:, None] < _NESTED_OTHER_SCORE * s)
+    return (pair & worse & alike).any(axis=1)
+
+
 def _greedy(ok: np.ndarray, cost_of: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[tuple[int, int]]:
     """Lowest-cost-first matching of rows to columns among the ``ok`` pairs; ``cost_of(rows,
     cols)`` gives the costs of those pairs (only asked when two candidates share a row or a
@@ -360,6 +391,7 @@ class _Frame:
             keep = keep[good]
             chosen = [d for d, g in zip(chosen, good.tolist()) if g]
         self.index = keep.tolist()
+        self.high = rows[4] >= 1.0  # set by the Tracker (which detections count as high)
         self.labels = [d.label for d in chosen]
         self.table = table
         self.boxes = table[:, :4]
@@ -428,6 +460,7 @@ class Tracker:
         self._time = t
         dets = detections if isinstance(detections, (list, tuple)) else list(detections)
         frame = _Frame(dets, self.options.low_score, self.options.max_detections)
+        frame.high = (frame.scores >= self.options.high_score) & ~_nested(frame)
         pred = self._predict(t)
         pairs = self._associate(frame, pred)
         ids: list[int | None] = [None] * len(dets)
@@ -438,8 +471,7 @@ class Tracker:
                 if f["confirmed"]:
                     ids[frame.index[i]] = f["id"]
         matched = {i for i, _ in pairs}
-        high = self.options.high_score
-        new = [i for i, score in enumerate(frame.scores.tolist()) if score >= high and i not in matched]
+        new = [i for i in np.flatnonzero(frame.high).tolist() if i not in matched]
         if new:
             self._start(frame, new, t)
         if len(pairs) + len(new) < len(self._live):  # else every track was just seen: none expires
@@ -518,7 +550,7 @@ class Tracker:
                 lazy["relabelled"] = fits & (distance2 <= o.max_distance ** 2 * area) & (overlap() >= o.cross_class_iou)
             return lazy["relabelled"]
 
-        high = frame.scores >= o.high_score
+        high = frame.high
         confirmed = pred[_CONFIRMED] > 0
         free_det = np.ones(m, bool)
         free_trk = np.ones(n, bool)
@@ -538,6 +570,10 @@ class Tracker:
             if not (rows.any() and cols.any()):
                 continue
             ok = near if same_class else relabelled()
+            if not want_high and (pred[_STATIONARY] > 0).any():
+                # a stationary track is where it rests: a weak box beside it (someone passing in
+                # front, a box between two objects) must overlap it to keep it, not drag it off
+                ok = ok & ((pred[_STATIONARY] <= 0) | (overlap() >= o.cross_class_iou))
             for i, j in _greedy(ok & rows[:, None] & cols, cost_of):
                 free_det[i] = free_trk[j] = False
                 pairs.append((i, j))

@@ -297,9 +297,9 @@ def test_skipped_frames_and_equal_timestamps_are_fine():
 
 def test_ten_thousand_detections_are_capped_to_the_best():
     rng = np.random.default_rng(1)
-    xy = rng.uniform(0, 1200, (10_000, 2))
+    xy = [(12.0 * (k % 100), 12.0 * (k // 100)) for k in range(10_000)]  # apart: none is another's duplicate
     scores = rng.uniform(0.3, 1.0, 10_000)
-    dets = [Detection("person", 0, float(s), (x, y, x + 20, y + 40)) for (x, y), s in zip(xy, scores)]
+    dets = [Detection("person", 0, float(s), (x, y, x + 8, y + 10)) for (x, y), s in zip(xy, scores)]
     tracker = Tracker()
     first = tracker.update(dets, 0.0, SIZE)
     assert first.capped == 10_000 - 300 and len(first.track_ids) == 10_000
@@ -406,3 +406,64 @@ def test_a_confirmed_track_takes_its_relabelled_detection_before_a_tentative_tra
     assert [u.track_ids for _, _, u in log[4:]] == [(1,)] * 6
     assert [tr.id for tr in log[-1][2].tracks] == [1]
     assert log[-1][2].tracks[0].label == "dog"  # 6 dog votes against 4 person ones
+
+
+# --- duplicate readings of one object (a model's per-class NMS lets them through) ----------------
+
+
+def test_a_weaker_duplicate_of_another_label_neither_starts_a_track_nor_takes_the_object():
+    """bench_scene's SSD run: a dog read "dog" 0.7 and, inside that box, "horse" 0.3 in every
+    other frame. The horse box is a duplicate: one track, no second one, whatever the order."""
+    frames = []
+    for k, t in enumerate(times(2, 6)):
+        dog = walker(t, (300, 400), (60, 0), w=200, h=160, label="dog", class_id=16, score=0.7)
+        x1, y1, x2, y2 = dog.box
+        horse = Detection("horse", 17, 0.3, (x1 + 20, y1 + 20, x2 - 30, y2 - 10))  # 80 % of it, inside
+        frames.append((t, [horse, dog] if k % 2 else [dog]))
+    log = run(Tracker(), frames)
+    assert {tid for _, _, u in log for tid in u.track_ids if tid is not None} == {1}
+    assert all(u.track_ids[-1] == 1 for _, _, u in log[1:])  # the dog box always on track 1
+    assert [tr.label for tr in log[-1][2].tracks] == ["dog"]
+
+
+def test_a_weaker_same_label_duplicate_does_not_start_a_second_track():
+    frames = []
+    for t in times(2, 5):
+        car = walker(t, (400, 400), (0, 0), w=300, h=180, label="car", class_id=2, score=0.6)
+        x1, y1, x2, y2 = car.box
+        half = Detection("car", 2, 0.3, (x1, y1 + 10, x1 + 200, y2))  # the front two thirds
+        frames.append((t, [car, half]))
+    log = run(Tracker(), frames)
+    assert [tr.id for tr in log[-1][2].tracks] == [1]
+    assert all(u.track_ids[1] is None for _, _, u in log)
+
+
+def test_a_backpack_on_someone_is_an_object_of_its_own():
+    """Nested in a person's box but scoring about as well: not a duplicate; a person in front of
+    a bus is far smaller than the bus: not one either."""
+    frames = []
+    for t in times(2, 4):
+        person = walker(t, (400, 400), (30, 0), w=120, h=230, score=0.6)
+        x1, y1, x2, y2 = person.box
+        backpack = Detection("backpack", 24, 0.55, (x1 + 20, y1 + 30, x2, y1 + 190))
+        bus = Detection("bus", 5, 0.9, (100, 150, 1100, 650))
+        passer = walker(t, (300, 450), (80, 0), w=60, h=150, score=0.5)
+        frames.append((t, [person, backpack, bus, passer]))
+    log = run(Tracker(), frames)
+    assert sorted(tr.label for tr in log[-1][2].tracks) == ["backpack", "bus", "person", "person"]
+    assert all(None not in u.track_ids for _, _, u in log[1:])
+
+
+def test_a_weak_box_beside_a_stationary_track_does_not_drag_it_off():
+    """Someone stands still (stationary after 10 s); a dog passes in front and hides them; a weak
+    "person" box between the two (SSD) must not become the stander, whose box stays put."""
+    opts = TrackerOptions(stationary_after=3.0)
+    stander = lambda t: walker(t, (400, 400), (0, 0), w=120, h=230, score=0.8)  # noqa: E731
+    frames = [(t, [stander(t)]) for t in times(2, 5)]
+    x1, y1, x2, y2 = stander(0).box
+    weak = Detection("person", 0, 0.2, (x1 - 10, y1 + 60, x2 + 100, y2 + 90))  # IoU ~0.4 with it
+    frames += [(t, [weak]) for t in times(2, 1.5, start=5.0)]
+    log = run(Tracker(opts), frames)
+    assert log[9][2].tracks[0].stationary
+    assert [u.track_ids for _, _, u in log[10:]] == [(None,)] * 3
+    assert log[-1][2].tracks[0].box == stander(0).box and log[-1][2].tracks[0].stationary
