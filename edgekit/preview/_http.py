@@ -25,8 +25,10 @@ _UNSENT = 64 * 1024  # TCP_NOTSENT_LOWAT: a slow client's backlog waits in its s
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "edgekit-preview"
-    sys_version = ""
     timeout = 30  # seconds a client may take to send its request or to accept data, then it is dropped
+
+    def version_string(self) -> str:
+        return self.server_version  # not Python's version: nobody needs it
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # no access log on the run's stderr
@@ -45,6 +47,12 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         finally:
             self.server.sink._track(self.connection, False)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A short text answer with a status line, also to garbage (the base class answers a line
+        it cannot parse as HTTP/0.9: an HTML page without a status)."""
+        self.request_version, self.close_connection = "HTTP/1.0", True
+        self._text(code, (message or self.responses.get(code, ("error",))[0])[:200])
 
     def do_GET(self) -> None:
         sink = self.server.sink
