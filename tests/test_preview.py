@@ -84,8 +84,9 @@ def _raw(port: int, data: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
         s.sendall(data)
         chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
+        with contextlib.suppress(ConnectionResetError):  # closed with our request unread
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -148,8 +149,10 @@ class _Chromium:
         # the pipe's ends become fds 3 and 4 in a small Python that then execs Chromium (dash's
         # redirections stop at fd 9)
         exec_on_3_4 = f"import os, sys; os.dup2({child_in}, 3); os.dup2({child_out}, 4); os.execvp(sys.argv[1], sys.argv[1:])"
-        self.proc = subprocess.Popen([sys.executable, "-c", exec_on_3_4, *args], pass_fds=(child_in, child_out),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = profile.parent / "chromium.log"  # a file: a pipe nobody reads could fill and stall it
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", exec_on_3_4, *args], pass_fds=(child_in, child_out),
+                                         stdout=log, stderr=subprocess.STDOUT)
         os.close(child_in)
         os.close(child_out)
         self._id, self._buffer = 0, b""
@@ -164,7 +167,7 @@ class _Chromium:
             while b"\0" not in self._buffer:
                 chunk = os.read(self._in, 1 << 20)
                 if not chunk:
-                    pytest.fail(f"chromium closed its DevTools pipe: {self.proc.stderr.read().decode()[-1000:]}")
+                    pytest.fail(f"chromium closed its DevTools pipe: {self.log.read_text(errors='replace')[-1000:]}")
                 self._buffer += chunk
             raw, self._buffer = self._buffer.split(b"\0", 1)
             reply = json.loads(raw)
@@ -462,6 +465,8 @@ def test_a_stalled_client_costs_only_its_own_frames(detector, camera):
         # the model went on while the stalled client's thread was blocked; so did the other client
         assert frames >= marks["stalled"] + 20 and len(healthy.parts) >= marks["sent"] + 5
         assert slow.dropped >= 1 and fast.sent > slow.sent
+        print(f"frames {frames}, stalled at frame {marks['stalled']}: stalled client sent {slow.sent} dropped "
+              f"{slow.dropped}; other client sent {fast.sent} dropped {fast.dropped}, read {len(healthy.parts)}")
     finally:
         sink.close()  # promptly, although one client reads nothing
         reader.join(WAIT)
@@ -487,3 +492,20 @@ def test_settings_values_and_the_one_owner_of_each_default():
         path.write_text('model = "m.tflite"\nsources = ["a.jpg"]\npreview = "127.0.0.1:8091"\n')
         settings = ServiceSettings.from_file(str(path), preview={"fps": 3.0})  # flags over the file's
         assert preview_options(settings.preview) == PreviewOptions("127.0.0.1:8091", fps=3.0)
+
+
+def test_connections_past_the_cap_are_closed_without_a_thread(camera):
+    from edgekit.preview._http import _MAX_CONNECTIONS
+
+    sink = _sink(camera)
+    idle = [socket.create_connection(("127.0.0.1", sink.port), timeout=WAIT) for _ in range(_MAX_CONNECTIONS)]
+    try:
+        _until(lambda: sink._connected() == _MAX_CONNECTIONS, "every idle connection to get its thread")
+        assert _raw(sink.port, b"GET / HTTP/1.0\r\n\r\n") == b""  # closed unanswered
+        idle.pop().close()
+        _until(lambda: sink._connected() < _MAX_CONNECTIONS, "a closed connection to end its thread")
+        assert _raw(sink.port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").startswith(b"HTTP/1.0 200")
+    finally:
+        for s in idle:
+            s.close()
+        sink.close()

@@ -26,7 +26,8 @@ class Access:
             name = _host_name(headers.get("Host") or "127.0.0.1")
             if is_loopback(name):
                 return None
-            return 403, f"this preview answers loopback names only (Host: {name}); open {url}", {}
+            return 403, (f"this preview answers loopback host names only (Host: {name}): open {url}, or give the "
+                         "preview a password or token file"), {}
         scheme, _, value = (headers.get("Authorization") or "").partition(" ")
         scheme, value, ok = scheme.lower(), value.strip(), False
         if self.token is not None:

@@ -21,6 +21,7 @@ BOUNDARY = b"edgekitframe"
 END = object()  # what a slot answers once the preview closes
 _FIRST_FRAME_WAIT = 10.0  # seconds a snapshot waits for a source's first frame (the run is starting)
 _UNSENT = 64 * 1024  # TCP_NOTSENT_LOWAT: a slow client's backlog waits in its slot, not in the kernel
+_MAX_CONNECTIONS = 32  # one thread each: more are refused, so a flood cannot pile up threads
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -141,7 +142,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # a restart may bind while the last run's connections are in TIME_WAIT
     allow_reuse_port = False  # never share the port with another server: "in use" must be an error
+    request_queue_size = _MAX_CONNECTIONS  # socketserver's 5 makes a page of many streams wait for SYN retries
     sink: Any
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.sink._connected() < _MAX_CONNECTIONS  # refused: closed at once, no thread started
 
 
 class _Server6(_Server):

@@ -260,6 +260,10 @@ class PreviewSink:
                 feed.clients.discard(slot)
                 feed.sent, feed.dropped = feed.sent + slot.sent, feed.dropped + slot.dropped
 
+    def _connected(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
     def _track(self, sock: socket.socket, connected: bool) -> None:
         with self._lock:
             if connected:
