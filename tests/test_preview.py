@@ -307,6 +307,21 @@ def test_chromium_shows_the_stream(preview_run, tmp_path):
         browser.close()
 
 
+def test_snapshot_of_an_image_file_is_the_full_size_original(tmp_path, model, images):
+    """Image files are decoded at reduced size for the model; the preview shows the file itself."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    shutil.copy(images / "coral_kite_and_cold.jpg", folder / "kite.jpg")
+    run = _Run("detect", str(model), str(folder), "--follow", "--no-plan", "--preview", "127.0.0.1:0")
+    try:
+        _until(lambda: run.lines >= 1, "the file's JSON line")
+        status, _, body = _get(run.port, "/snapshot.jpg")
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (1352, 900)
+    finally:
+        rc = run.stop()
+    assert rc == 0, "".join(run.err)
+
+
 def test_credentials_on_a_network_address(tmp_path, model, camera):
     """`edgekit run` with [preview] credentials in the settings file and the address from
     --preview: nothing without the right password or token."""
@@ -509,3 +524,31 @@ def test_connections_past_the_cap_are_closed_without_a_thread(camera):
         for s in idle:
             s.close()
         sink.close()
+
+
+def test_drawing_shows_zones_motion_regions_and_track_ids(images):
+    """The picture's parts, on a real photo: a zone's outline (thicker and orange while occupied),
+    a motion region's white outline (``fr.motion`` does not exist yet: duck-typed here), and a tag
+    per detection (its track id in it)."""
+    from types import SimpleNamespace
+
+    from edgekit.preview._draw import draw_frame
+    from edgekit.results import Detection
+    from edgekit.zones import Zone
+
+    with Image.open(images / "coral_kite_and_cold.jpg") as photo:
+        image = photo.convert("RGB").resize(SIZE)
+    person = Detection("person", 0, 0.9, (50.0, 250.0, 120.0, 400.0), track_id=7)
+    result = SimpleNamespace(detections=(person,))
+    zone = Zone("beach", ((0.0, 0.6), (0.5, 0.6), (0.5, 1.0), (0.0, 1.0)))
+    plain = np.asarray(draw_frame(image, SimpleNamespace(result=result, zones=None), [zone]))
+    busy = np.asarray(draw_frame(image, SimpleNamespace(
+        result=result, zones=SimpleNamespace(occupancy={"beach": {"person": 1}}),
+        motion=SimpleNamespace(regions=[(400, 100, 500, 200)])), [zone]))
+    y = int(0.6 * SIZE[1])
+    assert tuple(plain[y, 200]) == (255, 215, 0) and tuple(busy[y, 200]) == (255, 80, 0)
+    assert tuple(busy[100, 450]) == (255, 255, 255) and tuple(plain[100, 450]) != (255, 255, 255)
+    untracked = np.asarray(draw_frame(image, SimpleNamespace(
+        result=SimpleNamespace(detections=(Detection("person", 0, 0.9, person.box),)), zones=None), []))
+    tag = lambda pixels: int((np.all(pixels == (230, 25, 75), axis=-1)).sum())  # noqa: E731 - class 0's colour
+    assert tag(busy) > tag(untracked) > 0  # "person #7 0.90" takes a wider tag than "person 0.90"
