@@ -84,7 +84,7 @@ def _add_preview_args(parser) -> None:
     group = parser.add_argument_group("live preview (README: Live preview)")
     group.add_argument("--preview", metavar="HOST:PORT",
                        help="serve the annotated frames over HTTP: a page, /stream.mjpeg and /snapshot.jpg "
-                            "(127.0.0.1:8090; any other address needs a password or token file)")
+                            "(e.g. 127.0.0.1:8090; any other address than loopback needs a password or token file)")
     group.add_argument("--preview-fps", type=float, metavar="N",
                        help=f"most pictures encoded per second per watched source (default {PREVIEW_FPS:g})")
     group.add_argument("--preview-password-file", metavar="FILE",
