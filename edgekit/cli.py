@@ -77,6 +77,27 @@ def _add_connection_args(group) -> None:
     group.add_argument("--outbox", metavar="FILE", help="on-disk outbox (default ~/.local/state/edgekit/outbox-ID.db)")
 
 
+def _add_preview_args(parser) -> None:
+    """The live preview's flags (shared by detect and run; for run they go over the settings file's)."""
+    from .preview import PREVIEW_FPS
+
+    group = parser.add_argument_group("live preview (README: Live preview)")
+    group.add_argument("--preview", metavar="HOST:PORT",
+                       help="serve the annotated frames over HTTP: a page, /stream.mjpeg and /snapshot.jpg "
+                            "(e.g. 127.0.0.1:8090; any other address than loopback needs a password or token file)")
+    group.add_argument("--preview-fps", type=float, metavar="N",
+                       help=f"most pictures encoded per second per watched source (default {PREVIEW_FPS:g})")
+    group.add_argument("--preview-password-file", metavar="FILE",
+                       help="HTTP basic auth: one line user:password (or a password for any user name), chmod 600")
+    group.add_argument("--preview-token-file", metavar="FILE",
+                       help="one line, a token given as ?token= or 'Authorization: Bearer', chmod 600")
+
+
+def _preview_flags(args: argparse.Namespace) -> dict:
+    return {"address": args.preview, "fps": args.preview_fps, "password_file": args.preview_password_file,
+            "token_file": args.preview_token_file}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
@@ -129,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
                      help="largest image the plan must leave memory for (default 1920x1080)")
     det.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
+    _add_preview_args(det)
     mq = det.add_argument_group("MQTT (password: EDGEKIT_MQTT_PASSWORD or --mqtt-password-file, never argv)")
     _add_connection_args(mq)
     mq.add_argument("--mqtt-required", action="store_true", help="exit if the broker is unreachable or refuses us")
@@ -146,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("run", help="run the detection service from a settings file (sources, model, MQTT …)")
     rn.add_argument("config", metavar="SETTINGS", help="TOML (or .json) file; unknown keys are refused")
     rn.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
+    _add_preview_args(rn)
 
     info = sub.add_parser("info", help="describe any .tflite file: tensors, operators, metadata, and what edgekit "
                                        "would do with it")
@@ -196,6 +219,7 @@ def _load_plugins(plugins: Sequence[str] | None) -> None:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .preview import preview_options
     from .service import ServiceSettings, serve
 
     settings = ServiceSettings(
@@ -206,14 +230,15 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
         mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required,
         save_video=args.save_video, track=args.track, zones=tuple(args.zone or ()),
-        snapshots=args.snapshots)
+        snapshots=args.snapshots, preview=preview_options(None, **_preview_flags(args)))
     return serve(settings)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .service import ServiceSettings, serve
 
-    return serve(ServiceSettings.from_file(args.config, verbose=args.verbose or None))
+    flags = {k: v for k, v in _preview_flags(args).items() if v is not None}
+    return serve(ServiceSettings.from_file(args.config, verbose=args.verbose or None, preview=flags or None))
 
 
 def _mqtt_settings(args: argparse.Namespace):

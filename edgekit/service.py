@@ -2,7 +2,7 @@
 
 :class:`ServiceSettings` holds every knob (from CLI flags, or from a TOML/JSON settings file that
 refuses unknown keys); :func:`serve` plans, loads the detector, opens the sources, wires the sinks
-(JSON lines, errors, MQTT with per-source status and stats, annotated images) and runs until the
+(JSON lines, errors, MQTT with per-source status and stats, annotated images, the live preview) and runs until the
 sources end or SIGTERM/SIGINT stops it gracefully. A stream that drops is reopened by its source;
 its outage is said once on stderr and published as the source's status.
 
@@ -13,6 +13,7 @@ Settings file (``edgekit run service.toml``)::
     threshold = 0.4
     fps = 5                                       # at most 5 frames/s per source
     allow = ["person", "car"]
+    preview = "127.0.0.1:8090"                    # live annotated pictures (see edgekit.preview)
     [mqtt]                                        # any MqttSettings field, plus url; an empty
     url = "mqtts://broker.local:8883"             # table takes EDGEKIT_MQTT_URL/USERNAME/PASSWORD
     ca_file = "/etc/edgekit/ca.pem"
@@ -66,6 +67,7 @@ class ServiceSettings:
     tracker: Any = None  # track.TrackerOptions, or a mapping of its fields (settings [tracker])
     events: Any = None  # events.EventOptions, or a mapping of its fields (settings [events])
     snapshots: bool = False  # the best picture of each tracked object: saved privately, published retained
+    preview: Any = None  # "HOST:PORT", a preview.PreviewOptions, or a table of its fields (settings [preview])
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -83,7 +85,11 @@ class ServiceSettings:
 
     @classmethod
     def from_file(cls, path: str, **overrides: Any) -> "ServiceSettings":
-        """Read a TOML (or ``.json``) settings file; unknown keys are refused with the known ones."""
+        """Read a TOML (or ``.json``) settings file; unknown keys are refused with the known ones.
+
+        ``overrides`` replace the file's settings, except ``preview`` given as a mapping (the
+        ``--preview*`` flags): it is laid over the file's preview settings.
+        """
         from .settingsfile import read_settings
 
         doc = read_settings(path, {f.name for f in dataclasses.fields(cls)}, "setting",
@@ -91,6 +97,10 @@ class ServiceSettings:
         missing = [k for k in ("model", "sources") if k not in doc and k not in overrides]
         if missing:
             raise ConfigError(f"{path}: missing {' and '.join(missing)}")
+        if isinstance(overrides.get("preview"), dict):
+            from .preview import preview_options
+
+            overrides["preview"] = preview_options(doc.get("preview"), **overrides["preview"])
         doc.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls(**doc)
@@ -247,6 +257,7 @@ def _run_options(settings: ServiceSettings):
     snapshot = bool(getattr(settings.mqtt, "snapshot", False) or
                     (isinstance(settings.mqtt, dict) and settings.mqtt.get("snapshot")))
     keep = bool(settings.save_annotated or settings.save_video or settings.snapshots) or snapshot
+    keep = keep or settings.preview is not None  # the preview draws on the full-size frames
     return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep)
 
 
@@ -267,6 +278,15 @@ def _publisher(settings: ServiceSettings):
         except TypeError as exc:
             raise ConfigError(f"[mqtt] settings: {exc}") from None
     return Publisher(mqtt, required=settings.mqtt_required).start()
+
+
+def _preview(options: Any, runner: Any, zones: list, err: TextIO):
+    """The preview sink, serving already (a port in use fails here, before the run), or None."""
+    if options is None:
+        return None
+    from .preview import PreviewSink
+
+    return PreviewSink(options, [st.name for st in runner.stats], zones, err)
 
 
 @dataclass
@@ -298,11 +318,13 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     ``mqtt_required`` …) for the caller to map to exit codes.
     """
     from .mqtt.sink import MqttSink
+    from .preview import preview_options
     from .runner import Runner, run
     from .sinks import AnnotatedImages, AnnotatedVideo, ErrorLog, JsonLines
     from .stats import RunStats
 
     out, err = out or sys.stdout, err or sys.stderr
+    preview_settings = preview_options(settings.preview)  # a bad address or no credential: refused before loading
     stages: list = []
     zones: list = []
     tracker = _tracker_options(settings) if tracking(settings) else None
@@ -333,7 +355,13 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     sinks: list = [JsonLines(out), ErrorLog(err)]
     # made before the publisher starts, so that a bad path ends the run with nothing to stop
     video = AnnotatedVideo(settings.save_video, sources, settings.fps, err) if settings.save_video else None
-    publisher = _publisher(settings) if settings.mqtt is not None else None
+    preview = _preview(preview_settings, runner, zones, err)
+    try:
+        publisher = _publisher(settings) if settings.mqtt is not None else None
+    except BaseException:
+        if preview is not None:
+            preview.close()
+        raise
     status = _StatusLog(err, publisher)
     for source in sources:
         if hasattr(source, "on_status"):
@@ -348,6 +376,8 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:
         sinks.append(video)
+    if preview is not None:
+        sinks.append(preview)
     with runner.stop_on_signals():
         summary = run(runner, sinks)
     if summary.failed:
