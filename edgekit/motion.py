@@ -1,0 +1,428 @@
+"""Motion: whether anything moves in a camera's frame, cheaply enough to gate inference on it.
+
+A :class:`MotionDetector` keeps a running-average background of a small grey copy of the frame and
+reports, per frame, the regions whose grey level differs from it (a :class:`Motion`):
+
+* the grey frame (a video's Y plane, a JPEG's draft decode, :func:`grey_from_rgb`) is sampled at an
+  integer stride down to about ``MotionOptions.height`` rows — strided slicing, no averaging, as it
+  costs ~40 µs on a 720p frame where even ``np.mean`` costs a millisecond;
+* a sampled pixel has changed when it differs from the background by more than ``threshold`` grey
+  levels; changed pixels are counted on a grid of 8 x 8 sampled pixels, and touching cells (8
+  neighbours) with at least 2 changed pixels form a region; a region counts when its changed pixels
+  cover ``min_area`` of the frame, so sensor noise and codec specks do not;
+* the background follows the frame by ``alpha`` per second of timestamps, whatever the frame rate;
+* when more than ``recalibrate`` of the watched area changes at once (lights, auto-exposure, a
+  camera moved) the frame becomes the new background and the result says ``recalibrated``, with no
+  motion;
+* ``masks`` (polygons as in :mod:`edgekit.zones`) are never watched.
+
+The first frame, and the first after :meth:`MotionDetector.reset`, a change of frame size or a step
+back in time, only becomes the background: it reports no motion.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .errors import ConfigError, ImageError
+from .zones import Zone, parse_zone
+
+__all__ = ["Box", "Motion", "MotionDetector", "MotionOptions", "grey_from_image", "grey_from_rgb", "parse_mask"]
+
+Box = tuple[int, int, int, int]  # (x1, y1, x2, y2) in source pixels, x2/y2 exclusive
+_CELL = 8  # sampled pixels per grid cell side: ~300 cells on a 16:9 frame at 100 rows
+_CELL_MIN = 2  # changed pixels that light a cell: one alone is noise or a codec speck
+_TIME_EPS = 1e-9  # timestamps such as 0.1 * k are not exact
+
+
+@dataclass(frozen=True)
+class MotionOptions:
+    """How :class:`MotionDetector` decides what moves.
+
+    Args:
+        threshold: grey levels (1..254) a sampled pixel must differ from the background by.
+        min_area: share of the frame (0..1) a region's changed pixels must cover to count.
+        alpha: share of the background (0..1] that follows the frame per second of timestamps;
+            0.2 takes ~6 s to absorb a parked car 100 grey levels from the road.
+        recalibrate: share of the unmasked grid cells (0..1] whose change at once means the
+            scene, not an object, changed: the frame becomes the background. None: never.
+        height: the rows the frame is sampled down to, at least (16..1080); an integer stride,
+            so 720 rows at 100 become 103.
+        absorb_after: seconds a pixel may differ from the background without a break before it
+            becomes background (a parked car stops being motion; an object that was in view
+            when the detector started leaves no lasting ghost).
+        masks: polygons never watched (:func:`parse_mask`, or :class:`~edgekit.zones.Zone`
+            values: pixels of the source frame, or fractions when every value is ≤ 1).
+
+    Raises ConfigError (one line naming the option) for a value outside these.
+    """
+
+    threshold: float = 25
+    min_area: float = 0.001
+    alpha: float = 0.2
+    recalibrate: Optional[float] = 0.6
+    height: int = 100
+    absorb_after: float = 2.0
+    masks: tuple[Zone, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_number("threshold", self.threshold, 1, 254, "grey levels 1..254")
+        _check_number("min_area", self.min_area, 0, 1, "a share of the frame 0..1 (0.001 = 0.1%)",
+                      high_open=True)
+        _check_number("alpha", self.alpha, 0, 1, "a share of the background per second, 0 < alpha ≤ 1",
+                      low_open=True)
+        if self.recalibrate is not None:
+            _check_number("recalibrate", self.recalibrate, 0, 1, "a share of the frame 0 < r ≤ 1, or None "
+                          "for never", low_open=True)
+        _check_number("absorb_after", self.absorb_after, 0, 3600, "seconds 0 < s ≤ 3600", low_open=True)
+        if not (isinstance(self.height, (int, np.integer)) and not isinstance(self.height, bool)
+                and 16 <= self.height <= 1080):
+            raise ConfigError(f"motion option height: expected whole rows 16..1080, found {_found(self.height)}")
+        if not isinstance(self.masks, tuple):
+            raise ConfigError(f"motion option masks: expected a tuple of masks (parse_mask), found "
+                              f"{_found(self.masks)}")
+        names: set[str] = set()
+        for i, mask in enumerate(self.masks, 1):
+            if not isinstance(mask, Zone):
+                raise ConfigError(f"motion option masks: item {i} is {_found(mask)}; expected a polygon "
+                                  "from parse_mask('NAME=x1,y1,x2,y2,x3,y3')")
+            if mask.name in names:
+                raise ConfigError(f"motion mask {mask.name!r} is given twice; give each mask its own name")
+            names.add(mask.name)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """One frame's motion.
+
+    Attributes:
+        moving: some region counts (``regions`` is not empty).
+        regions: the boxes of the regions that count, in source pixels, largest first.
+        fraction: the share of the unmasked area that changed (every changed pixel, specks too).
+        recalibrated: so much changed at once that this frame became the background; no motion.
+    """
+
+    moving: bool
+    regions: tuple[Box, ...]
+    fraction: float
+    recalibrated: bool = False
+
+
+_STILL = Motion(False, (), 0.0)
+
+
+def parse_mask(text: str, index: int = 1) -> Zone:
+    """A mask from ``NAME=x1,y1,x2,y2,...`` or ``x1,y1,x2,y2,...`` (named ``mask<index>``): at
+    least 3 points, pixels of the source frame or fractions when every value is ≤ 1.
+
+    Raises ConfigError (one line naming the mask): the rules of :func:`edgekit.zones.parse_zone`.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"motion mask {index}: expected text NAME=x1,y1,x2,y2,..., found {_found(text)}")
+    if "=" not in text or text.startswith("="):
+        text = f"mask{index}={text.lstrip('=')}"
+    try:
+        return parse_zone(text)
+    except ConfigError as exc:
+        raise _mask_error(exc, text.partition("=")[0]) from None
+
+
+class MotionDetector:
+    """One per camera: its background and what moved against it.
+
+    Args:
+        options: the :class:`MotionOptions` (None: the defaults).
+        frame_size: the source frame's (width, height), when known: the masks are resolved and
+            checked now rather than on the first frame.
+
+    Raises ConfigError: a mask lies entirely outside the frame, or the masks leave nothing to watch.
+    """
+
+    def __init__(self, options: Optional[MotionOptions] = None,
+                 frame_size: Optional[tuple[int, int]] = None) -> None:
+        self.options = options if options is not None else MotionOptions()
+        self._key: Optional[tuple[tuple[int, int], tuple[int, int]]] = None
+        self._background: Optional[np.ndarray] = None
+        self._last_time = 0.0
+        if frame_size is not None:
+            w, h = _size(frame_size)
+            self._start((w, h), (h, w))
+
+    def reset(self) -> None:
+        """Forget the background: the next frame becomes it (and reports no motion)."""
+        self._background = None
+
+    def update(self, grey: np.ndarray, timestamp: float,
+               frame_size: Optional[tuple[int, int]] = None) -> Motion:
+        """Compare one frame with the background, then move the background towards it.
+
+        Args:
+            grey: 2-D uint8 grey frame, any strides (a Y plane with row padding, a view).
+            timestamp: the frame's time in seconds; a step back restarts (a file played again).
+            frame_size: the (width, height) of the source frame when ``grey`` is a reduced copy of
+                it (a JPEG draft, ``grey_from_rgb(height=...)``); None: ``grey`` is the frame.
+                Regions and masks are in these pixels. A new size restarts the detector.
+
+        Returns the frame's :class:`Motion`.
+
+        Raises:
+            ValueError: ``grey`` is not a 2-D uint8 array, or the timestamp is not a finite number.
+            ConfigError: a mask lies entirely outside a frame of a new size.
+        """
+        if not (isinstance(grey, np.ndarray) and grey.ndim == 2 and grey.dtype == np.uint8 and grey.size):
+            raise ValueError(f"motion: expected a 2-D uint8 grey frame (a Y plane, grey_from_rgb), found "
+                             f"{_describe(grey)}")
+        if not (isinstance(timestamp, Real) and not isinstance(timestamp, bool) and math.isfinite(timestamp)):
+            raise ValueError(f"motion: expected a finite frame timestamp in seconds, found {timestamp!r}")
+        shape = (grey.shape[0], grey.shape[1])
+        source = _size(frame_size) if frame_size is not None else (shape[1], shape[0])
+        if (source, shape) != self._key:
+            self._start(source, shape)
+        sampled = grey[::self._step, ::self._step]
+        t = float(timestamp)
+        if self._background is None or t < self._last_time:
+            return self._restart(sampled, t)
+        dt, self._last_time = t - self._last_time, t
+        diff = np.subtract(sampled, self._background, out=self._diff, dtype=np.float32)
+        changed = np.greater(np.abs(diff, out=self._absdiff), self.options.threshold, out=self._changed)
+        if self._watched is not None:
+            changed &= self._watched
+        count = int(np.count_nonzero(changed))
+        fraction = count / self._watched_count
+        regions: tuple[Box, ...] = ()
+        if count >= max(self._min_pixels, _CELL_MIN):
+            counts = self._cell_counts(changed)
+            lit = counts >= _CELL_MIN
+            recalibrate = self.options.recalibrate
+            # the share of the grid lit, not of the pixels: a light switched on changes a little
+            # everywhere (dark pixels barely), an object a lot in one place
+            if recalibrate is not None and np.count_nonzero(lit) > recalibrate * self._watched_cells:
+                return self._restart(sampled, t, recalibrated=fraction)
+            regions = self._regions(counts, lit)
+        self._follow(sampled, diff, changed, count, t, dt)
+        return Motion(bool(regions), regions, fraction)
+
+    def _follow(self, sampled: np.ndarray, diff: np.ndarray, changed: np.ndarray, count: int, t: float,
+                dt: float) -> None:
+        """Move the background towards the frame: unchanged pixels by alpha per second; changed
+        ones not at all (a passing object leaves no trail) until they have differed for
+        ``absorb_after`` seconds, then they become the frame (a parked car, a moved chair)."""
+        # diff = frame - background, so background += k * diff follows the frame by k; k from the
+        # time step keeps alpha per second at any frame rate (0 for a repeated timestamp)
+        k = np.float32(1.0 - (1.0 - self.options.alpha) ** dt)
+        step = np.multiply(diff, k, out=diff)
+        if count == 0 and not self._pending:
+            self._background += step
+            return
+        since = self._since
+        unchanged = np.logical_not(changed, out=self._unchanged)
+        np.add(self._background, step, out=self._background, where=unchanged)
+        np.copyto(since, np.inf, where=unchanged)
+        np.minimum(since, t, out=since)  # the time each changed pixel started differing
+        settled = np.less_equal(since, t - self.options.absorb_after + _TIME_EPS, out=self._settled)
+        if settled.any():
+            np.copyto(self._background, sampled, where=settled)
+            np.copyto(since, np.inf, where=settled)
+        self._pending = count > 0
+
+    def _start(self, source: tuple[int, int], shape: tuple[int, int]) -> None:
+        """Set up for frames of ``shape`` (rows, cols) made from a ``source`` (w, h) frame."""
+        masks = []
+        for mask in self.options.masks:
+            try:
+                masks.append(mask.resolve(*source))
+            except ConfigError as exc:
+                raise _mask_error(exc, mask.name) from None
+        step = max(1, shape[0] // self.options.height)
+        rows, cols = -(-shape[0] // step), -(-shape[1] // step)
+        # a sampled pixel's source footprint: step grey pixels, times the grey's reduction
+        self._scale = (step * source[0] / shape[1], step * source[1] / shape[0])
+        self._step, self._key, self._source = step, (source, shape), source
+        self._watched = ~_rasterise(masks, rows, cols, step, source, shape) if masks else None
+        grid = (-(-rows // _CELL) * _CELL, -(-cols // _CELL) * _CELL)
+        self._grid = np.zeros(grid, bool)  # padded to whole cells; the padding stays False
+        if self._watched is None:
+            self._watched_count, self._watched_cells = rows * cols, (grid[0] // _CELL) * (grid[1] // _CELL)
+        else:
+            self._watched_count = int(np.count_nonzero(self._watched))
+            self._watched_cells = int(np.count_nonzero(self._cell_counts(self._watched)))
+        if self._watched_count == 0:
+            raise ConfigError(f"motion masks {', '.join(repr(m.name) for m in masks)} cover the whole "
+                              f"{source[0]}x{source[1]} frame: nothing is left to watch; shrink or remove one")
+        self._min_pixels = math.ceil(self.options.min_area * rows * cols)
+        self._diff = np.empty((rows, cols), np.float32)
+        self._absdiff = np.empty((rows, cols), np.float32)
+        self._changed = np.empty((rows, cols), bool)
+        self._unchanged = np.empty((rows, cols), bool)
+        self._settled = np.empty((rows, cols), bool)
+        self._since = np.full((rows, cols), np.inf)
+        self._background = None
+
+    def _restart(self, sampled: np.ndarray, t: float, recalibrated: Optional[float] = None) -> Motion:
+        self._background = sampled.astype(np.float32)
+        self._since.fill(np.inf)
+        self._pending = False
+        self._last_time = t
+        return _STILL if recalibrated is None else Motion(False, (), recalibrated, True)
+
+    def _cell_counts(self, changed: np.ndarray) -> np.ndarray:
+        """(grid rows, grid cols): changed pixels per cell."""
+        rows, cols = changed.shape
+        self._grid[:rows, :cols] = changed
+        gh, gw = self._grid.shape[0] // _CELL, self._grid.shape[1] // _CELL
+        return np.count_nonzero(self._grid.reshape(gh, _CELL, gw, _CELL), axis=(1, 3))
+
+    def _regions(self, counts: np.ndarray, lit: np.ndarray) -> tuple[Box, ...]:
+        """The boxes of the connected lit cells whose changed pixels reach ``min_area``, largest
+        first (the grid holds this frame's changed pixels)."""
+        if not lit.any():
+            return ()
+        groups = [g for g in _components(lit) if sum(int(counts[c]) for c in g) >= self._min_pixels]
+        if not groups:
+            return ()
+        # each lit cell's tight box of changed pixels, so a region is not up to a cell too big
+        gh, gw = counts.shape
+        cells = self._grid.reshape(gh, _CELL, gw, _CELL)
+        row_any, col_any = cells.any(axis=3), cells.any(axis=1)  # (gh, CELL, gw), (gh, gw, CELL)
+        top, bottom = row_any.argmax(axis=1), _CELL - 1 - row_any[:, ::-1].argmax(axis=1)
+        left, right = col_any.argmax(axis=2), _CELL - 1 - col_any[:, :, ::-1].argmax(axis=2)
+        boxes = []
+        for group in groups:
+            r, c = np.array(group).T
+            y1, y2 = int((r * _CELL + top[r, c]).min()), int((r * _CELL + bottom[r, c]).max()) + 1
+            x1, x2 = int((c * _CELL + left[r, c]).min()), int((c * _CELL + right[r, c]).max()) + 1
+            boxes.append(self._to_source(x1, y1, x2, y2))
+        return tuple(sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True))
+
+    def _to_source(self, x1: int, y1: int, x2: int, y2: int) -> Box:
+        sx, sy = self._scale
+        w, h = self._source
+        return (int(x1 * sx), int(y1 * sy), min(w, math.ceil(x2 * sx)), min(h, math.ceil(y2 * sy)))
+
+
+def _components(lit: np.ndarray) -> list[list[tuple[int, int]]]:
+    """Groups of 8-connected lit cells (a flood fill over at most a few hundred cells)."""
+    todo = set(zip(*(axis.tolist() for axis in np.nonzero(lit))))
+    groups = []
+    while todo:
+        stack = [todo.pop()]
+        group = []
+        while stack:
+            r, c = stack.pop()
+            group.append((r, c))
+            for n in ((r - 1, c - 1), (r - 1, c), (r - 1, c + 1), (r, c - 1), (r, c + 1),
+                      (r + 1, c - 1), (r + 1, c), (r + 1, c + 1)):
+                if n in todo:
+                    todo.remove(n)
+                    stack.append(n)
+        groups.append(group)
+    return groups
+
+
+def _rasterise(masks: list[Zone], rows: int, cols: int, step: int, source: tuple[int, int],
+               shape: tuple[int, int]) -> np.ndarray:
+    """(rows, cols) bool: the sampled pixels whose centre (in source pixels) is in a mask."""
+    fx, fy = source[0] / shape[1], source[1] / shape[0]
+    ys, xs = np.mgrid[0:rows, 0:cols]
+    points = np.stack([((xs * step) + 0.5).ravel() * fx, ((ys * step) + 0.5).ravel() * fy], axis=1)
+    inside = np.zeros(rows * cols, bool)
+    for mask in masks:
+        inside |= mask.contains_points(points)
+    return inside.reshape(rows, cols)
+
+
+def grey_from_rgb(rgb: np.ndarray, height: Optional[int] = None) -> np.ndarray:
+    """A grey (luma) frame from an RGB ``HxWx3`` uint8 frame, for sources without a Y plane.
+
+    Args:
+        rgb: the frame (any strides).
+        height: sample it first at an integer stride down to at least this many rows (the
+            detector's ``MotionOptions.height``), which is far cheaper; pass the frame's size to
+            :meth:`MotionDetector.update`. None: full size.
+
+    Returns a 2-D uint8 array: (77 R + 150 G + 29 B) / 256, BT.601 weights in integers.
+
+    Raises ValueError: not an ``HxWx3`` uint8 array, or a height that is not a whole number ≥ 1.
+    """
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        raise ValueError(f"grey_from_rgb: expected an HxWx3 uint8 RGB array, found {_describe(rgb)}")
+    if height is not None:
+        if not (isinstance(height, (int, np.integer)) and not isinstance(height, bool) and height >= 1):
+            raise ValueError(f"grey_from_rgb: height: expected whole rows ≥ 1 or None, found {height!r}")
+        step = max(1, rgb.shape[0] // height)
+        rgb = rgb[::step, ::step]
+    luma = rgb[..., 0] * np.uint16(77)
+    luma += rgb[..., 1] * np.uint16(150)
+    luma += rgb[..., 2] * np.uint16(29)
+    return (luma >> 8).astype(np.uint8)
+
+
+def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> tuple[np.ndarray, tuple[int, int]]:
+    """A small grey frame from an image file or PIL image; JPEGs decode only their luma, scaled
+    down in the decoder (Pillow's draft mode) to at least ``height`` rows.
+
+    Returns (grey 2-D uint8 array, the upright image's (width, height)): pass both to
+    :meth:`MotionDetector.update` (``frame_size``) so regions are in the image's pixels.
+
+    Raises ImageError: the file is missing or not a readable image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        img = source if isinstance(source, Image.Image) else Image.open(source)
+        orientation = img.getexif().get(0x0112, 1)
+        size = img.size[::-1] if orientation in (5, 6, 7, 8) else img.size
+        if img.format == "JPEG" and img.mode != "L":
+            w, h = img.size
+            img.draft("L", (max(1, w * height // h), height))
+        img = img.convert("L")
+        if orientation not in (None, 1):
+            img = ImageOps.exif_transpose(img)
+        return np.asarray(img), (int(size[0]), int(size[1]))
+    except FileNotFoundError:
+        raise ImageError(f"{source}: no such file; expected an image path") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError(f"{source}: not a readable image ({exc}); expected a JPEG, PNG or BMP") from None
+
+
+def _mask_error(exc: ConfigError, name: str) -> ConfigError:
+    """A zone's error as the mask's (the polygon rules are the zones' own): 'zone 'x'' -> 'motion mask 'x''."""
+    text, prefix = str(exc), f"zone {name!r}"
+    if text.startswith(prefix):
+        return ConfigError(f"motion mask {name!r}{text[len(prefix):]}")
+    return ConfigError(f"motion mask {name!r}: {text}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float, expected: str,
+                  low_open: bool = False, high_open: bool = False) -> None:
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        raise ConfigError(f"motion option {name}: expected {expected}, found {_found(value)}")
+
+
+def _size(size: Any) -> tuple[int, int]:
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        w = h = None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (w, h)):
+        raise ConfigError(f"motion: frame_size: expected (width, height) in whole pixels > 0, found {size!r}")
+    return int(w), int(h)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"{type(value).__name__}"
+
+
+def _found(v: Any) -> str:
+    return f"{v!r} ({type(v).__name__})"
