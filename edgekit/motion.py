@@ -184,7 +184,10 @@ class MotionDetector:
         source = _size(frame_size) if frame_size is not None else (shape[1], shape[0])
         if (source, shape) != self._key:
             self._start(source, shape)
-        sampled = grey[::self._step, ::self._step]
+        # one strided gather into a contiguous buffer: cheaper than feeding the strided view to
+        # the float arithmetic (which buffers and casts it), and what the background copies from
+        sampled = self._sampled
+        np.copyto(sampled, grey[::self._step, ::self._step])
         t = float(timestamp)
         if self._background is None or t < self._last_time:
             return self._restart(sampled, t)
@@ -205,10 +208,10 @@ class MotionDetector:
             if recalibrate is not None and np.count_nonzero(lit) > recalibrate * self._watched_cells:
                 return self._restart(sampled, t, recalibrated=fraction)
             regions = self._regions(counts, lit)
-        self._follow(sampled, diff, changed, count, t, dt)
+        self._follow(sampled, diff, changed, count, dt)
         return Motion(bool(regions), regions, fraction)
 
-    def _follow(self, sampled: np.ndarray, diff: np.ndarray, changed: np.ndarray, count: int, t: float,
+    def _follow(self, sampled: np.ndarray, diff: np.ndarray, changed: np.ndarray, count: int,
                 dt: float) -> None:
         """Move the background towards the frame: unchanged pixels by alpha per second; changed
         ones not at all (a passing object leaves no trail) until they have differed for
@@ -220,15 +223,16 @@ class MotionDetector:
         if count == 0 and not self._pending:
             self._background += step
             return
-        since = self._since
         unchanged = np.logical_not(changed, out=self._unchanged)
-        np.add(self._background, step, out=self._background, where=unchanged)
-        np.copyto(since, np.inf, where=unchanged)
-        np.minimum(since, t, out=since)  # the time each changed pixel started differing
-        settled = np.less_equal(since, t - self.options.absorb_after + _TIME_EPS, out=self._settled)
+        self._background += np.multiply(step, unchanged, out=step)
+        # how long each pixel has differed, counted from the last frame where it did not
+        age = self._age
+        age += np.float32(dt)
+        age *= changed
+        settled = np.greater_equal(age, self.options.absorb_after - _TIME_EPS, out=self._settled)
         if settled.any():
             np.copyto(self._background, sampled, where=settled)
-            np.copyto(since, np.inf, where=settled)
+            age *= np.logical_not(settled, out=settled)
         self._pending = count > 0
 
     def _start(self, source: tuple[int, int], shape: tuple[int, int]) -> None:
@@ -256,48 +260,57 @@ class MotionDetector:
             raise ConfigError(f"motion masks {', '.join(repr(m.name) for m in masks)} cover the whole "
                               f"{source[0]}x{source[1]} frame: nothing is left to watch; shrink or remove one")
         self._min_pixels = math.ceil(self.options.min_area * rows * cols)
+        self._sampled = np.empty((rows, cols), np.uint8)
         self._diff = np.empty((rows, cols), np.float32)
         self._absdiff = np.empty((rows, cols), np.float32)
         self._changed = np.empty((rows, cols), bool)
         self._unchanged = np.empty((rows, cols), bool)
         self._settled = np.empty((rows, cols), bool)
-        self._since = np.full((rows, cols), np.inf)
+        self._age = np.zeros((rows, cols), np.float32)
         self._background = None
 
     def _restart(self, sampled: np.ndarray, t: float, recalibrated: Optional[float] = None) -> Motion:
         self._background = sampled.astype(np.float32)
-        self._since.fill(np.inf)
+        self._age.fill(0)
         self._pending = False
         self._last_time = t
         return _STILL if recalibrated is None else Motion(False, (), recalibrated, True)
 
     def _cell_counts(self, changed: np.ndarray) -> np.ndarray:
-        """(grid rows, grid cols): changed pixels per cell."""
+        """(grid rows, grid cols) uint8: changed pixels per cell (≤ 64)."""
         rows, cols = changed.shape
-        self._grid[:rows, :cols] = changed
-        gh, gw = self._grid.shape[0] // _CELL, self._grid.shape[1] // _CELL
-        return np.count_nonzero(self._grid.reshape(gh, _CELL, gw, _CELL), axis=(1, 3))
+        grid = self._grid
+        grid[:rows, :cols] = changed
+        gh, gw = grid.shape[0] // _CELL, grid.shape[1] // _CELL
+        # rows within a cell first, then columns: two contiguous reductions, 5x faster than one
+        # over both axes of a 4-D view
+        per_row = np.add.reduce(grid.view(np.uint8).reshape(gh, _CELL, -1), axis=1, dtype=np.uint8)
+        return np.add.reduce(per_row.reshape(gh, gw, _CELL), axis=2, dtype=np.uint8)
 
     def _regions(self, counts: np.ndarray, lit: np.ndarray) -> tuple[Box, ...]:
         """The boxes of the connected lit cells whose changed pixels reach ``min_area``, largest
         first (the grid holds this frame's changed pixels)."""
-        if not lit.any():
-            return ()
-        groups = [g for g in _components(lit) if sum(int(counts[c]) for c in g) >= self._min_pixels]
+        gh, gw = counts.shape
+        flat = counts.ravel().tolist()
+        groups = [g for g in _components(np.flatnonzero(lit).tolist(), gw)
+                  if sum(flat[i] for i in g) >= self._min_pixels]
         if not groups:
             return ()
-        # each lit cell's tight box of changed pixels, so a region is not up to a cell too big
-        gh, gw = counts.shape
-        cells = self._grid.reshape(gh, _CELL, gw, _CELL)
-        row_any, col_any = cells.any(axis=3), cells.any(axis=1)  # (gh, CELL, gw), (gh, gw, CELL)
-        top, bottom = row_any.argmax(axis=1), _CELL - 1 - row_any[:, ::-1].argmax(axis=1)
-        left, right = col_any.argmax(axis=2), _CELL - 1 - col_any[:, :, ::-1].argmax(axis=2)
+        labels = np.zeros(gh * gw, np.int16)
+        for n, group in enumerate(groups, 1):
+            labels[group] = n
+        labels = labels.reshape(gh, gw)
         boxes = []
-        for group in groups:
-            r, c = np.array(group).T
-            y1, y2 = int((r * _CELL + top[r, c]).min()), int((r * _CELL + bottom[r, c]).max()) + 1
-            x1, x2 = int((c * _CELL + left[r, c]).min()), int((c * _CELL + right[r, c]).max()) + 1
-            boxes.append(self._to_source(x1, y1, x2, y2))
+        for n, group in enumerate(groups, 1):
+            rows, cols = [i // gw for i in group], [i % gw for i in group]
+            r0, r1, c0, c1 = min(rows), max(rows) + 1, min(cols), max(cols) + 1
+            # the changed pixels of the group's own cells: its box is tight, not up to a cell too big
+            own = (labels[r0:r1, c0:c1] == n).repeat(_CELL, axis=0).repeat(_CELL, axis=1)
+            own &= self._grid[r0 * _CELL:r1 * _CELL, c0 * _CELL:c1 * _CELL]
+            ys, xs = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+            y0, x0 = r0 * _CELL, c0 * _CELL
+            boxes.append(self._to_source(x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]) + 1,
+                                         y0 + int(ys[-1]) + 1))
         return tuple(sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True))
 
     def _to_source(self, x1: int, y1: int, x2: int, y2: int) -> Box:
@@ -306,18 +319,20 @@ class MotionDetector:
         return (int(x1 * sx), int(y1 * sy), min(w, math.ceil(x2 * sx)), min(h, math.ceil(y2 * sy)))
 
 
-def _components(lit: np.ndarray) -> list[list[tuple[int, int]]]:
-    """Groups of 8-connected lit cells (a flood fill over at most a few hundred cells)."""
-    todo = set(zip(*(axis.tolist() for axis in np.nonzero(lit))))
+def _components(cells: list[int], width: int) -> list[list[int]]:
+    """Groups of 8-connected cells (flat indices into a grid ``width`` cells wide): a flood fill
+    over at most a few hundred cells."""
+    todo = set(cells)
     groups = []
     while todo:
         stack = [todo.pop()]
         group = []
         while stack:
-            r, c = stack.pop()
-            group.append((r, c))
-            for n in ((r - 1, c - 1), (r - 1, c), (r - 1, c + 1), (r, c - 1), (r, c + 1),
-                      (r + 1, c - 1), (r + 1, c), (r + 1, c + 1)):
+            i = stack.pop()
+            group.append(i)
+            c = i % width
+            for n in (i - width, i + width) + ((i - width - 1, i - 1, i + width - 1) if c else ()) \
+                    + ((i - width + 1, i + 1, i + width + 1) if c + 1 < width else ()):
                 if n in todo:
                     todo.remove(n)
                     stack.append(n)
