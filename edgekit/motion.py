@@ -10,10 +10,11 @@ reports, per frame, the regions whose grey level differs from it (a :class:`Moti
   levels; changed pixels are counted on a grid of 8 x 8 sampled pixels, and touching cells (8
   neighbours) with at least 2 changed pixels form a region; a region counts when its changed pixels
   cover ``min_area`` of the frame, so sensor noise and codec specks do not;
-* the background follows the frame by ``alpha`` per second of timestamps, whatever the frame rate;
-* when more than ``recalibrate`` of the watched area changes at once (lights, auto-exposure, a
-  camera moved) the frame becomes the new background and the result says ``recalibrated``, with no
-  motion;
+* where nothing changed the background follows the frame by ``alpha`` per second of timestamps,
+  whatever the frame rate; a changed pixel is not followed (a passing object leaves no trail)
+  until it has differed for ``absorb_after`` seconds, then it becomes background (a parked car);
+* when more than ``recalibrate`` of the grid lights up at once (lights, auto-exposure, a camera
+  moved) the frame becomes the background and the result says ``recalibrated``, with no motion;
 * ``masks`` (polygons as in :mod:`edgekit.zones`) are never watched.
 
 The first frame, and the first after :meth:`MotionDetector.reset`, a change of frame size or a step
@@ -39,6 +40,7 @@ Box = tuple[int, int, int, int]  # (x1, y1, x2, y2) in source pixels, x2/y2 excl
 _CELL = 8  # sampled pixels per grid cell side: ~300 cells on a 16:9 frame at 100 rows
 _CELL_MIN = 2  # changed pixels that light a cell: one alone is noise or a codec speck
 _TIME_EPS = 1e-9  # timestamps such as 0.1 * k are not exact
+_TRANSPOSE = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # EXIF orientation -> PIL Image.Transpose
 
 
 @dataclass(frozen=True)
@@ -48,15 +50,15 @@ class MotionOptions:
     Args:
         threshold: grey levels (1..254) a sampled pixel must differ from the background by.
         min_area: share of the frame (0..1) a region's changed pixels must cover to count.
-        alpha: share of the background (0..1] that follows the frame per second of timestamps;
-            0.2 takes ~6 s to absorb a parked car 100 grey levels from the road.
+        alpha: share of the background (0..1] that follows the frame per second of timestamps
+            where it has not changed (slow light, noise).
         recalibrate: share of the unmasked grid cells (0..1] whose change at once means the
             scene, not an object, changed: the frame becomes the background. None: never.
         height: the rows the frame is sampled down to, at least (16..1080); an integer stride,
             so 720 rows at 100 become 103.
-        absorb_after: seconds a pixel may differ from the background without a break before it
-            becomes background (a parked car stops being motion; an object that was in view
-            when the detector started leaves no lasting ghost).
+        absorb_after: seconds a pixel may differ from the background without a break (counted
+            from the last frame where it did not) before it becomes background: a parked car
+            stops being motion; what an object hid when the detector started is no lasting ghost.
         masks: polygons never watched (:func:`parse_mask`, or :class:`~edgekit.zones.Zone`
             values: pixels of the source frame, or fractions when every value is ≤ 1).
 
@@ -72,18 +74,13 @@ class MotionOptions:
     masks: tuple[Zone, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_number("threshold", self.threshold, 1, 254, "grey levels 1..254")
-        _check_number("min_area", self.min_area, 0, 1, "a share of the frame 0..1 (0.001 = 0.1%)",
-                      high_open=True)
-        _check_number("alpha", self.alpha, 0, 1, "a share of the background per second, 0 < alpha ≤ 1",
-                      low_open=True)
-        if self.recalibrate is not None:
-            _check_number("recalibrate", self.recalibrate, 0, 1, "a share of the frame 0 < r ≤ 1, or None "
-                          "for never", low_open=True)
-        _check_number("absorb_after", self.absorb_after, 0, 3600, "seconds 0 < s ≤ 3600", low_open=True)
-        if not (isinstance(self.height, (int, np.integer)) and not isinstance(self.height, bool)
-                and 16 <= self.height <= 1080):
-            raise ConfigError(f"motion option height: expected whole rows 16..1080, found {_found(self.height)}")
+        _check("threshold", self.threshold, 1 <= _real(self.threshold) <= 254, "grey levels 1..254")
+        _check("min_area", self.min_area, 0 <= _real(self.min_area) < 1, "a share of the frame 0 ≤ a < 1")
+        _check("alpha", self.alpha, 0 < _real(self.alpha) <= 1, "a share per second 0 < alpha ≤ 1")
+        _check("recalibrate", self.recalibrate, self.recalibrate is None or 0 < _real(self.recalibrate) <= 1,
+               "a share of the grid 0 < r ≤ 1, or None for never")
+        _check("absorb_after", self.absorb_after, 0 < _real(self.absorb_after) <= 3600, "seconds 0 < s ≤ 3600")
+        _check("height", self.height, _is_int(self.height) and 16 <= self.height <= 1080, "whole rows 16..1080")
         if not isinstance(self.masks, tuple):
             raise ConfigError(f"motion option masks: expected a tuple of masks (parse_mask), found "
                               f"{_found(self.masks)}")
@@ -260,13 +257,10 @@ class MotionDetector:
             raise ConfigError(f"motion masks {', '.join(repr(m.name) for m in masks)} cover the whole "
                               f"{source[0]}x{source[1]} frame: nothing is left to watch; shrink or remove one")
         self._min_pixels = math.ceil(self.options.min_area * rows * cols)
+        # per-frame buffers, allocated once per size: numpy's allocations would cost as much as the work
         self._sampled = np.empty((rows, cols), np.uint8)
-        self._diff = np.empty((rows, cols), np.float32)
-        self._absdiff = np.empty((rows, cols), np.float32)
-        self._changed = np.empty((rows, cols), bool)
-        self._unchanged = np.empty((rows, cols), bool)
-        self._settled = np.empty((rows, cols), bool)
-        self._age = np.zeros((rows, cols), np.float32)
+        self._diff, self._absdiff, self._age = (np.zeros((rows, cols), np.float32) for _ in range(3))
+        self._changed, self._unchanged, self._settled = (np.zeros((rows, cols), bool) for _ in range(3))
         self._background = None
 
     def _restart(self, sampled: np.ndarray, t: float, recalibrated: Optional[float] = None) -> Motion:
@@ -368,7 +362,7 @@ def grey_from_rgb(rgb: np.ndarray, height: Optional[int] = None) -> np.ndarray:
     if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
         raise ValueError(f"grey_from_rgb: expected an HxWx3 uint8 RGB array, found {_describe(rgb)}")
     if height is not None:
-        if not (isinstance(height, (int, np.integer)) and not isinstance(height, bool) and height >= 1):
+        if not (_is_int(height) and height >= 1):
             raise ValueError(f"grey_from_rgb: height: expected whole rows ≥ 1 or None, found {height!r}")
         step = max(1, rgb.shape[0] // height)
         rgb = rgb[::step, ::step]
@@ -379,27 +373,34 @@ def grey_from_rgb(rgb: np.ndarray, height: Optional[int] = None) -> np.ndarray:
 
 
 def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> tuple[np.ndarray, tuple[int, int]]:
-    """A small grey frame from an image file or PIL image; JPEGs decode only their luma, scaled
-    down in the decoder (Pillow's draft mode) to at least ``height`` rows.
+    """A small grey frame from an image file: a JPEG decodes only its luma, scaled down in the
+    decoder (Pillow's draft mode) to at least ``height`` rows; upright by its EXIF orientation.
+    A PIL image passed in is converted whole (drafting it would change the caller's image).
 
     Returns (grey 2-D uint8 array, the upright image's (width, height)): pass both to
     :meth:`MotionDetector.update` (``frame_size``) so regions are in the image's pixels.
 
     Raises ImageError: the file is missing or not a readable image.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
-    try:
-        img = source if isinstance(source, Image.Image) else Image.open(source)
+    def grey(img: Image.Image, draft: bool) -> tuple[np.ndarray, tuple[int, int]]:
         orientation = img.getexif().get(0x0112, 1)
-        size = img.size[::-1] if orientation in (5, 6, 7, 8) else img.size
-        if img.format == "JPEG" and img.mode != "L":
-            w, h = img.size
+        w, h = img.size
+        if draft and img.format == "JPEG":
             img.draft("L", (max(1, w * height // h), height))
         img = img.convert("L")
-        if orientation not in (None, 1):
-            img = ImageOps.exif_transpose(img)
-        return np.asarray(img), (int(size[0]), int(size[1]))
+        if orientation in _TRANSPOSE:  # the EXIF orientation tag's meaning, as ImageOps.exif_transpose
+            img = img.transpose(Image.Transpose(_TRANSPOSE[orientation]))
+            if orientation >= 5:
+                w, h = h, w
+        return np.asarray(img), (w, h)
+
+    if isinstance(source, Image.Image):
+        return grey(source, draft=False)
+    try:
+        with Image.open(source) as img:
+            return grey(img, draft=True)
     except FileNotFoundError:
         raise ImageError(f"{source}: no such file; expected an image path") from None
     except (UnidentifiedImageError, OSError) as exc:
@@ -414,11 +415,16 @@ def _mask_error(exc: ConfigError, name: str) -> ConfigError:
     return ConfigError(f"motion mask {name!r}: {text}")
 
 
-def _check_number(name: str, value: Any, low: float, high: float, expected: str,
-                  low_open: bool = False, high_open: bool = False) -> None:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+def _real(v: Any) -> float:
+    """A finite number as a float; NaN (which fails every comparison) for anything else."""
+    return float(v) if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) else math.nan
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not ok:
         raise ConfigError(f"motion option {name}: expected {expected}, found {_found(value)}")
 
@@ -428,7 +434,7 @@ def _size(size: Any) -> tuple[int, int]:
         w, h = size
     except (TypeError, ValueError):
         w = h = None
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in (w, h)):
+    if not all(_is_int(v) and v > 0 for v in (w, h)):
         raise ConfigError(f"motion: frame_size: expected (width, height) in whole pixels > 0, found {size!r}")
     return int(w), int(h)
 
@@ -436,7 +442,7 @@ def _size(size: Any) -> tuple[int, int]:
 def _describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
-    return f"{type(value).__name__}"
+    return type(value).__name__
 
 
 def _found(v: Any) -> str:

@@ -236,6 +236,12 @@ def test_grey_from_image_reads_only_what_it_needs(images, tmp_path):
     assert 100 <= grey.shape[0] <= 270  # JPEG draft scales by 1/2, 1/4, 1/8: 1080/8 = 135
     with Image.open(images / "coral_cat_1080p.jpg") as img:
         assert grey_from_image(img, height=100)[1] == (1920, 1080)
+    with Image.open(images / "coral_cat_720p.jpg") as img:  # stored sideways: EXIF orientation 6
+        exif = img.getexif()
+        exif[0x0112] = 6
+        img.save(tmp_path / "sideways.jpg", exif=exif)
+    grey, size = grey_from_image(tmp_path / "sideways.jpg", height=100)
+    assert size == (720, 1280) and grey.shape[0] > grey.shape[1]  # upright, as detections see it
     with pytest.raises(ImageError, match="no such file"):
         grey_from_image(tmp_path / "missing.jpg")
     (tmp_path / "text.jpg").write_text("not an image")
