@@ -284,27 +284,27 @@ class MotionDetector:
     def _regions(self, counts: np.ndarray, lit: np.ndarray) -> tuple[Box, ...]:
         """The boxes of the connected lit cells whose changed pixels reach ``min_area``, largest
         first (the grid holds this frame's changed pixels)."""
-        gh, gw = counts.shape
-        flat = counts.ravel().tolist()
-        groups = [g for g in _components(np.flatnonzero(lit).tolist(), gw)
-                  if sum(flat[i] for i in g) >= self._min_pixels]
-        if not groups:
-            return ()
-        labels = np.zeros(gh * gw, np.int16)
-        for n, group in enumerate(groups, 1):
-            labels[group] = n
-        labels = labels.reshape(gh, gw)
+        # runs of lit cells along each grid row, row-major: the Python work below is per run
+        edges = np.diff(lit.view(np.int8), axis=1, prepend=0, append=0)
+        rows, starts = np.nonzero(edges == 1)
+        ends = np.nonzero(edges == -1)[1]
+        rows, starts, ends, per_cell = rows.tolist(), starts.tolist(), ends.tolist(), counts.tolist()
+        label = _components(rows, starts, ends)
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(label):
+            groups.setdefault(n, []).append(i)
         boxes = []
-        for n, group in enumerate(groups, 1):
-            rows, cols = [i // gw for i in group], [i % gw for i in group]
-            r0, r1, c0, c1 = min(rows), max(rows) + 1, min(cols), max(cols) + 1
-            # the changed pixels of the group's own cells: its box is tight, not up to a cell too big
-            own = (labels[r0:r1, c0:c1] == n).repeat(_CELL, axis=0).repeat(_CELL, axis=1)
-            own &= self._grid[r0 * _CELL:r1 * _CELL, c0 * _CELL:c1 * _CELL]
-            ys, xs = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
-            y0, x0 = r0 * _CELL, c0 * _CELL
-            boxes.append(self._to_source(x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]) + 1,
-                                         y0 + int(ys[-1]) + 1))
+        for runs in groups.values():
+            if sum(sum(per_cell[rows[i]][starts[i]:ends[i]]) for i in runs) < self._min_pixels:
+                continue
+            r0, r1 = rows[runs[0]] * _CELL, (rows[runs[-1]] + 1) * _CELL
+            c0, c1 = min(starts[i] for i in runs) * _CELL, max(ends[i] for i in runs) * _CELL
+            # tight on the changed pixels within its cells' bounds: never looser than the cells,
+            # at most a lone speck of a neighbouring unlit cell looser than its own pixels
+            inside = self._grid[r0:r1, c0:c1]
+            ys, xs = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+            boxes.append(self._to_source(c0 + int(xs[0]), r0 + int(ys[0]), c0 + int(xs[-1]) + 1,
+                                         r0 + int(ys[-1]) + 1))
         return tuple(sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True))
 
     def _to_source(self, x1: int, y1: int, x2: int, y2: int) -> Box:
@@ -313,25 +313,29 @@ class MotionDetector:
         return (int(x1 * sx), int(y1 * sy), min(w, math.ceil(x2 * sx)), min(h, math.ceil(y2 * sy)))
 
 
-def _components(cells: list[int], width: int) -> list[list[int]]:
-    """Groups of 8-connected cells (flat indices into a grid ``width`` cells wide): a flood fill
-    over at most a few hundred cells."""
-    todo = set(cells)
-    groups = []
-    while todo:
-        stack = [todo.pop()]
-        group = []
-        while stack:
-            i = stack.pop()
-            group.append(i)
-            c = i % width
-            for n in (i - width, i + width) + ((i - width - 1, i - 1, i + width - 1) if c else ()) \
-                    + ((i - width + 1, i + 1, i + width + 1) if c + 1 < width else ()):
-                if n in todo:
-                    todo.remove(n)
-                    stack.append(n)
-        groups.append(group)
-    return groups
+def _components(rows: list[int], starts: list[int], ends: list[int]) -> list[int]:
+    """Which group each run of cells (row, [start, end)) is in, 0, 1, ...: runs in consecutive
+    rows that touch, diagonally too, join (union-find over runs: Python work grows with the runs,
+    a few per object, not with the cells)."""
+    parent = list(range(len(rows)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    above = this = (0, 0)  # index ranges of the runs of the previous and the current row
+    for i, row in enumerate(rows):
+        if i == 0 or row != rows[i - 1]:
+            above = this if i and row == rows[i - 1] + 1 else (i, i)
+            this = (i, i)
+        this = (this[0], i + 1)
+        for j in range(*above):
+            if starts[j] <= ends[i] and starts[i] <= ends[j]:
+                parent[root(j)] = root(i)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(root(i), len(numbers)) for i in range(len(rows))]
 
 
 def _rasterise(masks: list[Zone], rows: int, cols: int, step: int, source: tuple[int, int],

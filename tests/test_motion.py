@@ -330,3 +330,59 @@ def test_a_real_h264_video_y_plane(photo, tmp_path):
     assert len(moving) == 30
     assert not any(moving[:10]) and all(moving[10:20])
     assert not any(moving[20:])  # gone: the background never took it in
+
+
+def test_regions_join_touching_cells_and_keep_apart_the_rest(photo):
+    """A U shape is one region (its arms join only at the bottom), two squares far apart are two,
+    largest first; boxes in source pixels."""
+    scene = Scene(photo, sigma=0)
+    u = scene.frame()
+    u[96:240, 96:144] = u[96:240, 240:288] = u[216:240, 96:288] = 250
+    m = feed(MotionDetector(), [scene.frame(), u])[-1]
+    assert len(m.regions) == 1 and iou(m.regions[0], (96, 96, 288, 240)) > 0.9, m.regions
+    two = scene.frame([(30, 30, 90), (450, 200, 60)])
+    m = feed(MotionDetector(), [scene.frame(), two])[-1]
+    assert len(m.regions) == 2, m.regions
+    assert iou(m.regions[0], square_box(30, 30, 90)) > 0.8 and iou(m.regions[1], square_box(450, 200)) > 0.8
+
+
+def test_grid_components_match_a_flood_fill():
+    """The run-based union-find against a plain 8-neighbour flood fill, on random grids."""
+    from edgekit.motion import _components
+
+    rng = np.random.default_rng(3)
+    for density in (0.1, 0.3, 0.5, 0.7):
+        for _ in range(20):
+            lit = rng.random((13, 23)) < density
+            edges = np.diff(lit.view(np.int8), axis=1, prepend=0, append=0)
+            rows, starts = np.nonzero(edges == 1)
+            ends = np.nonzero(edges == -1)[1]
+            label = _components(rows.tolist(), starts.tolist(), ends.tolist())
+            got = np.full(lit.shape, -1)
+            got[lit] = np.repeat(label, ends - starts)
+            assert _same_partition(got, _flood(lit))
+
+
+def _flood(lit: np.ndarray) -> np.ndarray:
+    out = np.full(lit.shape, -1)
+    n = 0
+    for start in zip(*np.nonzero(lit)):
+        if out[start] >= 0:
+            continue
+        stack = [start]
+        out[start] = n
+        while stack:
+            r, c = stack.pop()
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    q = (r + dr, c + dc)
+                    if 0 <= q[0] < lit.shape[0] and 0 <= q[1] < lit.shape[1] and lit[q] and out[q] < 0:
+                        out[q] = n
+                        stack.append(q)
+        n += 1
+    return out
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist()))
+    return len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
