@@ -248,6 +248,8 @@ class MotionDetector:
         self._watched = ~_rasterise(masks, rows, cols, step, source, shape) if masks else None
         grid = (-(-rows // _CELL) * _CELL, -(-cols // _CELL) * _CELL)
         self._grid = np.zeros(grid, bool)  # padded to whole cells; the padding stays False
+        self._runs = (np.zeros((grid[0] // _CELL, grid[1] // _CELL + 2), np.int8),
+                      np.zeros((grid[0] // _CELL, grid[1] // _CELL + 1), np.int8))
         if self._watched is None:
             self._watched_count, self._watched_cells = rows * cols, (grid[0] // _CELL) * (grid[1] // _CELL)
         else:
@@ -284,11 +286,15 @@ class MotionDetector:
     def _regions(self, counts: np.ndarray, lit: np.ndarray) -> tuple[Box, ...]:
         """The boxes of the connected lit cells whose changed pixels reach ``min_area``, largest
         first (the grid holds this frame's changed pixels)."""
-        # runs of lit cells along each grid row, row-major: the Python work below is per run
-        edges = np.diff(lit.view(np.int8), axis=1, prepend=0, append=0)
-        rows, starts = np.nonzero(edges == 1)
-        ends = np.nonzero(edges == -1)[1]
-        rows, starts, ends, per_cell = rows.tolist(), starts.tolist(), ends.tolist(), counts.tolist()
+        # runs of lit cells along each grid row, row-major: the Python work below is per run.
+        # Between unlit borders, each row's changes alternate: a run's start, then its end
+        padded, edges = self._runs
+        padded[:, 1:-1] = lit
+        width = edges.shape[1]
+        flat = np.flatnonzero(np.subtract(padded[:, 1:], padded[:, :-1], out=edges)).tolist()
+        rows, starts, ends = [i // width for i in flat[0::2]], [i % width for i in flat[0::2]], \
+            [i % width for i in flat[1::2]]
+        per_cell = counts.tolist()
         label = _components(rows, starts, ends)
         groups: dict[int, list[int]] = {}
         for i, n in enumerate(label):
