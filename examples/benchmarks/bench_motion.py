@@ -13,7 +13,7 @@ to the next: compare the ratio). Then the same at other working heights (``Motio
 the cost and how closely the region box fits the moving object, which is what the default of 100
 rows trades.
 
-    python examples/benchmarks/bench_motion.py [--seconds-scale 1.0] [--keep video.mp4]
+    python examples/benchmarks/bench_motion.py [--sigma 2] [--rounds 5] [--seconds-scale 1.0] [--keep video.mp4]
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def segments(scale: float) -> list[Segment]:
     return out
 
 
-def make_video(path: str, segs: list[Segment]) -> dict[int, tuple[int, int, int, int]]:
+def make_video(path: str, segs: list[Segment], sigma: float = SIGMA) -> dict[int, tuple[int, int, int, int]]:
     """Write the scene; returns the object's box for each frame it moves in."""
     images = os.path.join(data_dir(), "images")
     with Image.open(os.path.join(images, "coral_kite_and_cold.jpg")) as img:
@@ -98,7 +98,7 @@ def make_video(path: str, segs: list[Segment]) -> dict[int, tuple[int, int, int,
                 rgb[y1:y2, x1:x2] = 20.0  # dark: the sky there is near white
             frame = av.VideoFrame.from_ndarray(np.clip(rgb, 0, 255).astype(np.uint8), format="rgb24")
             yuv = frame.reformat(format="yuv420p").to_ndarray()  # (H * 3 / 2, W): Y, then U and V
-            noisy = yuv[:H].astype(np.float32) + rng.standard_normal((H, W), dtype=np.float32) * SIGMA
+            noisy = yuv[:H].astype(np.float32) + rng.standard_normal((H, W), dtype=np.float32) * sigma
             yuv[:H] = np.clip(noisy, 0, 255).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
                 out.mux(packet)
@@ -222,14 +222,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds-scale", type=float, default=1.0, help="stretch every segment")
     parser.add_argument("--keep", help="also write the video here")
+    parser.add_argument("--sigma", type=float, default=SIGMA, help="luma noise, grey levels")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the cost measurement")
     args = parser.parse_args()
     segs = segments(args.seconds_scale)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or os.path.join(tmp, "scene.mp4")
         t0 = time.perf_counter()
-        truth = make_video(path, segs)
-        print(f"video: {W}x{H} H.264, {segs[-1].end} frames at {FPS} fps, luma noise sigma {SIGMA}, "
+        truth = make_video(path, segs, args.sigma)
+        print(f"video: {W}x{H} H.264, {segs[-1].end} frames at {FPS} fps, luma noise sigma {args.sigma:g}, "
               f"made in {time.perf_counter() - t0:.1f} s")
         masked = MotionOptions(masks=(parse_mask(MASK),))
         stats = run(path, masked, segs, truth)
