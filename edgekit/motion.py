@@ -220,8 +220,8 @@ class MotionDetector:
         if count == 0 and not self._pending:
             self._background += step
             return
-        unchanged = np.logical_not(changed, out=self._unchanged)
-        self._background += np.multiply(step, unchanged, out=step)
+        np.copyto(step, 0, where=changed)
+        self._background += step
         # how long each pixel has differed, counted from the last frame where it did not
         age = self._age
         age += np.float32(dt)
@@ -262,7 +262,7 @@ class MotionDetector:
         # per-frame buffers, allocated once per size: numpy's allocations would cost as much as the work
         self._sampled = np.empty((rows, cols), np.uint8)
         self._diff, self._absdiff, self._age = (np.zeros((rows, cols), np.float32) for _ in range(3))
-        self._changed, self._unchanged, self._settled = (np.zeros((rows, cols), bool) for _ in range(3))
+        self._changed, self._settled = np.zeros((rows, cols), bool), np.zeros((rows, cols), bool)
         self._background = None
 
     def _restart(self, sampled: np.ndarray, t: float, recalibrated: Optional[float] = None) -> Motion:
