@@ -113,12 +113,15 @@ class Plan:
 
 
 def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (1920, 1080),
-                       frames_in_flight: int = 1, decoders: int = 1, input_size: tuple[int, int] | None = None) -> int:
+                       frames_in_flight: int = 1, decoders: int = 1, input_size: tuple[int, int] | None = None,
+                       full_frames: int = 0) -> int:
     """Image memory outside the interpreter: per decoding thread an RGB decode of ``max_image``
     (JPEG draft mode usually decodes smaller; PNGs and camera frames do not) and what resizing it
     to the model input holds (:func:`edgekit.image.resize_scratch_bytes`), and per frame in flight
     (queued between the runner's stages: see :meth:`edgekit.runner.RunOptions.frames_in_flight`)
-    the uint8 model-input canvas and the encoded input tensor. Before the model is measured this
+    the uint8 model-input canvas and the encoded input tensor, plus ``full_frames`` full-size RGB
+    pictures that sinks hold (:meth:`edgekit.runner.RunOptions.full_frames_held`: annotation,
+    snapshots, the preview). Before the model is measured this
     is a floor, never a guess to refuse on: its input size is ``input_size`` (a bundle manifest's)
     or else 640x640 without the resize counted, and the tensor uint8 (the least any model takes)."""
     from .image import resize_scratch_bytes
@@ -130,7 +133,7 @@ def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (192
     per_decoder = w * h * 4  # Pillow keeps RGB as 4 bytes a pixel
     if size:
         per_decoder += resize_scratch_bytes((w, h), size)
-    return decoders * per_decoder + frames_in_flight * (pixels * 3 + tensor)
+    return decoders * per_decoder + frames_in_flight * (pixels * 3 + tensor) + full_frames * w * h * 3
 
 
 def default_threads(usable: int) -> tuple[int, str]:
@@ -352,7 +355,7 @@ def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
 def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float | None = None,
               max_image: tuple[int, int] = (1920, 1080), device: DeviceInfo | None = None,
               use_cache: bool = True, measure: bool = True, autotune: bool = False,
-              frames_in_flight: int = 1, decoders: int = 1) -> Plan:
+              frames_in_flight: int = 1, decoders: int = 1, full_frames: int = 0) -> Plan:
     """Decide threads and variant for ``model`` (a .tflite or a bundle directory).
 
     Raises PlanError (before this process loads any model) when nothing fits the memory budget.
@@ -398,7 +401,8 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
         except PlanError as exc:
             candidates.append(Candidate(path, size, mode, None, None, False, str(exc).split(" — ")[0]))
             continue
-        need = cost.peak_bytes + image_buffer_bytes(cost, max_image, frames_in_flight, decoders)
+        need = cost.peak_bytes + image_buffer_bytes(cost, max_image, frames_in_flight, decoders,
+                                                    full_frames=full_frames)
         slow = max_latency_ms is not None and cost.invoke_ms > max_latency_ms
         note = "too slow" if slow else ("fits" if need <= budget else f"needs {need / _MIB:.0f} MiB more")
         candidates.append(Candidate(path, size or cost.input_size, mode or cost.mode, cost, baseline + need,
@@ -406,7 +410,7 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
     recorded = {v.path: v.accuracy for v in variants}
     candidates = [replace(c, accuracy=recorded.get(c.path)) for c in candidates]
     return _choose(candidates, device, budget, baseline, max_image, threads, why, max_latency_ms,
-                   frames_in_flight, decoders)
+                   frames_in_flight, decoders, full_frames)
 
 
 def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
@@ -424,10 +428,11 @@ def _autotune(variants, device: DeviceInfo, use_cache: bool) -> tuple[int, str]:
 
 def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, baseline: int,
             max_image: tuple[int, int], threads: int, why: str, max_latency_ms: float | None,
-            frames_in_flight: int = 1, decoders: int = 1) -> Plan:
+            frames_in_flight: int = 1, decoders: int = 1, full_frames: int = 0) -> Plan:
     fitting = [c for c in candidates if c.fits]
     chosen_cost = next((c.cost for c in candidates if c.cost), None)
-    plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image, frames_in_flight, decoders), threads, why, list(candidates),
+    plan = Plan(device, budget, baseline, image_buffer_bytes(chosen_cost, max_image, frames_in_flight, decoders,
+                                                                       full_frames=full_frames), threads, why, list(candidates),
                 None)
     if not fitting:
         needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]

@@ -58,10 +58,19 @@ class RunOptions:
     keep_images: bool = False
 
     def frames_in_flight(self, sources: int = 1) -> int:
-        """Most frames the pipeline holds at once (what the planner's memory prediction counts):
-        per source its queue and the one being decoded, the one being invoked, the outputs queue
-        and the one at the sinks."""
+        """Most frames the pipeline holds at once with their model-size input (what the planner's
+        memory prediction counts): per source its queue and the one being decoded, the one being
+        invoked, the outputs queue and the one at the sinks (results queued for the sinks hold no
+        input: see :meth:`full_frames_held`)."""
         return sources * (self.queue_size + 1) + 1 + max(2, self.queue_size) + 1
+
+    def full_frames_held(self) -> int:
+        """Most full-size pictures the sinks hold at once with ``keep_images`` (0 without): the
+        slowest sink's queue and the one it writes — the other sinks are ahead of it and share
+        the same frames — plus the preview's newest."""
+        from .sinkqueue import QUEUE_SIZE
+
+        return QUEUE_SIZE + 2 if self.keep_images else 0
 
     def __post_init__(self) -> None:
         if self.fps is not None and self.fps <= 0:
@@ -490,15 +499,26 @@ class RunSummary:
 def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> RunSummary:
     """Pass every result of ``runner`` through ``stages`` (each returns the result — the same, or
     an enriched copy — or None to hold it back, see :mod:`edgekit.stages`) and hand what remains to
-    each sink in order; close the sinks at the end (also on an error or interruption). Failed
-    frames are counted, and handed to the sinks too (an :class:`~edgekit.sinks.ErrorLog` reports
-    them); so is each source's end (``FrameResult.end_of_source``), after its last frame. A sink
-    may carry its own ``stages`` attribute: stages only that sink applies (e.g. "only on change"
-    for MQTT)."""
+    every sink; close the sinks at the end (also on an error or interruption). Failed frames are
+    counted, and handed to the sinks too (an :class:`~edgekit.sinks.ErrorLog` reports them); so is
+    each source's end (``FrameResult.end_of_source``), after its last frame.
+
+    Each sink writes in its own thread from its own bounded queue (:mod:`edgekit.sinkqueue`): a
+    slow sink holds the run up only once its queue is full, and a sink whose ``queue_policy`` is
+    ``"drop_oldest"`` (the preview) never does. A sink may carry its own ``stages`` attribute:
+    stages only that sink applies (e.g. "only on change" for MQTT). A result is acknowledged to
+    its source (``Runner.ack``: a watched folder's checkpoint) once every sink has handled it.
+    The first error a sink raises ends the run and is raised here."""
+    from .sinkqueue import Completion, SinkWorker
+
     processed = failed = 0
     ack = getattr(runner, "ack", None)  # a Runner; any iterable of results will do
+    completion = Completion(len(sinks), lambda fr: ack(fr) if ack is not None and not fr.end_of_source else None)
+    workers: list[SinkWorker] = []
     try:
-        for fr in runner:
+        for sink in sinks:
+            workers.append(SinkWorker(sink, completion))
+        for key, fr in enumerate(runner):
             fr_in = fr
             if fr.end_of_source:
                 pass
@@ -510,22 +530,18 @@ def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> Run
                 fr = stage(fr)
                 if fr is None:
                     break
-            if fr is not None:
-                for sink in sinks:
-                    out = fr
-                    for stage in getattr(sink, "stages", ()):
-                        out = stage(out)
-                        if out is None:
-                            break
-                    if out is not None:
-                        sink.write(out)
-            if ack is not None and not fr_in.end_of_source:
-                ack(fr_in)
+            if fr is None or not workers:
+                if ack is not None and not fr_in.end_of_source:
+                    ack(fr_in)  # held back by a stage (or no sink): nothing is waiting for it
+                continue
+            completion.start(key)
+            for worker in workers:
+                worker.put(key, fr)
     finally:
         errors = []
-        for sink in sinks:  # every sink closes (a video file gets its index) even if one fails
+        for worker in workers:  # every sink closes (a video file gets its index) even if one fails
             try:
-                sink.close()
+                worker.close()
             except Exception as exc:
                 errors.append(exc)
         if errors:

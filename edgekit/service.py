@@ -121,7 +121,8 @@ def _detector(settings: ServiceSettings, err: TextIO):
 
         readers = len(settings.sources)
         plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image,  # PlanError
-                         frames_in_flight=_run_options(settings).frames_in_flight(readers), decoders=readers)
+                         frames_in_flight=_run_options(settings).frames_in_flight(readers), decoders=readers,
+                         full_frames=_run_options(settings).full_frames_held())
         model, threads = plan.chosen.path, plan.threads
         if settings.verbose:
             print(plan.explain(), file=err)

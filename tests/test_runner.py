@@ -105,7 +105,9 @@ def test_live_source_drops_instead_of_lagging(ssd_detector, images):
     # latency p95 below 2 × inference + one frame interval (+ decode/outputs slack on a shared machine)
     assert float(np.percentile(latencies, 95)) < 2 * invoke + 1000 / fps + 60, (latencies, invoke)
     first, last = np.mean(latencies[:10]), np.mean(latencies[-10:])
-    assert last < first + 2 * invoke  # it does not grow
+    # it does not grow: a queue that kept every frame would end ~2/3 x 150 = 100 inferences behind;
+    # 10 leaves room for a busy machine's bursts (the same run's invoke time is the unit)
+    assert last < first + 10 * invoke
     indices = [r.frame.index for r in results]
     assert indices == sorted(indices)
 
@@ -203,7 +205,11 @@ def test_queued_frames_hold_only_tensors_and_the_plan_counts_them(ssd_detector, 
     from edgekit.plan import ModelCost, image_buffer_bytes
 
     options = RunOptions()
+    from edgekit.sinkqueue import QUEUE_SIZE
+
     assert options.frames_in_flight(1) == 7 and options.frames_in_flight(3) == 13
+    # full-size pictures at the sinks: the slowest sink's queue, the one it writes, the preview's
+    assert options.full_frames_held() == 0 and RunOptions(keep_images=True).full_frames_held() == QUEUE_SIZE + 2
     cost = ModelCost("x", 1, 0, 0, 10.0, "rt", (300, 300), 300 * 300 * 3, "int8")
     one, queued = image_buffer_bytes(cost, (1920, 1080)), image_buffer_bytes(cost, (1920, 1080), 7)
     assert queued - one == 6 * (300 * 300 * 3 * 2)  # canvas + tensor per extra frame in flight

@@ -90,6 +90,9 @@ class PreviewSink:
     result without its image: runs need ``RunOptions(keep_images=True)`` (image files excepted).
     """
 
+    queue_policy = "drop_oldest"  # in edgekit.runner.run: only the newest picture matters
+    queue_size = 1
+
     def __init__(self, options: PreviewOptions, sources: Sequence[str] = (), zones: Sequence[Any] = (),
                  log: TextIO | None = None) -> None:
         self.options = options

@@ -1,0 +1,121 @@
+"""Motion gating: whether a frame is worth an inference, and the motion state a camera publishes.
+
+:class:`MotionGate` runs a :class:`~edgekit.motion.MotionDetector` on each frame's grey picture
+(the Y plane straight from the decoder, a draft decode of a JPEG) before the model: a frame in
+which nothing moves is not inferred — its result carries the previous inference's detections,
+since nothing moved, so tracks stay alive and stationary objects stay put. Every ``recheck``
+seconds a frame is inferred anyway, so that a parked car stays honest; so is a frame after the
+scene changed at once (lights on: ``recalibrated``).
+
+:class:`MotionState` turns per-frame motion into the ON/OFF a camera's motion sensor shows: ON at
+the first moving frame, OFF once nothing moved for ``off_delay`` seconds (as Frigate's
+``mqtt_off_delay``), so a person pausing does not flap the sensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["GateOptions", "MotionGate", "MotionState", "RECHECK", "OFF_DELAY"]
+
+#: Seconds between inferences on a frame without motion (Frigate re-checks stationary objects too).
+RECHECK = 10.0
+#: Seconds without motion before a camera's motion sensor goes OFF.
+OFF_DELAY = 30.0
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """How frames are gated by motion.
+
+    Attributes:
+        motion: :class:`~edgekit.motion.MotionOptions` (None: the defaults).
+        recheck: seconds of frame time after which a frame is inferred even without motion.
+        off_delay: seconds without motion before the motion state goes OFF.
+    """
+
+    motion: Any = None
+    recheck: float = RECHECK
+    off_delay: float = OFF_DELAY
+
+    def __post_init__(self) -> None:
+        for name in ("recheck", "off_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"motion {name} must be a number of seconds >= 0, found {value!r}")
+        if self.motion is not None:
+            from .motion import MotionOptions
+
+            if not isinstance(self.motion, MotionOptions):
+                raise ConfigError(f"GateOptions.motion must be a MotionOptions, found {type(self.motion).__name__}")
+
+
+class MotionGate:
+    """One source's motion gate (keep one per source: it holds the background).
+
+    Args:
+        options: :class:`GateOptions` (None: the defaults).
+    """
+
+    def __init__(self, options: GateOptions | None = None) -> None:
+        from .motion import MotionDetector
+
+        self.options = options or GateOptions()
+        self._detector = MotionDetector(self.options.motion)
+        self._inferred: float | None = None  # frame time of the last inference
+
+    def check(self, grey: Any, timestamp: float, frame_size: tuple[int, int] | None = None) -> tuple[bool, Any]:
+        """Whether to infer this frame, and its :class:`~edgekit.motion.Motion`.
+
+        Args:
+            grey: the frame's grey picture (2-D uint8; any size: see ``frame_size``).
+            timestamp: the frame's time in seconds.
+            frame_size: the source frame's ``(width, height)`` when ``grey`` is smaller.
+
+        Returns:
+            ``(infer, motion)``: infer the first frame, a moving one, one after a recalibration,
+            one ``recheck`` seconds after the last inference, and one after time went back.
+        """
+        motion = self._detector.update(grey, timestamp, frame_size)
+        last = self._inferred
+        infer = (motion.moving or motion.recalibrated or last is None or timestamp < last
+                 or timestamp - last >= self.options.recheck - 1e-9)
+        if infer:
+            self._inferred = timestamp
+        return infer, motion
+
+    def reset(self) -> None:
+        """Start over (a source that restarted)."""
+        self._detector.reset()
+        self._inferred = None
+
+
+class MotionState:
+    """ON/OFF per source from per-frame motion, with an off delay.
+
+    Args:
+        off_delay: seconds without motion before OFF.
+    """
+
+    def __init__(self, off_delay: float = OFF_DELAY) -> None:
+        self.off_delay = off_delay
+        self._on: dict[str, bool] = {}
+        self._moved: dict[str, float] = {}
+
+    def update(self, source: str, moving: bool, timestamp: float) -> str | None:
+        """The new state ("ON" or "OFF") when this frame changes it, else None. A source's first
+        frame always says its state."""
+        first = source not in self._on
+        if moving:
+            self._moved[source] = timestamp
+        was = self._on.get(source, False)
+        last = self._moved.get(source)
+        now = moving or (was and last is not None and 0 <= timestamp - last < self.off_delay)
+        self._on[source] = now
+        if first or now != was:
+            return "ON" if now else "OFF"
+        return None

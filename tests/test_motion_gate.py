@@ -1,0 +1,61 @@
+"""The motion gate's decisions (edgekit.gate) on real numpy frames: what is inferred, and the
+ON/OFF state with its off delay. The gate through the real pipeline is in test_cli's motion tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.errors import ConfigError
+from edgekit.gate import GateOptions, MotionGate, MotionState
+
+
+def scene(t: float, square_at: float | None, rng) -> np.ndarray:
+    frame = np.clip(np.full((360, 640), 110.0) + rng.normal(0, 2, (360, 640)), 0, 255).astype(np.uint8)
+    if square_at is not None:
+        x = int(square_at)
+        frame[150:230, x:x + 80] = 230
+    return frame
+
+
+def test_a_still_scene_is_inferred_once_then_every_recheck_and_motion_always():
+    rng = np.random.default_rng(0)
+    gate = MotionGate(GateOptions(recheck=10.0))
+    decisions = []
+    for k in range(60):  # 2 fps: 0-10 s still, 10-15 s a square moves, 15-30 s still (it left)
+        t = k * 0.5
+        at = 40 + (t - 10) * 80 if 10 <= t < 15 else None
+        decisions.append((t, gate.check(scene(t, at, rng), t)[0]))
+    inferred = [t for t, infer in decisions if infer]
+    assert inferred[0] == 0.0 and 5.0 not in inferred  # the first frame; nothing while still
+    assert all(t in inferred for t in (10.5, 11.0, 12.0, 13.0, 14.0, 14.5))  # while it moves
+    still_after = [t for t in inferred if t >= 16.0]
+    assert still_after and all(b - a >= 10.0 - 1e-9 for a, b in zip(still_after, still_after[1:]))
+    assert len(inferred) < 25  # most of the 60 frames were not inferred
+
+
+def test_lights_on_is_inferred_and_time_back_starts_over():
+    rng = np.random.default_rng(1)
+    gate = MotionGate()
+    for k in range(6):
+        gate.check(scene(k * 0.5, None, rng), k * 0.5)
+    bright = np.clip(scene(3.0, None, rng).astype(int) * 1.4, 0, 255).astype(np.uint8)
+    infer, motion = gate.check(bright, 3.0)
+    assert infer and motion.recalibrated and not motion.moving
+    assert gate.check(scene(0.0, None, rng), 0.0)[0]  # a file played again
+
+
+def test_motion_state_turns_off_only_after_the_delay():
+    state = MotionState(off_delay=5.0)
+    seq = [(0.0, False), (1.0, True), (2.0, False), (5.5, True), (6.0, False), (10.0, False), (10.6, False),
+           (11.0, True)]
+    said = [(t, state.update("cam", moving, t)) for t, moving in seq]
+    assert said == [(0.0, "OFF"), (1.0, "ON"), (2.0, None), (5.5, None), (6.0, None), (10.0, None),
+                    (10.6, "OFF"), (11.0, "ON")]
+    assert state.update("door", False, 0.0) == "OFF"  # each source its own
+
+
+@pytest.mark.parametrize("field,value", [("recheck", -1), ("off_delay", float("nan")), ("recheck", "10")])
+def test_bad_gate_options_name_the_field(field, value):
+    with pytest.raises(ConfigError, match=f"motion {field} must be a number of seconds >= 0"):
+        GateOptions(**{field: value})
