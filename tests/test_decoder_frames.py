@@ -22,7 +22,7 @@ from edgekit import Detector, DetectorOptions, watch
 from edgekit.errors import ConfigError, ImageError
 from edgekit.frames import Frame, FrameResult
 from edgekit.image import encode_pixels, fit_to_input, load_image
-from edgekit.runner import RunOptions, Runner, run
+from edgekit.runner import RunOptions, Runner
 from edgekit.sinks import AnnotatedImages, _original
 from edgekit.sources.video import VideoFile
 

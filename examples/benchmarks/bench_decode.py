@@ -27,13 +27,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import io
 import os
 import resource
 import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 from PIL import Image
