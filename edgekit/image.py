@@ -301,6 +301,18 @@ def fit_to_input(loaded: LoadedImage, size: tuple[int, int], resize: str = "stre
     return canvas, Transform(tw, th, float(px), float(py), float(cw), float(ch), loaded.width, loaded.height)
 
 
+def _reformatter() -> Any:
+    """This thread's swscale context holder: ``VideoFrame.reformat`` makes a new context each call,
+    which costs as much as the scaling itself (1.2 ms of 2.3 for 720p to 300x300, measured); a
+    kept one is reused while the frames' size and format stay the same."""
+    reformatter = getattr(_scratch, "reformatter", None)
+    if reformatter is None:
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = _scratch.reformatter = VideoReformatter()
+    return reformatter
+
+
 def _scale_decoded(loaded: LoadedImage, size: tuple[int, int], interpolation: str | None = None) -> np.ndarray:
     """A decoder's frame to uint8 RGB ``HxWx3`` at ``size`` in one swscale call (colour conversion,
     chroma upsampling and resizing together; no full-size RGB is ever made)."""
@@ -308,7 +320,8 @@ def _scale_decoded(loaded: LoadedImage, size: tuple[int, int], interpolation: st
 
     frame = loaded.decoded
     try:
-        out = frame.reformat(size[0], size[1], "rgb24", interpolation=interpolation or VIDEO_INTERPOLATION)
+        out = _reformatter().reformat(frame, size[0], size[1], "rgb24",
+                                      interpolation=interpolation or VIDEO_INTERPOLATION)
         return out.to_ndarray()
     except (av.error.FFmpegError, ValueError, MemoryError) as exc:
         raise ImageError(f"{loaded.source}: cannot convert the decoded {frame.format.name} {frame.width}x"
