@@ -270,7 +270,7 @@ def bench_interpolations(args, data: str, video: str) -> None:
 
 # -- image files --------------------------------------------------------------------------------
 
-def _pillow_reduce(path: str, target) -> LoadedImage:
+def _pillow_reduce(path: str, target, resize: str) -> LoadedImage:
     with Image.open(path) as img:
         img.load()
         rgb = img.convert("RGB")
@@ -279,14 +279,15 @@ def _pillow_reduce(path: str, target) -> LoadedImage:
     return LoadedImage(reduced, rgb.width, rgb.height, path)
 
 
-def _simplejpeg(path: str, target) -> LoadedImage:
+def _simplejpeg(path: str, target, resize: str) -> LoadedImage:
     import simplejpeg
 
     with open(path, "rb") as fh:
         data = fh.read()
-    width, height = simplejpeg.decode_jpeg_header(data)[:2]
-    # the smallest DCT scale that still covers the model input, as Pillow's draft picks it
-    rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=target[0], min_height=target[1])
+    height, width = simplejpeg.decode_jpeg_header(data)[:2]
+    # the smallest DCT scale that still covers what the image is resized to, as edgekit's draft asks
+    want = ekimage._draft_size((width, height), target, resize, 1)
+    rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=want[0], min_height=want[1])
     return LoadedImage(Image.fromarray(rgb), width, height, path)
 
 
@@ -302,7 +303,7 @@ class _LoaderDetector:
     def detect(self, path: str):
         if self._loader is None:
             return self._det.detect(path)
-        return self._det.detect_loaded(self._loader(path, self._det.input_size))
+        return self._det.detect_loaded(self._loader(path, self._det.input_size, self._det.input_spec.resize))
 
 
 def bench_jpeg(args, data: str) -> None:
@@ -327,7 +328,7 @@ def bench_jpeg(args, data: str) -> None:
             for rnd in range(args.rounds):
                 c = _cpu()
                 for p in paths:
-                    loaded = ev.load(p) if loader is None else loader(p, ev.input_size)
+                    loaded = ev.load(p) if loader is None else loader(p, ev.input_size, ev.input_spec.resize)
                     ev.preprocess(loaded)
                 times.append((_cpu() - c) / len(paths) * 1000)
             score = evaluate(_LoaderDetector(ev, loader), coco).map50_95
