@@ -135,6 +135,20 @@ def _y_plane(frame: Any) -> np.ndarray | None:
     return rows[:, first:first + 2 * frame.width:2]
 
 
+def _rewritten(frame: Frame) -> bool:
+    """Whether the frame's file is gone or was rewritten since it was listed (as
+    ``sources.files.file_changed``, which imports this module: the check lives here too)."""
+    import os
+
+    if frame.version is None:
+        return False
+    try:
+        st = os.stat(frame.path)
+    except OSError:
+        return True
+    return (st.st_mtime_ns, st.st_size) != frame.version
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """BT.601 luma of an RGB uint8 array (what a JPEG's Y is), in 8.8 fixed point."""
     import numpy as np
@@ -208,9 +222,8 @@ class FrameResult:
         frame = self.frame
         if frame.path is not None:
             from .image import load_image
-            from .sources.files import file_changed
 
-            if file_changed(frame):
+            if _rewritten(frame):
                 raise ImageError(f"{frame.path}: it was rewritten since it was detected")
             return load_image(frame.path).image
         if frame.pixels is None:
