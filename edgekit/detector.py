@@ -175,11 +175,13 @@ class Detector:
 
     # -- the four stages ------------------------------------------------------------------
     def load(self, source: ImageSource) -> LoadedImage:
-        """Decode an image (path, PIL image or uint8 array) for this model's input size."""
+        """Decode an image (path, PIL image or uint8 array) for this model's input size; a decoder's
+        frame (PyAV ``VideoFrame``) is kept as it is, for :meth:`preprocess` to scale from YUV."""
         return load_image(source, self.input_size, self.input_spec.resize)
 
     def preprocess(self, loaded: LoadedImage) -> tuple[np.ndarray, Transform]:
-        """Resize and encode a loaded image: (input tensor, transform back to image pixels)."""
+        """Resize and encode a loaded image: (input tensor, transform back to image pixels). A
+        decoder's frame goes to the input size in one swscale call (ImageError if it cannot)."""
         pixels, transform = fit_to_input(loaded, self.input_size, self.input_spec.resize, self.input_spec.pad_value)
         return encode_pixels(pixels, self._encoder), transform
 

@@ -48,8 +48,12 @@ class RunOptions:
             have no timeline and are all processed).
         queue_size: frames buffered between stages in every-frame mode (live mode keeps one);
             two keep the interpreter busy while the next frame decodes.
-        keep_images: hand each frame's decoded image to the sinks (``FrameResult.image``: MQTT
-            snapshots, annotation); off, only the model-size tensor waits in the queues.
+        keep_images: sinks may ask for each frame's full-size picture
+            (:meth:`FrameResult.full_image`: annotation, snapshots, previews; ``Frame.rgb()`` and
+            ``Frame.grey()``): the frame keeps its pixels — for video, RTSP and V4L2 the decoder's
+            YUV frame, converted only if a sink asks — and ``FrameResult.image`` the PIL image
+            that decoding an image file or array made. Off, only the model-size tensor waits in
+            the queues (``Frame.pixels`` is None at the sinks).
     """
 
     live: bool | None = None
@@ -342,6 +346,7 @@ class Runner:
         det = self.detector
         try:
             t0 = time.perf_counter()
+            # a decoder's frame is only wrapped here: preprocess scales it from YUV in one swscale call
             loaded = det.load(frame.path if frame.path is not None else frame.pixels)
             if frame.path is None:
                 loaded = replace(loaded, source=frame.source)
@@ -351,7 +356,12 @@ class Runner:
         except ImageError as exc:
             item.error = exc
             return item
-        item.loaded = loaded if self.options.keep_images else replace(loaded, image=None)
+        if self.options.keep_images:
+            item.loaded = replace(loaded, decoded=None)  # the frame keeps it, for FrameResult.full_image()
+        else:  # only the model-size tensor waits in the queues (what the planner counts)
+            item.loaded = replace(loaded, image=None, decoded=None)
+            if frame.pixels is not None:
+                item.frame = replace(frame, pixels=None)
         item.timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()}
         previous = self._prepare_ms[index]
         self._prepare_ms[index] = (t2 - t0) * 1000 if not previous else 0.8 * previous + 0.2 * (t2 - t0) * 1000

@@ -70,26 +70,28 @@ class ErrorLog:
 
 
 def _original(fr: Any, option: str) -> Any:
-    """The full-size image to draw ``fr``'s boxes on: an image file is read again (it was decoded
-    at reduced size for the model), other frames are the decoded image the runner kept. None, and
-    one line on stderr, when the file is gone or was rewritten since it was detected (a camera's
-    ``latest.jpg``: the boxes belong to the old picture)."""
-    from .errors import ImageError
-    from .image import load_image
-    from .sources.files import file_changed
+    """The full-size image to draw ``fr``'s boxes on (:meth:`~edgekit.frames.FrameResult.full_image`:
+    an image file read again, a decoder's frame converted once). None, and one line on stderr,
+    when it cannot be had: the file is gone or was rewritten since it was detected (a camera's
+    ``latest.jpg``: the boxes belong to the old picture), the frame cannot be converted.
 
-    if fr.frame.path is None:
-        if fr.image is None:
-            raise ConfigError(f"{option} needs RunOptions(keep_images=True)")
-        return fr.image
-    why = "it was rewritten since it was detected" if file_changed(fr.frame) else None
-    if why is None:
-        try:
-            return load_image(fr.frame.path).image
-        except ImageError as exc:
-            why = str(exc)
-    print(f"edgekit: {option}: left out {fr.frame.path}: {why}", file=sys.stderr, flush=True)
-    return None
+    Raises:
+        ConfigError: the run did not keep the pixels (``RunOptions(keep_images=True)``).
+    """
+    from .errors import ImageError
+
+    try:
+        return fr.full_image()
+    except ConfigError:
+        raise ConfigError(f"{option} needs RunOptions(keep_images=True)") from None
+    except ImageError as exc:
+        frame = fr.frame
+        what = frame.path if frame.path is not None else f"{frame.source} frame {frame.index}"
+        why = str(exc)
+        if frame.path is not None and why.startswith(f"{frame.path}: "):
+            why = why[len(frame.path) + 2:]
+        print(f"edgekit: {option}: left out {what}: {why}", file=sys.stderr, flush=True)
+        return None
 
 
 class AnnotatedImages:

@@ -79,7 +79,7 @@ class SnapshotStage:
             return fr
         for track in fr.tracks.ended:
             self._best.pop((fr.source, track.id), None)
-        if fr.result is None or fr.image is None:
+        if fr.result is None or not fr.has_full_image():
             return replace(fr, snapshots=())
         size = (fr.result.width, fr.result.height)
         made = []
@@ -109,17 +109,23 @@ class SnapshotStage:
         now = time.monotonic()
         if quality <= best.quality or now - best.encoded_at < self.min_interval:
             return None
-        best.quality, best.encoded_at = quality, now
         snap = self._encode(fr, track, score, box)
+        if snap is None:
+            return None
+        best.quality, best.encoded_at = quality, now
         if self.folder is not None:
             snap = replace(snap, path=self._save(snap, best))
         return snap
 
-    def _encode(self, fr: Any, track: Any, score: float, box: Any) -> Snapshot:
+    def _encode(self, fr: Any, track: Any, score: float, box: Any) -> Snapshot | None:
         from .annotate import draw_detections
+        from .errors import ImageError
         from .results import Detection
 
-        image = fr.image.convert("RGB")
+        try:  # full size, made now: a decoder's frame is converted only for the frames snapshotted
+            image = fr.full_image()
+        except ImageError:  # an image file rewritten or gone since: its boxes belong to another picture
+            return None
         shown = Detection(track.label, track.class_id, float(score), tuple(float(v) for v in box), track.id)
         full = draw_detections(image, [shown])
         w, h = image.size

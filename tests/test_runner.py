@@ -172,7 +172,8 @@ def test_sigterm_mid_stream_loses_nothing(shared, tmp_path):
 
 def test_video_file_every_frame_matches_detect_on_the_saved_frame(shared, images, tmp_path):
     """A real H.264 file (encoded here with ffmpeg from a pan across a real photo): each frame once, in
-    order, with its stream time; a frame's detections equal `detect` on that frame saved as PNG."""
+    order, with its stream time; a frame's detections equal `detect` on that decoded frame (the same
+    one-swscale-call path; agreement with the full-size RGB path: test_decoder_frames.py)."""
     from test_sources import CODECS, H, W, _encode
 
     with Image.open(images / "coral_kite_and_cold.jpg") as photo:
@@ -187,9 +188,7 @@ def test_video_file_every_frame_matches_detect_on_the_saved_frame(shared, images
 
     decoded = [f.pixels for f in VideoFile(str(video)).frames()]
     for i in (0, 5, 11):
-        png = tmp_path / f"frame{i}.png"
-        Image.fromarray(decoded[i]).save(png)
-        alone = det.detect(png).detections
+        alone = det.detect(decoded[i]).detections
         got = results[i].result.detections
         assert [d.label for d in got] == [d.label for d in alone] and got
         for a, b in zip(got, alone):

@@ -109,8 +109,10 @@ def test_every_frame_once_in_order_with_timestamps(videos, pan, name):
     assert [f.index for f in frames] == list(range(COUNT))
     assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(COUNT)], abs=1e-3)
     for i, frame in enumerate(frames):
-        assert frame.pixels.shape == (H, W, 3) and frame.pixels.dtype == np.uint8
-        nearest, error = _nearest(frame.pixels, pan)
+        assert frame.pixels.format.name in ("yuv420p", "yuvj420p")  # the decoder's frame, not converted yet
+        rgb = frame.rgb()
+        assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
+        nearest, error = _nearest(rgb, pan)
         assert (nearest, error < 6.0) == (i, True), f"frame {i}: closest encoded frame {nearest}, mean error {error:.1f}"
 
 
@@ -217,7 +219,9 @@ def test_image_decoder_uses_ffmpeg_for_jpeg_and_pillow_otherwise(pan, monkeypatc
     pillow = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     decode = ImageDecoder()
     assert decode._codec is not None  # PyAV is installed with the test extra
-    assert decode(jpeg).shape == (H, W, 3) and _one_of(decode(jpeg), [pillow])
+    frame = decode(jpeg)  # the decoder's YUV frame: converted only when asked
+    assert frame.format.name.startswith("yuvj") and (frame.width, frame.height) == (W, H)
+    assert _one_of(frame.to_ndarray(format="rgb24"), [pillow])
     assert np.array_equal(decode(png.getvalue()), pan[4])
     assert "undecodable" in decode(b"\xff\xd8\xff\xe0 not really a jpeg")
     monkeypatch.setitem(sys.modules, "av", None)  # without the video extra: Pillow
@@ -352,7 +356,7 @@ def test_http_mjpeg_stream_yields_the_served_frames(camera, path):
     assert reader.events == [(camera.url(path), "up", "")]
     for frame in reader.frames[:8]:
         assert frame.problem is None and frame.source == camera.url(path)
-        assert _one_of(frame.pixels, expected)
+        assert _one_of(frame.rgb(), expected)
     indices = [f.index for f in reader.frames]
     assert indices == sorted(set(indices))
     stamps = [f.timestamp for f in reader.frames]
@@ -379,7 +383,7 @@ def test_http_stream_reconnects_after_a_server_restart_and_reports_once(camera_f
     reason = reader.events[1][2]
     assert reason, "the outage says why"
     expected = _decoded(server.jpegs)
-    assert all(_one_of(f.pixels, expected) for f in reader.frames[before:])
+    assert all(_one_of(f.rgb(), expected) for f in reader.frames[before:])
     indices = [f.index for f in reader.frames]
     assert indices == sorted(set(indices))
 
@@ -409,7 +413,7 @@ def test_snapshot_url_is_polled_at_its_interval(camera):
     _wait_for(lambda: len(reader.frames) >= 4, 10, "4 snapshots")
     reader.close()
     assert reader.source.mode == "snapshot" and reader.events[0][1] == "up"
-    served = {next(i for i, e in enumerate(expected) if _one_of(f.pixels, [e])) for f in reader.frames}
+    served = {next(i for i, e in enumerate(expected) if _one_of(f.rgb(), [e])) for f in reader.frames}
     assert len(served) >= 2  # each poll is a new request, a new picture
     gaps = np.diff([f.captured for f in reader.frames[:4]])
     assert (gaps > 0.07).all()
@@ -467,7 +471,7 @@ def test_rtsp_reconnects_after_a_server_restart(rtsp_python):
     assert took < 1.5
     assert [e[1] for e in reader.events] == ["up", "down", "up"] and reader.events[1][2]
     assert reader.source.reconnects >= 2
-    assert all(f.problem is None and f.pixels.shape == (240, 320, 3) and _is_red(f.pixels) for f in reader.frames)
+    assert all(f.problem is None and f.rgb().shape == (240, 320, 3) and _is_red(f.rgb()) for f in reader.frames)
     indices = [f.index for f in reader.frames]
     assert indices == sorted(set(indices))
 
@@ -503,7 +507,7 @@ def test_rtsp_over_udp(rtsp_python):
         reader.close()
         server.stop()
     assert reader.source.options["rtsp_transport"] == "udp" and reader.events[0][1] == "up"
-    assert all(_is_red(f.pixels) for f in reader.frames if f.problem is None)
+    assert all(_is_red(f.rgb()) for f in reader.frames if f.problem is None)
 
 
 # --- V4L2 and picamera2: no camera here; only what can be checked without one ---------------------

@@ -59,12 +59,13 @@ def redact(url: str) -> str:
 class LiveSource:
     """The reading thread, the newest-frame slot, reconnection and status shared by live kinds.
 
-    Subclasses implement ``_capture()``: open the stream and yield frames as they come — RGB
-    arrays, a problem string for one bad frame, or anything their ``_convert()`` turns into an
-    RGB array (a decoded video frame, JPEG bytes) — until it ends; raise (any exception) when it
-    fails. The conversion to RGB happens in ``frames()``, on the consumer's thread, and only for
-    the frames taken: a frame replaced by a newer one before it was taken costs no conversion
-    (at 30 fps into a model that takes 3 frames a second, nine in ten).
+    Subclasses implement ``_capture()``: open the stream and yield frames as they come — pixels
+    (RGB arrays or decoded video frames), a problem string for one bad frame, or anything their
+    ``_convert()`` turns into pixels (JPEG bytes) — until it ends; raise (any exception) when it
+    fails. The conversion happens in ``frames()``, on the consumer's thread, and only for the
+    frames taken: a frame replaced by a newer one before it was taken costs nothing (at 30 fps
+    into a model that takes 3 frames a second, nine in ten). Decoded video frames stay YUV: the
+    runner scales them to the model's input in one swscale call.
 
     ``newest_only`` tells the runner that this source keeps only the newest frame itself, so the
     runner may take frames just in time for the model instead of preparing every one.
@@ -108,7 +109,7 @@ class LiveSource:
         return (None, converted) if isinstance(converted, str) else (converted, None)
 
     def _convert(self, item: Any) -> Any:
-        """A captured item to an RGB uint8 array (or a problem string); arrays pass as they are."""
+        """A captured item to pixels (or a problem string); pixels pass as they are."""
         return item
 
     def close(self) -> None:
@@ -235,12 +236,9 @@ class AvStream(LiveSource):
             if self.decode_threads is not None:
                 stream.thread_count = self.decode_threads
             for frame in container.decode(stream):
-                yield frame  # to RGB only if taken (_convert)
+                yield frame  # stays YUV: see LiveSource
                 if self._stop.is_set():
                     return
-
-    def _convert(self, item: Any) -> Any:
-        return item.to_ndarray(format="rgb24")
 
 
 class HttpStream(LiveSource):
@@ -404,11 +402,13 @@ def _boundary(content_type: str) -> bytes:
 
 
 class ImageDecoder:
-    """Encoded image bytes to an RGB uint8 array, or a problem string for a broken image.
+    """Encoded image bytes to pixels — the decoder's YUV frame for JPEG, an RGB uint8 array
+    otherwise — or a problem string for a broken image.
 
     JPEG goes through FFmpeg's MJPEG decoder when PyAV is installed: measured at 720p it costs
     about a third of Pillow's CPU time (3.8-4.9 ms against 12-14 ms) and it accepts the
-    Huffman-table-less JPEGs some cameras send. Other formats, or no PyAV, use Pillow.
+    Huffman-table-less JPEGs some cameras send; its frame stays YUV (see :class:`LiveSource`).
+    Other formats, or no PyAV, use Pillow.
     """
 
     def __init__(self) -> None:
@@ -428,7 +428,7 @@ class ImageDecoder:
             except self._av.error.FFmpegError as exc:
                 return f"undecodable JPEG ({len(data)} bytes): {av_reason(exc)}"
             if frames:
-                return frames[0].to_ndarray(format="rgb24")
+                return frames[0]
         return _pillow_decode(data)
 
 

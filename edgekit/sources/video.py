@@ -44,7 +44,9 @@ def av_reason(exc: BaseException) -> str:
 class VideoFile:
     """Every frame of one video file, in decoding order, once.
 
-    ``Frame.pixels`` is RGB uint8, ``Frame.index`` the 0-based number of the decoded frame and
+    ``Frame.pixels`` is the decoder's frame (a PyAV ``VideoFrame``, YUV as decoded: the runner
+    scales it to the model's input in one swscale call; ``Frame.rgb()``/``Frame.grey()`` convert
+    it on demand), ``Frame.index`` the 0-based number of the decoded frame and
     ``Frame.timestamp`` its presentation time in seconds (``pts × time_base``, from the start of the
     stream); the runner samples ``--fps`` from those timestamps. A file that cannot be opened gives a
     single frame with a ``problem``; a packet that cannot be decoded gives a frame with a ``problem``
@@ -133,7 +135,7 @@ class VideoFile:
                     return
                 errors = 0
                 yield Frame(source=self.name, index=index, timestamp=self._seconds(frame, index),
-                            captured=time.monotonic(), pixels=frame.to_ndarray(format="rgb24"))
+                            captured=time.monotonic(), pixels=frame)
                 index += 1
 
     def _seconds(self, frame: Any, index: int) -> float:
