@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--snapshots", action="store_true",
                      help="keep the best picture of each tracked object (saved privately under "
                           "~/.local/state/edgekit/snapshots, published retained per source and label); implies --track")
+    det.add_argument("--motion", action="store_true",
+                     help="infer only frames where something moves (and one every 10 s); the others repeat the "
+                          "last detections, so tracks stay")
+    det.add_argument("--motion-mask", action="append", metavar="[NAME=]x1,y1,x2,y2,...",
+                     help="a polygon (pixels, or fractions when all values are <= 1) where motion is ignored "
+                          "(a tree, a clock); repeatable; implies --motion")
     det.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
                      help="import this Python file or module first (e.g. to register a decoder)")
     det.add_argument("--no-plan", action="store_true",
@@ -219,6 +225,7 @@ def _load_plugins(plugins: Sequence[str] | None) -> None:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
+    from .gate import gate_options
     from .preview import preview_options
     from .service import ServiceSettings, serve
 
@@ -230,7 +237,8 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin or ()), plan=not args.no_plan, max_image=args.max_image, verbose=args.verbose,
         mqtt=_mqtt_settings(args) if (args.mqtt or args.mqtt_config) else None, mqtt_required=args.mqtt_required,
         save_video=args.save_video, track=args.track, zones=tuple(args.zone or ()),
-        snapshots=args.snapshots, preview=preview_options(None, **_preview_flags(args)))
+        snapshots=args.snapshots, preview=preview_options(None, **_preview_flags(args)),
+        motion=gate_options(args.motion, args.motion_mask))
     return serve(settings)
 
 

@@ -177,6 +177,10 @@ class FrameResult:
     made at this frame), ``events`` (:class:`edgekit.events.Event` values: an empty tuple when
     nothing happened; None when the run does not build events).
 
+    ``motion``: the frame's :class:`edgekit.motion.Motion` when the run gates by motion
+    (``RunOptions.motion``), else None; ``gated``: nothing moved, so the frame was not inferred
+    and ``result`` repeats the last inferred frame's detections (at this frame's index and time).
+
     ``end_of_source``: not a frame — the source named ``source`` has ended (its file is done, or
     the run is stopping); ``result`` and ``error`` are None. Stages that keep per-source state end
     it here (tracks end: their ``end`` events ride on this value); sinks ignore it unless it
@@ -194,6 +198,8 @@ class FrameResult:
     snapshots: tuple[Any, ...] | None = None
     events: tuple[Any, ...] | None = None
     end_of_source: bool = False
+    motion: Any = None
+    gated: bool = False
 
     def __post_init__(self) -> None:
         if not self.source:  # made by hand: a camera is its own scene, image files one together

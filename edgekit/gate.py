@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["GateOptions", "MotionGate", "MotionState", "RECHECK", "OFF_DELAY"]
+__all__ = ["GateOptions", "MotionGate", "MotionState", "RECHECK", "OFF_DELAY", "gate_options"]
 
 #: Seconds between inferences on a frame without motion (Frigate re-checks stationary objects too).
 RECHECK = 10.0
@@ -52,6 +52,53 @@ class GateOptions:
 
             if not isinstance(self.motion, MotionOptions):
                 raise ConfigError(f"GateOptions.motion must be a MotionOptions, found {type(self.motion).__name__}")
+
+
+def gate_options(value: Any, masks: Any = ()) -> GateOptions | None:
+    """Motion gating from a setting: None or False (off), True (the defaults), a
+    :class:`GateOptions`, or a table of its fields and :class:`~edgekit.motion.MotionOptions`' (a
+    settings file's ``[motion]``; ``masks`` a list of ``NAME=x1,y1,...`` polygons). ``masks``
+    (``--motion-mask`` values) are added to the table's and turn gating on.
+
+    Raises:
+        ConfigError: an unknown key (the known ones are listed), a value of the wrong type.
+    """
+    from dataclasses import fields, replace
+
+    from .motion import MotionOptions, parse_mask
+
+    extra = tuple(parse_mask(m, k) if isinstance(m, str) else m for k, m in enumerate(masks or (), 1))
+    if value is None or value is False:
+        if not extra:
+            return None
+        value = True
+    if isinstance(value, GateOptions):
+        options = value
+    elif value is True:
+        options = GateOptions()
+    elif isinstance(value, dict):
+        gate_keys = {"recheck", "off_delay"}
+        motion_keys = {f.name for f in fields(MotionOptions)}
+        unknown = sorted(set(value) - gate_keys - motion_keys)
+        if unknown:
+            raise ConfigError(f"motion: unknown setting {', '.join(map(repr, unknown))}; known: "
+                              f"{', '.join(sorted(gate_keys | motion_keys))}")
+        table = dict(value)
+        if "masks" in table:
+            listed = table["masks"]
+            if not isinstance(listed, (list, tuple)):
+                raise ConfigError(f"motion masks: expected a list of NAME=x1,y1,x2,y2,... polygons, found {listed!r}")
+            table["masks"] = tuple(parse_mask(m, k) for k, m in enumerate(listed, 1))
+        motion = MotionOptions(**{k: v for k, v in table.items() if k in motion_keys})
+        options = GateOptions(motion, **{k: v for k, v in table.items() if k in gate_keys})
+    else:
+        raise ConfigError(f"motion: expected true, false or a table of motion settings, found {value!r}")
+    if extra:
+        from .motion import MotionOptions
+
+        base = options.motion or MotionOptions()
+        options = replace(options, motion=replace(base, masks=tuple(base.masks) + extra))
+    return options
 
 
 class MotionGate:

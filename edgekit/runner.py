@@ -54,12 +54,18 @@ class RunOptions:
             YUV frame, converted only if a sink asks — and ``FrameResult.image`` the PIL image
             that decoding an image file or array made. Off, only the model-size tensor waits in
             the queues (``Frame.pixels`` is None at the sinks).
+        motion: gate inference by motion (:class:`edgekit.gate.GateOptions`, for every source,
+            or a mapping of source names to them; None: every frame is inferred). A frame in
+            which nothing moves is not inferred: its result carries the last inferred frame's
+            detections (``FrameResult.gated``), so tracks and stationary objects stay; every
+            ``recheck`` seconds one is inferred anyway.
     """
 
     live: bool | None = None
     fps: float | None = None
     queue_size: int = 2
     keep_images: bool = False
+    motion: Any = None
 
     def frames_in_flight(self, sources: int = 1) -> int:
         """Most frames the pipeline holds at once with their model-size input (what the planner's
@@ -68,13 +74,16 @@ class RunOptions:
         input: see :meth:`full_frames_held`)."""
         return sources * (self.queue_size + 1) + 1 + max(2, self.queue_size) + 1
 
-    def full_frames_held(self) -> int:
-        """Most full-size pictures the sinks hold at once with ``keep_images`` (0 without): the
-        slowest sink's queue and the one it writes — the other sinks are ahead of it and share
-        the same frames — plus the preview's newest."""
+    def full_frames_held(self, sources: int = 1) -> int:
+        """Most full-size RGB pictures' worth of memory that ``keep_images`` adds (0 without): at
+        the sinks the slowest sink's queue and the one it writes — the other sinks are ahead of
+        it and share the same frames — plus the preview's newest; in the queues before them each
+        frame in flight keeps its decoder frame (YUV 4:2:0, half an RGB picture)."""
         from .sinkqueue import QUEUE_SIZE
 
-        return QUEUE_SIZE + 2 if self.keep_images else 0
+        if not self.keep_images:
+            return 0
+        return QUEUE_SIZE + 2 + (self.frames_in_flight(sources) + 1) // 2
 
     def __post_init__(self) -> None:
         if self.fps is not None and self.fps <= 0:
@@ -98,6 +107,8 @@ class _Item:
     outputs: Any = None
     timings: dict[str, float] = field(default_factory=dict)
     end: bool = False  # not a frame: the source has ended
+    motion: Any = None  # the frame's edgekit.motion.Motion when gating by motion
+    gated: bool = False  # nothing moved: not inferred
 
 
 class _Latest:
@@ -203,6 +214,9 @@ class Runner:
         self._invoke_started: float | None = None  # monotonic start of the invoke in progress
         self._invoke_ms = 0.0  # moving average
         self._prepare_ms = [0.0] * len(self.sources)
+        self._gates = [self._gate_for(st.name) for st in self.stats]
+        self._last: dict[int, DetectionResult] = {}  # per source, the last inferred result (gated frames repeat it)
+        self._inferred = [False] * len(self.sources)  # per source: a frame was prepared for inference
 
     # -- public ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -338,11 +352,48 @@ class Runner:
         finally:
             q.put(_END)
 
+    def _gate_for(self, name: str) -> Any:
+        options = self.options.motion
+        if isinstance(options, dict):
+            options = options.get(name)
+        if options is None:
+            return None
+        from .gate import MotionGate
+
+        return MotionGate(options)
+
+    def _motion(self, index: int, item: _Item) -> None:
+        """Run the source's motion gate on the frame (its Y plane, or a draft decode of its file):
+        ``item.gated`` when it need not be inferred."""
+        frame, gate = item.frame, self._gates[index]
+        t0 = time.perf_counter()
+        if frame.path is not None:
+            from .motion import grey_from_image
+
+            grey, size = grey_from_image(frame.path)
+        else:
+            grey, size = frame.grey(), None
+        infer, item.motion = gate.check(grey, frame.timestamp if getattr(self.sources[index], "timeline", True)
+                                        else float(frame.index), size)
+        item.gated = not infer and self._inferred[index]  # a result to repeat is on its way
+        item.timings["motion"] = (time.perf_counter() - t0) * 1000
+
     def _prepare(self, index: int, frame: Frame) -> _Item:
         item = _Item(frame, index)
         if frame.problem is not None:
             item.error = ImageError(f"{frame.source}: {frame.problem}")
             return item
+        if self._gates[index] is not None:
+            try:
+                self._motion(index, item)
+            except ImageError as exc:
+                item.error = exc
+                return item
+            if item.gated:
+                if not self.options.keep_images and frame.pixels is not None:
+                    item.frame = replace(frame, pixels=None)
+                item.timings["queued"] = time.perf_counter()
+                return item
         det = self.detector
         try:
             t0 = time.perf_counter()
@@ -356,13 +407,14 @@ class Runner:
         except ImageError as exc:
             item.error = exc
             return item
+        self._inferred[index] = True
         if self.options.keep_images:
             item.loaded = replace(loaded, decoded=None)  # the frame keeps it, for FrameResult.full_image()
         else:  # only the model-size tensor waits in the queues (what the planner counts)
             item.loaded = replace(loaded, image=None, decoded=None)
             if frame.pixels is not None:
                 item.frame = replace(frame, pixels=None)
-        item.timings = {"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()}
+        item.timings.update({"decode": (t1 - t0) * 1000, "preprocess": (t2 - t1) * 1000, "queued": time.perf_counter()})
         previous = self._prepare_ms[index]
         self._prepare_ms[index] = (t2 - t0) * 1000 if not previous else 0.8 * previous + 0.2 * (t2 - t0) * 1000
         return item
@@ -405,7 +457,9 @@ class Runner:
                         self._outputs.put(_Item(Frame(self.stats[index].name, -1, 0.0, time.monotonic()), index,
                                                 end=True))
                         continue
-                    if item.error is None:
+                    if item.gated:
+                        item.timings["wait"] = (time.perf_counter() - item.timings.pop("queued")) * 1000
+                    elif item.error is None:
                         started = time.perf_counter()
                         item.timings["wait"] = (started - item.timings.pop("queued")) * 1000
                         self._invoke_started, self._invoke_seq = time.monotonic(), self._invoke_seq + 1
@@ -431,15 +485,30 @@ class Runner:
         if item.error is not None:
             self._count(item.source, "failed")
             return FrameResult(frame, None, item.error, source=self.stats[item.source].name)
+        name = self.stats[item.source].name
+        latency = (time.monotonic() - frame.captured) * 1000
+        if item.gated:  # nothing moved since the last inferred frame: its detections still hold
+            last = self._last.get(item.source)
+            if last is None:  # the frame it follows failed: nothing to repeat
+                self._count(item.source, "failed")
+                return FrameResult(frame, None, ImageError(f"{frame.source} frame {frame.index}: not inferred "
+                                                           "(no motion) and no earlier result to repeat"),
+                                   source=name)
+            result = replace(last, source=frame.path or frame.source, frame=frame.index,
+                             timestamp=frame.timestamp, latency_ms=latency)
+            self._count(item.source, "gated")
+            self._count(item.source, "processed")
+            return FrameResult(frame, result, None, None, item.timings, name, motion=item.motion, gated=True)
         started = time.perf_counter()
         detections = self.detector.decode(item.outputs, item.transform)
         item.timings["outputs"] = (time.perf_counter() - started) * 1000
         loaded = item.loaded
-        latency = (time.monotonic() - frame.captured) * 1000
         result = DetectionResult(loaded.source, loaded.width, loaded.height, detections, frame.index,
                                  frame.timestamp, latency)
         self._count(item.source, "processed")
-        return FrameResult(frame, result, None, loaded.image, item.timings, self.stats[item.source].name)
+        if self._gates[item.source] is not None:
+            self._last[item.source] = result
+        return FrameResult(frame, result, None, loaded.image, item.timings, name, motion=item.motion)
 
     def _drain(self) -> None:
         """Empty the queues so that blocked threads can see the stop (an ended live slot keeps

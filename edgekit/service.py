@@ -14,6 +14,7 @@ Settings file (``edgekit run service.toml``)::
     fps = 5                                       # at most 5 frames/s per source
     allow = ["person", "car"]
     preview = "127.0.0.1:8090"                    # live annotated pictures (see edgekit.preview)
+    motion = true                                 # infer only when something moves (or a [motion] table)
     [mqtt]                                        # any MqttSettings field, plus url; an empty
     url = "mqtts://broker.local:8883"             # table takes EDGEKIT_MQTT_URL/USERNAME/PASSWORD
     ca_file = "/etc/edgekit/ca.pem"
@@ -68,6 +69,7 @@ class ServiceSettings:
     events: Any = None  # events.EventOptions, or a mapping of its fields (settings [events])
     snapshots: bool = False  # the best picture of each tracked object: saved privately, published retained
     preview: Any = None  # "HOST:PORT", a preview.PreviewOptions, or a table of its fields (settings [preview])
+    motion: Any = None  # gate inference by motion: true, a gate.GateOptions, or a table (settings [motion])
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -122,7 +124,7 @@ def _detector(settings: ServiceSettings, err: TextIO):
         readers = len(settings.sources)
         plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image,  # PlanError
                          frames_in_flight=_run_options(settings).frames_in_flight(readers), decoders=readers,
-                         full_frames=_run_options(settings).full_frames_held())
+                         full_frames=_run_options(settings).full_frames_held(readers))
         model, threads = plan.chosen.path, plan.threads
         if settings.verbose:
             print(plan.explain(), file=err)
@@ -259,7 +261,9 @@ def _run_options(settings: ServiceSettings):
                     (isinstance(settings.mqtt, dict) and settings.mqtt.get("snapshot")))
     keep = bool(settings.save_annotated or settings.save_video or settings.snapshots) or snapshot
     keep = keep or settings.preview is not None  # the preview draws on the full-size frames
-    return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep)
+    from .gate import gate_options
+
+    return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep, motion=gate_options(settings.motion))
 
 
 def _publisher(settings: ServiceSettings):
@@ -319,6 +323,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     ``mqtt_required`` …) for the caller to map to exit codes.
     """
     from .mqtt.sink import MqttSink
+    from .gate import gate_options
     from .preview import preview_options
     from .runner import Runner, run
     from .sinks import AnnotatedImages, AnnotatedVideo, ErrorLog, JsonLines
@@ -326,6 +331,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
     out, err = out or sys.stdout, err or sys.stderr
     preview_settings = preview_options(settings.preview)  # a bad address or no credential: refused before loading
+    gate_options(settings.motion)  # bad motion settings or masks: refused before loading too
     stages: list = []
     zones: list = []
     tracker = _tracker_options(settings) if tracking(settings) else None

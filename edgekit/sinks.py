@@ -23,7 +23,9 @@ __all__ = ["AnnotatedImages", "AnnotatedVideo", "ErrorLog", "JsonLines", "frame_
 
 def frame_json(fr: Any) -> str | None:
     """The JSON line ``edgekit detect`` prints for a frame: ``DetectionResult.to_dict()``, plus
-    ``"events": [...]`` when the run builds events (empty when nothing happened). A source's end
+    ``"events": [...]`` when the run builds events (empty when nothing happened), and with motion
+    gating ``"motion": {"moving", "gated" (not inferred: the detections are the last inferred
+    frame's), "regions"}``. A source's end
     that carries events is ``{"source": NAME, "end_of_source": true, "events": [...]}``. None for
     a frame with nothing to print (failed, or a source's end without events)."""
     import json
@@ -36,6 +38,9 @@ def frame_json(fr: Any) -> str | None:
         return None
     if fr.events is not None:
         doc["events"] = [e.to_dict() for e in fr.events]
+    if fr.motion is not None and fr.result is not None:  # gating by motion
+        doc["motion"] = {"moving": fr.motion.moving, "gated": fr.gated,
+                         "regions": [list(r) for r in fr.motion.regions]}
     return json.dumps(doc, separators=(", ", ": "))
 
 

@@ -50,6 +50,7 @@ class SourceStats:
     dropped: int = 0
     skipped: int = 0  # sampled out by fps
     failed: int = 0
+    gated: int = 0  # processed without inference: nothing moved (RunOptions.motion)
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,8 @@ def test_queued_frames_hold_only_tensors_and_the_plan_counts_them(ssd_detector, 
 
     assert options.frames_in_flight(1) == 7 and options.frames_in_flight(3) == 13
     # full-size pictures at the sinks: the slowest sink's queue, the one it writes, the preview's
-    assert options.full_frames_held() == 0 and RunOptions(keep_images=True).full_frames_held() == QUEUE_SIZE + 2
+    assert options.full_frames_held() == 0
+    assert RunOptions(keep_images=True).full_frames_held(1) == QUEUE_SIZE + 2 + 4  # + 7 YUV frames in flight
     cost = ModelCost("x", 1, 0, 0, 10.0, "rt", (300, 300), 300 * 300 * 3, "int8")
     one, queued = image_buffer_bytes(cost, (1920, 1080)), image_buffer_bytes(cost, (1920, 1080), 7)
     assert queued - one == 6 * (300 * 300 * 3 * 2)  # canvas + tensor per extra frame in flight

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from . import homeassistant, payloads
+from ..errors import ImageError
 
 __all__ = ["MqttSink"]
 
@@ -140,7 +141,14 @@ class MqttSink:
         started = time.perf_counter()
         messages = self._event_messages(fr)
         if fr.result is not None and (self._gate is None or self._gate(fr) is not None):
-            messages += self._frame_messages(fr.result, fr.image, self.model)
+            # the full-size picture only for a snapshot (a video frame is converted for it alone)
+            image = None
+            if self.publisher.settings.snapshot and fr.has_full_image():
+                try:
+                    image = fr.full_image()
+                except ImageError:
+                    pass  # a file rewritten since it was detected: no snapshot, the counts still go out
+            messages += self._frame_messages(fr.result, image, self.model)
         for message in messages:
             self.publisher.publish(*message)
         if fr.result is not None:

@@ -121,7 +121,7 @@ class PreviewSink:
         """Keep ``fr`` as its source's newest result (O(1): drawing and encoding happen elsewhere)."""
         if fr.result is None:
             return  # a failed frame or a source's end: the last good frame stays on show
-        if fr.image is None and fr.frame.path is None:
+        if not fr.has_full_image():
             raise ConfigError("--preview needs RunOptions(keep_images=True)")
         with self._lock:
             feed = self._feed(fr.source)

@@ -104,7 +104,7 @@ def measure(args: argparse.Namespace, url: str) -> dict:
     if median < 1000 / FPS:
         print(f"WARNING: the model keeps up with {FPS} fps here; live mode has little to drop (lower --cpus or "
               "pick a slower model)")
-    runner = edgekit.watch(url, detector, live=True)
+    runner = edgekit.watch(url, detector, live=True, keep_images=True)  # the time code is read from the frame
     recorder = _Recorder(runner, args.window, args.duration, args.timecode)
     with runner.stop_on_signals():
         for fr in runner:
@@ -156,7 +156,7 @@ class _Recorder:
             return
         now = time.monotonic()
         self.detections += len(fr.result.detections)
-        age = timecode_age_ms(fr.frame.pixels, now) if self.timecode else None
+        age = timecode_age_ms(fr.frame.grey(), now) if self.timecode else None
         t = fr.timings
         sample = (fr.result.latency_ms, t["invoke"], age, t.get("decode", 0.0) + t.get("preprocess", 0.0))
         if self.started is None:
