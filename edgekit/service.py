@@ -331,7 +331,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
     out, err = out or sys.stdout, err or sys.stderr
     preview_settings = preview_options(settings.preview)  # a bad address or no credential: refused before loading
-    gate_options(settings.motion)  # bad motion settings or masks: refused before loading too
+    gate = gate_options(settings.motion)  # bad motion settings or masks: refused before loading too
     stages: list = []
     zones: list = []
     tracker = _tracker_options(settings) if tracking(settings) else None
@@ -378,7 +378,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         zone_pairs = [(name, z) for z in zones for name in names if z.source in (None, name)]
         live = [st.name for st, source in zip(runner.stats, sources) if hasattr(source, "on_status")]
         sinks.append(MqttSink(publisher, detector.model_path, stats=run_stats, labels=settings.allow or (),
-                              zones=zone_pairs, live_sources=live))
+                              zones=zone_pairs, live_sources=live, motion_off_delay=getattr(gate, "off_delay", None)))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:

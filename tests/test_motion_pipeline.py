@@ -30,8 +30,12 @@ def scene():
 
 
 @pytest.fixture(scope="module")
-def runs(scene, tmp_path_factory):
-    video = write_video(scene, tmp_path_factory.mktemp("motion") / "quiet.mp4")
+def video(scene, tmp_path_factory):
+    return write_video(scene, tmp_path_factory.mktemp("motion") / "quiet.mp4")
+
+
+@pytest.fixture(scope="module")
+def runs(video):
     out = {}
     for name, extra in (("gated", ["--motion"]), ("every", [])):
         r = run_cli("-m", "edgekit", "detect", str(MODEL), str(video), "--no-plan", "--track", *extra)
@@ -82,3 +86,39 @@ def test_bad_motion_masks_are_one_line_and_exit_2(tmp_path, flag, says):
     r = run_cli("-m", "edgekit", "detect", str(MODEL), str(tmp_path / "none.mp4"), "--no-plan", *flag)
     assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_motion_state_and_its_home_assistant_sensor_on_a_real_broker(video, tmp_path):
+    """`edgekit run` with `[motion] off_delay = 5`: the retained `<source>/motion` goes ON with
+    the walker, OFF 5 s after the parked car stopped moving; HA gets a motion binary_sensor; the
+    stats say how many frames were gated."""
+    from mqtt_helpers import Broker, Subscriber
+
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker", kind="mosquitto").start()
+    try:
+        sub = Subscriber(broker.port, "#", client_id="motion-test")
+        settings = tmp_path / "service.toml"
+        settings.write_text(f'model = "{MODEL}"\nplan = false\ntrack = true\n'
+                            f'sources = [{{ name = "drive", source = "{video}" }}]\n'
+                            f'[motion]\noff_delay = 5\n[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\n'
+                            f'device_id = "yard"\nha_discovery = true\nstats_interval = 0.5\noutbox = "{tmp_path / "o.db"}"\n')
+        r = run_cli("-m", "edgekit", "run", str(settings))
+        assert r.returncode == 0, r.stderr
+        gated = sum(d["motion"]["gated"] for d in frames([json.loads(x) for x in r.stdout.splitlines()]))
+
+        def states(s):
+            with s.lock:
+                return [p.decode() for t, p, _ in s.messages if t == "edgekit/yard/drive/motion"]
+        assert sub.wait_for(lambda s: states(s)[-1:] == ["OFF"] and "ON" in states(s), timeout=30), states(sub)
+        said = states(sub)
+        assert said[0] == "OFF" and all(a != b for a, b in zip(said, said[1:])), said  # only changes
+        config = sub.payloads("homeassistant/binary_sensor/edgekit_yard/drive_motion/config")
+        assert config and config[-1]["device_class"] == "motion" and config[-1]["state_topic"] == "edgekit/yard/drive/motion"
+        assert gated > 0
+        # stats go out every 0.5 s while the run goes on: the frames gated so far
+        assert sub.wait_for(lambda s: any(0 < src.get("gated", 0) <= gated for doc in s.payloads("edgekit/yard/stats")
+                                          for src in doc.get("sources", [])), timeout=15), sub.payloads("yard/stats")[-1:]
+        sub.close()
+    finally:
+        broker.stop()

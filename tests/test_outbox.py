@@ -57,3 +57,17 @@ def test_disk_full_drops_oldest_instead_of_failing(tmp_path):
     assert all(i is not None for i in stored[:5])
     assert len(box) < 200 and box.dropped > 0  # oldest made room; nothing raised
     assert box.peek(1000)[-1].id == stored[-1]  # the newest message is kept
+
+
+def test_a_retained_message_replaces_the_queued_ones_of_its_topic(tmp_path):
+    """Sent oldest first with a share of the newest, an older retained state could reach the
+    broker after the newer one and stay there: only the last retained value per topic waits."""
+    box = Outbox(tmp_path / "o.db")
+    box.put("cam/motion", b"ON", 1, retain=True)
+    box.put("cam/events", b"e1", 1)
+    box.put("cam/motion", b"OFF", 1, retain=True)
+    box.put("cam/motion", b"ON", 1, retain=True)
+    box.put("door/motion", b"OFF", 1, retain=True)
+    box.put("cam/events", b"e2", 1)
+    waiting = [(m.topic, m.payload) for m in box.peek(10, newest=2)]
+    assert waiting == [("cam/events", b"e1"), ("cam/motion", b"ON"), ("door/motion", b"OFF"), ("cam/events", b"e2")]

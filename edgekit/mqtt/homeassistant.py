@@ -108,6 +108,16 @@ def source_configs(settings: MqttSettings, source: str) -> dict[str, dict[str, A
         "entity_category": "diagnostic", "value_template": "{{ 'ON' if value_json.status == 'up' else 'OFF' }}"}}
 
 
+def motion_configs(settings: MqttSettings, source: str) -> dict[str, dict[str, Any]]:
+    """A source's motion binary sensor (ON while something moves, OFF after the off delay), from
+    ``<source>/motion``, when the run gates by motion."""
+    node, src = _node(settings), topic_safe(source)
+    return {f"{settings.ha_prefix}/binary_sensor/{node}/{src}_motion/config": {
+        **_common(settings), "name": _sentence(f"{source} motion"), "unique_id": f"{node}_{src}_motion",
+        "state_topic": settings.topic(src, "motion"), "device_class": "motion",
+        "payload_on": "ON", "payload_off": "OFF"}}
+
+
 def diagnostic_configs(settings: MqttSettings) -> dict[str, dict[str, Any]]:
     """The device's fps, latency p95 and queued messages, from the ``stats`` topic (diagnostic)."""
     node = _node(settings)

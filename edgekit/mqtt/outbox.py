@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS messages (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS retained_topic ON messages (topic) WHERE retain = 1;
 """
 
 
@@ -90,11 +91,17 @@ class Outbox:
             private_file(self.path + suffix)
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int | None:
-        """Store a message; returns its id, or None if it could not be stored (disk full, counted)."""
+        """Store a message; returns its id, or None if it could not be stored (disk full, counted).
+
+        A retained message replaces the retained ones still queued for its topic: the broker keeps
+        only a topic's last value, and an older one sent after it (a backlog is sent oldest first,
+        with a share of the newest) would leave the broker holding a stale state."""
         with self._lock:
             for _ in range(2):
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
+                    if retain:
+                        self._db.execute("DELETE FROM messages WHERE retain = 1 AND topic = ?", (topic,))
                     cur = self._db.execute(
                         "INSERT INTO messages (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
                         (topic, payload, qos, int(retain), time.time()))

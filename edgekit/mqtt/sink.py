@@ -46,12 +46,18 @@ class MqttSink:
         labels: the labels the run allows (announced at start), if it restricts them.
         zones: ``(source name, Zone)`` pairs of the run (their entities are announced at start).
         live_sources: names of the sources that report up/down (a connectivity entity each).
+        motion_off_delay: seconds without motion before a source's retained ``<source>/motion``
+            goes OFF (published when the run gates by motion: results carry ``motion``).
     """
 
     def __init__(self, publisher: Any, model: str, only_on_change: bool | None = None, stats: Any = None,
-                 labels: Any = (), zones: Any = (), live_sources: Any = ()) -> None:
+                 labels: Any = (), zones: Any = (), live_sources: Any = (), motion_off_delay: float | None = None) -> None:
+        from ..gate import OFF_DELAY, MotionState
         from ..stages import ChangeGate
         from ..stats import RunStats
+
+        self._motion = MotionState(OFF_DELAY if motion_off_delay is None else motion_off_delay)
+        self._motion_announced: set[str] = set()
 
         self.publisher = publisher
         self.model = model
@@ -139,7 +145,7 @@ class MqttSink:
         if self._own_stats:
             self.stats.count(fr)
         started = time.perf_counter()
-        messages = self._event_messages(fr)
+        messages = self._event_messages(fr) + self._motion_messages(fr)
         if fr.result is not None and (self._gate is None or self._gate(fr) is not None):
             # the full-size picture only for a snapshot (a video frame is converted for it alone)
             image = None
@@ -192,6 +198,21 @@ class MqttSink:
             self._counts = counts
         if s.snapshot and image is not None:
             messages.append(payloads.Message(s.topic("snapshot"), payloads.snapshot_jpeg(image), s.qos))
+        return messages
+
+    def _motion_messages(self, fr: Any) -> list:
+        """The source's motion state, retained, when it changes (and its entity before the first)."""
+        if fr.motion is None or fr.result is None:
+            return []
+        state = self._motion.update(fr.source, bool(fr.motion.moving), fr.frame.timestamp)
+        if state is None:
+            return []
+        s = self.publisher.settings
+        messages = []
+        if s.ha_discovery and fr.source not in self._motion_announced:
+            self._motion_announced.add(fr.source)
+            messages += homeassistant.configs_messages([homeassistant.motion_configs(s, fr.source)])
+        messages.append(payloads.Message(s.topic(payloads.topic_safe(fr.source), "motion"), state.encode(), s.qos, True))
         return messages
 
     def _event_messages(self, fr: Any) -> list:
