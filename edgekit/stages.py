@@ -65,9 +65,11 @@ class Tracking:
     """Track objects per source (one :class:`~edgekit.track.Tracker` each).
 
     The detector runs with a lower score threshold than the user's (``options.low_score``) so that
-    weak detections can keep tracks alive (ByteTrack's second stage); this stage reports only the
+    weak detections can keep tracks alive (ByteTrack's second stage); this stage reports the
     detections at or above ``threshold``, each with its confirmed track's id (None until the track
-    is confirmed), and marks the result ``tracked``. At a source's end every track ends.
+    is confirmed), plus the weaker ones matched to a track that once scored twice ``threshold`` (a
+    person half hidden is still that person; a stray box's track never reports its weak ones), and
+    marks the result ``tracked``. At a source's end every track ends.
 
     Args:
         options: :class:`~edgekit.track.TrackerOptions` (None: defaults with ``high_score =
@@ -108,8 +110,9 @@ class Tracking:
             print(f"edgekit: note: {fr.source}: {len(result.detections)} detections in one frame; tracking the "
                   f"{len(result.detections) - update.capped} best (tracker max_detections)",
                   file=self.log or sys.stderr, flush=True)
+        strong = {tr.id for tr in update.tracks if tr.top_score >= 2 * self.threshold}
         kept = tuple(replace(d, track_id=tid) for d, tid in zip(result.detections, update.track_ids)
-                     if d.score >= self.threshold)
+                     if d.score >= self.threshold or tid in strong)
         return replace(fr, result=replace(result, detections=kept, tracked=True), tracks=update)
 
 

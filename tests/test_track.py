@@ -467,3 +467,28 @@ def test_a_weak_box_beside_a_stationary_track_does_not_drag_it_off():
     assert log[9][2].tracks[0].stationary
     assert [u.track_ids for _, _, u in log[10:]] == [(None,)] * 3
     assert log[-1][2].tracks[0].box == stander(0).box and log[-1][2].tracks[0].stationary
+
+
+# --- what the Tracking stage reports ------------------------------------------------------------
+
+
+def test_the_tracking_stage_reports_a_weak_match_of_a_strong_track_only():
+    """ByteTrack's point: a person half hidden scores under the threshold but is still the same
+    person. A weak detection on a track that once scored twice the threshold is reported (with its
+    id); one on a track that never did (a stray box) is not; a weak one without a track never is."""
+    from edgekit.frames import Frame, FrameResult
+    from edgekit.results import DetectionResult
+    from edgekit.stages import Tracking
+
+    stage = Tracking(threshold=0.25)
+
+    def frame(k, dets):
+        result = DetectionResult("cam", SIZE[0], SIZE[1], tuple(dets), k, k * 0.5)
+        return stage(FrameResult(Frame("cam", k, k * 0.5, 0.0), result, source="cam"))
+
+    person = lambda k, s: walker(k * 0.5, (300, 300), (20, 0), score=s)  # noqa: E731
+    stray = lambda k, s: walker(k * 0.5, (900, 300), (0, 0), w=60, h=60, label="kite", class_id=33, score=s)  # noqa: E731
+    for k in range(3):
+        frame(k, [person(k, 0.8), stray(k, 0.3)])
+    out = frame(3, [person(3, 0.15), stray(3, 0.15), Detection("dog", 16, 0.15, (50, 600, 90, 640))])
+    assert [(d.label, d.track_id) for d in out.result.detections] == [("person", 1)]

@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS messages (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS retained_topic ON messages (topic) WHERE retain = 1;
 """
 
 
@@ -92,16 +91,11 @@ class Outbox:
 
     def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int | None:
         """Store a message; returns its id, or None if it could not be stored (disk full, counted).
-
-        A retained message replaces the retained ones still queued for its topic: the broker keeps
-        only a topic's last value, and an older one sent after it (a backlog is sent oldest first,
-        with a share of the newest) would leave the broker holding a stale state."""
+"""
         with self._lock:
             for _ in range(2):
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
-                    if retain:
-                        self._db.execute("DELETE FROM messages WHERE retain = 1 AND topic = ?", (topic,))
                     cur = self._db.execute(
                         "INSERT INTO messages (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
                         (topic, payload, qos, int(retain), time.time()))
@@ -123,14 +117,17 @@ class Outbox:
 
     def peek(self, limit: int, exclude: set[int] | frozenset[int] = frozenset(), newest: int = 0) -> list[OutboxMessage]:
         """Up to ``limit`` oldest messages not in ``exclude``, plus up to ``newest`` of the newest
-        ones (so that fresh messages are not stuck behind a long backlog). Oldest first."""
+        ones that are not retained (so that fresh events are not stuck behind a long backlog; a
+        retained state never overtakes an older one: sent after it, the older would stay on the
+        broker as the topic's value). Oldest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, topic, payload, qos, retain, created FROM messages ORDER BY id LIMIT ?",
                 (limit + len(exclude),)).fetchall()
             if newest:
                 rows += self._db.execute(
-                    "SELECT id, topic, payload, qos, retain, created FROM messages ORDER BY id DESC LIMIT ?",
+                    "SELECT id, topic, payload, qos, retain, created FROM messages WHERE retain = 0 "
+                    "ORDER BY id DESC LIMIT ?",
                     (newest + len(exclude),)).fetchall()
         seen: set[int] = set()
         out = []

@@ -406,24 +406,14 @@ def greedy_iou(frames: dict[int, list[Det]], n: int, threshold: float = 0.3) -> 
     """The baseline on the same detections (every label, as edgekit's tracker gets them): each
     takes the id of the previous frame's box it overlaps most (greedy, IoU >= threshold), else a
     new id; a track not matched in a frame is gone. No prediction, no classes."""
+    from bench_tracking import greedy_match  # beside this file
+
     previous: list[tuple[int, tuple]] = []
     next_id = 1
     out = {}
     for k in range(n):
         dets = frames.get(k, [])
-        boxes = [d.box for d in dets]
-        ious = iou_matrix(boxes, [b for _, b in previous])
-        ids: list[int | None] = [None] * len(boxes)
-        if ious.size:
-            for flat in np.argsort(-ious, axis=None, kind="stable"):
-                i, j = divmod(int(flat), ious.shape[1])
-                if ious[i, j] < threshold:
-                    break
-                if ids[i] is None and previous[j][0] not in ids:
-                    ids[i] = previous[j][0]
-        for i, tid in enumerate(ids):
-            if tid is None:
-                ids[i], next_id = next_id, next_id + 1
+        ids, next_id = greedy_match([d.box for d in dets], previous, next_id, threshold)
         out[k] = [(tid, d.box, d.label) for tid, d in zip(ids, dets)]
         previous = [(tid, b) for tid, b, _ in out[k]]
     return out

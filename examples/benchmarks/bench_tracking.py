@@ -79,6 +79,26 @@ def track_edgekit(dets: Boxes, frames: list[int], options: TrackerOptions | None
     return out
 
 
+def greedy_match(boxes: list[tuple], previous: list[tuple[int, tuple]], next_id: int,
+                 threshold: float = 0.3) -> tuple[list[int], int]:
+    """One frame of the greedy IoU baseline: each box takes the id of the previous frame's
+    ``(id, box)`` it overlaps most (greedy, IoU >= threshold), else a new id from ``next_id``.
+    Returns the ids and the next free id. (bench_scene.py uses it too.)"""
+    ious = iou_matrix(boxes, [b for _, b in previous])
+    ids: list[int | None] = [None] * len(boxes)
+    if ious.size:
+        for flat in np.argsort(-ious, axis=None, kind="stable"):
+            i, j = divmod(int(flat), ious.shape[1])
+            if ious[i, j] < threshold:
+                break
+            if ids[i] is None and previous[j][0] not in ids:
+                ids[i] = previous[j][0]
+    for i, tid in enumerate(ids):
+        if tid is None:
+            ids[i], next_id = next_id, next_id + 1
+    return ids, next_id
+
+
 def track_greedy_iou(dets: Boxes, frames: list[int], threshold: float = 0.3) -> Boxes:
     """The baseline: each detection takes the id of the previous frame's box it overlaps most
     (greedy, IoU >= threshold), else a new id; a track not matched in a frame is gone."""
@@ -87,18 +107,7 @@ def track_greedy_iou(dets: Boxes, frames: list[int], threshold: float = 0.3) -> 
     out: Boxes = {}
     for n in frames:
         boxes = [box for _, box in dets.get(n, [])]
-        ious = iou_matrix(boxes, [b for _, b in previous])
-        ids: list[int | None] = [None] * len(boxes)
-        if ious.size:
-            for flat in np.argsort(-ious, axis=None, kind="stable"):
-                i, j = divmod(int(flat), ious.shape[1])
-                if ious[i, j] < threshold:
-                    break
-                if ids[i] is None and previous[j][0] not in ids:
-                    ids[i] = previous[j][0]
-        for i, tid in enumerate(ids):
-            if tid is None:
-                ids[i], next_id = next_id, next_id + 1
+        ids, next_id = greedy_match(boxes, previous, next_id, threshold)
         out[n] = previous = [(tid, b) for tid, b in zip(ids, boxes)]
     return out
 
