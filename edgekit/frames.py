@@ -11,6 +11,7 @@ or luma (:meth:`Frame.grey`) only when asked, once.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,9 @@ class Frame:
     problem: str | None = None
     version: tuple[int, int] | None = None
     _made: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # sinks run in threads of their own: two converting one decoder frame at once share its
+    # swscale context (PyAV runs it without the GIL) and hang or crash; one converts, others wait
+    _lock: Any = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
     def rgb(self) -> np.ndarray:
         """The full-size picture as an RGB uint8 ``HxWx3`` array: ``pixels`` itself, or the decoder's
@@ -63,10 +67,11 @@ class Frame:
         """
         import numpy as np
 
-        if "rgb" not in self._made:
-            pixels = self._pixels("rgb")
-            self._made["rgb"] = pixels if isinstance(pixels, np.ndarray) else self._convert(pixels, "rgb24")
-        return self._made["rgb"]
+        with self._lock:
+            if "rgb" not in self._made:
+                pixels = self._pixels("rgb")
+                self._made["rgb"] = pixels if isinstance(pixels, np.ndarray) else self._convert(pixels, "rgb24")
+            return self._made["rgb"]
 
     def grey(self) -> np.ndarray:
         """Luma as a 2-D uint8 ``HxW`` array (read-only). For the decoder's planar YUV (yuv420p,
@@ -79,17 +84,18 @@ class Frame:
         """
         import numpy as np
 
-        if "grey" not in self._made:
-            pixels = self._pixels("grey")
-            if isinstance(pixels, np.ndarray):
-                grey = _luma(pixels)
-            else:
-                grey = _y_plane(pixels)
-                if grey is None:
-                    grey = self._convert(pixels, "gray")
-            grey.flags.writeable = False  # a view into the decoder's picture: other sinks draw from it
-            self._made["grey"] = grey
-        return self._made["grey"]
+        with self._lock:
+            if "grey" not in self._made:
+                pixels = self._pixels("grey")
+                if isinstance(pixels, np.ndarray):
+                    grey = _luma(pixels)
+                else:
+                    grey = _y_plane(pixels)
+                    if grey is None:
+                        grey = self._convert(pixels, "gray")
+                grey.flags.writeable = False  # a view into the decoder's picture: other sinks draw from it
+                self._made["grey"] = grey
+            return self._made["grey"]
 
     def _pixels(self, what: str) -> Any:
         if self.pixels is None:
@@ -221,6 +227,7 @@ class FrameResult:
                 camera's ``latest.jpg``: the boxes belong to the old picture); the frame cannot be
                 converted.
         """
+        import numpy as np
         from PIL import Image
 
         from .errors import ConfigError, ImageError
@@ -236,6 +243,13 @@ class FrameResult:
             if self.image is not None:
                 return self.image
             raise ConfigError("the full-size picture needs RunOptions(keep_images=True)")
-        if "image" not in frame._made:
-            frame._made["image"] = self.image if self.image is not None else Image.fromarray(frame.rgb(), "RGB")
-        return frame._made["image"]
+        with frame._lock:
+            if "image" not in frame._made:
+                if self.image is not None:
+                    frame._made["image"] = self.image
+                else:
+                    had_rgb = "rgb" in frame._made
+                    frame._made["image"] = Image.fromarray(frame.rgb(), "RGB")  # a copy
+                    if not had_rgb and not isinstance(frame.pixels, np.ndarray):
+                        del frame._made["rgb"]  # converted for the picture alone: keep one copy, not two
+            return frame._made["image"]

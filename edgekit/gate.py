@@ -114,6 +114,8 @@ class MotionGate:
         self.options = options or GateOptions()
         self._detector = MotionDetector(self.options.motion)
         self._inferred: float | None = None  # frame time of the last inference
+        self._key: Any = None  # the last frame's size
+        self._moving = False  # the last frame moved
 
     def check(self, grey: Any, timestamp: float, frame_size: tuple[int, int] | None = None) -> tuple[bool, Any]:
         """Whether to infer this frame, and its :class:`~edgekit.motion.Motion`.
@@ -124,12 +126,18 @@ class MotionGate:
             frame_size: the source frame's ``(width, height)`` when ``grey`` is smaller.
 
         Returns:
-            ``(infer, motion)``: infer the first frame, a moving one, one after a recalibration,
-            one ``recheck`` seconds after the last inference, and one after time went back.
+            ``(infer, motion)``: infer the first frame, a moving one, the first still one after
+            motion, one after a recalibration, one of another size, one ``recheck`` seconds after the last inference, and one after
+            time went back.
         """
         motion = self._detector.update(grey, timestamp, frame_size)
         last = self._inferred
-        infer = (motion.moving or motion.recalibrated or last is None or timestamp < last
+        key = (getattr(grey, "shape", None), frame_size)
+        resized, self._key = key != self._key, key  # another picture size: another scene (the detector restarts)
+        # the first still frame after motion is inferred too: it shows where things stopped, or
+        # that they left (repeating the last moving frame would keep a walker who left in view)
+        settled, self._moving = self._moving and not motion.moving, motion.moving
+        infer = (motion.moving or settled or motion.recalibrated or resized or last is None or timestamp < last
                  or timestamp - last >= self.options.recheck - 1e-9)
         if infer:
             self._inferred = timestamp
@@ -138,7 +146,8 @@ class MotionGate:
     def reset(self) -> None:
         """Start over (a source that restarted)."""
         self._detector.reset()
-        self._inferred = None
+        self._inferred = self._key = None
+        self._moving = False
 
 
 class MotionState:

@@ -413,6 +413,8 @@ def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> 
             return grey(img, draft=True)
     except FileNotFoundError:
         raise ImageError(f"{source}: no such file; expected an image path") from None
+    except Image.DecompressionBombError as exc:  # not an OSError
+        raise ImageError(f"{source}: refused ({exc})") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ImageError(f"{source}: not a readable image ({exc}); expected a JPEG, PNG or BMP") from None
 

@@ -119,8 +119,8 @@ def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (192
     (JPEG draft mode usually decodes smaller; PNGs and camera frames do not) and what resizing it
     to the model input holds (:func:`edgekit.image.resize_scratch_bytes`), and per frame in flight
     (queued between the runner's stages: see :meth:`edgekit.runner.RunOptions.frames_in_flight`)
-    the uint8 model-input canvas and the encoded input tensor, plus ``full_frames`` full-size RGB
-    pictures that sinks hold (:meth:`edgekit.runner.RunOptions.full_frames_held`: annotation,
+    the uint8 model-input canvas and the encoded input tensor, plus ``full_frames`` full-size
+    pictures that sinks hold (PIL's RGB: 4 bytes a pixel) (:meth:`edgekit.runner.RunOptions.full_frames_held`: annotation,
     snapshots, the preview). Before the model is measured this
     is a floor, never a guess to refuse on: its input size is ``input_size`` (a bundle manifest's)
     or else 640x640 without the resize counted, and the tensor uint8 (the least any model takes)."""
@@ -133,7 +133,7 @@ def image_buffer_bytes(cost: ModelCost | None, max_image: tuple[int, int] = (192
     per_decoder = w * h * 4  # Pillow keeps RGB as 4 bytes a pixel
     if size:
         per_decoder += resize_scratch_bytes((w, h), size)
-    return decoders * per_decoder + frames_in_flight * (pixels * 3 + tensor) + full_frames * w * h * 3
+    return decoders * per_decoder + frames_in_flight * (pixels * 3 + tensor) + full_frames * w * h * 4
 
 
 def default_threads(usable: int) -> tuple[int, str]:

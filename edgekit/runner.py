@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import queue
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Sequence
 
-from .errors import EdgekitError, ImageError
+from .errors import ConfigError, EdgekitError, ImageError
 from .frames import Frame, FrameResult
 from .results import DetectionResult
 from .stats import SourceStats  # moved; importable from here too
@@ -127,6 +128,11 @@ class _Latest:
             else:
                 if self._slot:
                     self._on_drop()
+                    waiting = self._slot[0]
+                    if getattr(item, "gated", False) and not (waiting.gated or waiting.error is not None):
+                        # a still frame must not replace the frame to infer that it will repeat
+                        self._ready.notify()
+                        return
                 self._slot[:] = [item]
             self._ready.notify()
 
@@ -345,6 +351,8 @@ class Runner:
                     else:
                         next_time += period
                 q.put(self._prepare(index, frame), self._stop)
+        except ConfigError as exc:  # a user's setting that cannot apply (a motion mask outside the frame): exit 2
+            self._outputs.put(exc, self._stop)
         except EdgekitError as exc:  # a source that cannot go on reports it as a failed frame
             q.put(_Item(Frame(getattr(source, "name", "?"), -1, 0.0, time.monotonic()), index, error=exc), self._stop)
         except Exception as exc:  # a bug in a source must not hang the run
@@ -609,20 +617,28 @@ def run(runner: Runner, sinks: Sequence[Any], stages: Sequence[Any] = ()) -> Run
                 fr = stage(fr)
                 if fr is None:
                     break
-            if fr is None or not workers:
+            if not workers:
                 if ack is not None and not fr_in.end_of_source:
-                    ack(fr_in)  # held back by a stage (or no sink): nothing is waiting for it
+                    ack(fr_in)
                 continue
-            completion.start(key)
-            for worker in workers:
+            completion.start(key, fr_in)
+            for worker in workers:  # a result held back (None) passes too: acknowledgements stay in order
                 worker.put(key, fr)
     finally:
-        errors = []
+        errors: list[BaseException] = []
+        interrupted: BaseException | None = None
         for worker in workers:  # every sink closes (a video file gets its index) even if one fails
             try:
-                worker.close()
+                if not worker.close(None if interrupted is None else 1.0):
+                    print(f"edgekit: {type(worker.sink).__name__} did not close in time; left behind",
+                          file=sys.stderr, flush=True)
+            except KeyboardInterrupt as exc:  # a second signal while a sink finishes: stop waiting for it
+                interrupted = exc
+                print(f"edgekit: stopped waiting for {type(worker.sink).__name__}", file=sys.stderr, flush=True)
             except Exception as exc:
                 errors.append(exc)
+        if interrupted is not None:
+            raise interrupted
         if errors:
             raise errors[0]
     return RunSummary(processed, failed, tuple(runner.stats))

@@ -31,28 +31,28 @@ _CLOSE = object()
 
 
 class Completion:
-    """Calls ``done(value)`` once every one of ``n`` workers has finished with ``value``, in the
-    order the values were dispatched (each worker handles its values in order, so completions
-    come in order too)."""
+    """Calls ``done(value)`` once every one of ``n`` workers has finished with the result started
+    as ``key``, in the order results were started (each worker handles its results in order, so
+    completions come in order too)."""
 
     def __init__(self, n: int, done: Callable[[Any], None] | None) -> None:
         self._n, self._done = n, done
-        self._left: dict[int, int] = {}
+        self._left: dict[int, list] = {}
         self._lock = threading.Lock()
 
-    def start(self, key: int) -> None:
+    def start(self, key: int, value: Any) -> None:
         with self._lock:
-            self._left[key] = self._n
+            self._left[key] = [self._n, value]
 
-    def finish(self, key: int, value: Any) -> None:
+    def finish(self, key: int, _value: Any = None) -> None:
         with self._lock:
-            left = self._left[key] - 1
-            if left:
-                self._left[key] = left
+            entry = self._left[key]
+            entry[0] -= 1
+            if entry[0]:
                 return
             del self._left[key]
             if self._done is not None:
-                self._done(value)  # under the lock: checkpoints are written one at a time, in order
+                self._done(entry[1])  # under the lock: checkpoints are written one at a time, in order
 
 
 class SinkWorker:
@@ -85,8 +85,13 @@ class SinkWorker:
         self._thread.start()
 
     def put(self, key: int, fr: Any) -> None:
-        """Queue one result (``key`` identifies it to the completion); waits while a "keep"
-        queue is full; raises the sink's error if it failed."""
+        """Queue one result (``key`` identifies it to the completion; ``fr`` None: a result the
+        run's stages held back, which only passes through so that acknowledgements stay in
+        order); waits while a "keep" queue is full; raises the sink's error if it failed."""
+        if fr is None and self.policy == "drop_oldest":
+            if self._completion is not None:
+                self._completion.finish(key, fr)
+            return
         with self._cond:
             while True:
                 self._raise()
@@ -102,14 +107,20 @@ class SinkWorker:
         if self.policy == "drop_oldest" and self._completion is not None:
             self._completion.finish(key, fr)  # a sink that may drop never holds a checkpoint back
 
-    def close(self) -> None:
+    def close(self, wait: float | None = None) -> bool:
         """Let the sink finish what is queued, close it (in its thread), and raise its error if
-        it failed."""
+        it failed. ``wait``: at most this many seconds (None: as long as it takes); returns
+        whether the sink closed."""
         with self._cond:
             self._items.append((None, _CLOSE))
             self._cond.notify_all()
-        self._thread.join()
+        if wait is None:
+            while self._thread.is_alive():  # in steps: a signal (KeyboardInterrupt) gets through
+                self._thread.join(0.5)
+        else:
+            self._thread.join(wait)
         self._raise()
+        return not self._thread.is_alive()
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -139,11 +150,18 @@ class SinkWorker:
                 with self._cond:
                     self.error = exc
                     self._cond.notify_all()
-            finally:
-                if self._completion is not None and not failed and self.policy == "keep":
+            if self._completion is not None and not failed and self.policy == "keep":
+                try:
                     self._completion.finish(key, fr)
+                except BaseException as exc:  # noqa: BLE001 - an acknowledgement that failed ends the run
+                    failed = True
+                    with self._cond:
+                        self.error = exc
+                        self._cond.notify_all()
 
     def _write(self, fr: Any) -> None:
+        if fr is None:
+            return  # held back by the run's stages
         for stage in getattr(self.sink, "stages", ()):
             fr = stage(fr)
             if fr is None:

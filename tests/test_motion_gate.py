@@ -59,3 +59,66 @@ def test_motion_state_turns_off_only_after_the_delay():
 def test_bad_gate_options_name_the_field(field, value):
     with pytest.raises(ConfigError, match=f"motion {field} must be a number of seconds >= 0"):
         GateOptions(**{field: value})
+
+
+def test_the_first_still_frame_after_motion_and_a_new_size_are_inferred():
+    rng = np.random.default_rng(2)
+    gate = MotionGate()
+    times = [k * 0.5 for k in range(12)]
+    said = [gate.check(scene(t, 100 + 60 * t if t < 2 else None, rng), t) for t in times]
+    # inferred: the first frame, every moving one, and the first still one after motion (it shows
+    # that the square left: gated frames repeat it); not the still ones after that
+    moving = [m.moving for _, m in said]
+    assert moving[1] and not moving[-1] and not moving[-2]
+    assert [infer for infer, _ in said] == [k == 0 or moving[k] or moving[k - 1] for k in range(len(times))]
+    small = np.full((120, 160), 110, np.uint8)
+    assert gate.check(small, 6.0)[0] and not gate.check(small, 6.5)[0]  # another size: another scene
+
+
+def test_a_still_frame_never_replaces_the_frame_to_infer_it_repeats():
+    """Two live cameras of a still scene and a slow model: each camera's inferred frame waits in
+    its one-frame slot while the still frames behind it come; they must not replace it (every
+    result would then fail with nothing to repeat)."""
+    import time
+    from pathlib import Path
+
+    from PIL import Image
+
+    import edgekit
+    from edgekit.frames import Frame
+    from edgekit.runner import Runner, RunOptions
+
+    repo = Path(__file__).resolve().parent.parent
+    picture = np.asarray(Image.open(repo / "examples/shapes/images/scene_0.png").convert("RGB"))
+
+    class Camera:
+        live = True
+
+        def __init__(self, name):
+            self.name = name
+
+        def frames(self):
+            t0 = time.time()
+            for i in range(40):
+                time.sleep(0.01)
+                yield Frame(self.name, i, time.time() - t0, time.monotonic(), pixels=picture.copy())
+
+        def close(self):
+            pass
+
+    class Slow:
+        def __init__(self, det):
+            self.det = det
+
+        def __getattr__(self, name):
+            return getattr(self.det, name)
+
+        def invoke(self, tensor):
+            time.sleep(0.05)
+            return self.det.invoke(tensor)
+
+    det = Slow(edgekit.Detector(str(repo / "examples/shapes/shapes_int8.tflite")))
+    runner = Runner([Camera("a"), Camera("b")], det, RunOptions(motion=GateOptions()))
+    results = [fr for fr in runner if not fr.end_of_source]
+    assert results and all(fr.error is None for fr in results), [str(fr.error) for fr in results if fr.error][:2]
+    assert all(st.gated > 0 for st in runner.stats)

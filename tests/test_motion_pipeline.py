@@ -122,3 +122,27 @@ def test_motion_state_and_its_home_assistant_sensor_on_a_real_broker(video, tmp_
         sub.close()
     finally:
         broker.stop()
+
+
+def test_a_mask_outside_the_frame_ends_the_run_with_one_line_and_exit_2(video):
+    r = run_cli("-m", "edgekit", "detect", str(MODEL), str(video), "--no-plan",
+                "--motion-mask", "tree=500,500,600,500,600,600")  # pixels; the frame is 320x240
+    assert r.returncode == 2 and "motion mask 'tree'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_decompression_bomb_in_a_folder_is_one_line_and_the_others_run(tmp_path):
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    # a PNG whose header says 14000 x 14000 (Pillow refuses it before decoding: a bomb)
+    (tmp_path / "a_bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 14000, 14000,
+                                          8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    Image.open(REPO / "examples/shapes/images/scene_0.png").save(tmp_path / "b_fine.png")
+    r = run_cli("-m", "edgekit", "detect", str(MODEL), str(tmp_path), "--no-plan", "--motion")
+    assert r.returncode == 5 and "a_bomb.png" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert [json.loads(x)["source"].endswith("b_fine.png") for x in r.stdout.splitlines()] == [True]

@@ -127,3 +127,26 @@ def test_a_bad_queue_policy_is_refused_with_its_name():
     sink.queue_policy = "sometimes"
     with pytest.raises(ConfigError, match="queue_policy must be one of keep, drop_oldest, found 'sometimes'"):
         SinkWorker(sink)
+
+
+def test_results_a_stage_holds_back_are_acked_in_order_after_the_sinks():
+    slow, runner = Gate(size=2), FakeRunner(6)
+    hold_odd = lambda fr: fr if fr.frame.index % 2 == 0 else None  # noqa: E731
+    thread = threading.Thread(target=run, args=(runner, [slow], [hold_odd]))
+    thread.start()
+    threading.Event().wait(0.3)
+    assert runner.acked == []  # 1, 3, 5 wait behind 0, 2, 4 (still in the slow sink)
+    slow.release.set()
+    thread.join(30)
+    assert runner.acked == list(range(6)) and slow.written == [0, 2, 4]
+
+
+def test_an_acknowledgement_that_fails_ends_the_run_with_its_error():
+    class Broken(FakeRunner):
+        def ack(self, fr):
+            raise ConfigError("checkpoint: disk full")
+
+    quick = Quick()
+    with pytest.raises(ConfigError, match="checkpoint: disk full"):
+        run(Broken(50), [quick])
+    assert quick.closed
