@@ -492,3 +492,23 @@ def test_the_tracking_stage_reports_a_weak_match_of_a_strong_track_only():
         frame(k, [person(k, 0.8), stray(k, 0.3)])
     out = frame(3, [person(3, 0.15), stray(3, 0.15), Detection("dog", 16, 0.15, (50, 600, 90, 640))])
     assert [(d.label, d.track_id) for d in out.result.detections] == [("person", 1)]
+
+
+def test_the_tracking_stage_caps_a_flood_of_detections_with_one_note():
+    import io
+
+    from edgekit.frames import Frame, FrameResult
+    from edgekit.results import DetectionResult
+    from edgekit.stages import Tracking
+
+    log = io.StringIO()
+    stage = Tracking(threshold=0.25, log=log)
+    dets = tuple(Detection("person", 0, 0.3 + 0.5 * (k % 97) / 97, (12.0 * (k % 100), 7.0 * (k // 100),
+                                                                   12.0 * (k % 100) + 8, 7.0 * (k // 100) + 6))
+                 for k in range(10_000))
+    for k in range(2):
+        result = DetectionResult("cam", SIZE[0], SIZE[1], dets, k, k * 0.5)
+        out = stage(FrameResult(Frame("cam", k, k * 0.5, 0.0), result, source="cam"))
+    assert out.tracks.capped == 10_000 - 300
+    assert sum(d.track_id is not None for d in out.result.detections) == 300
+    assert log.getvalue().count("note:") == 1 and "10000 detections in one frame" in log.getvalue()
