@@ -69,7 +69,9 @@ class Tracking:
     detections at or above ``threshold``, each with its confirmed track's id (None until the track
     is confirmed), plus the weaker ones matched to a track that once scored twice ``threshold`` (a
     person half hidden is still that person; a stray box's track never reports its weak ones), and
-    marks the result ``tracked``. At a source's end every track ends.
+    marks the result ``tracked``. A frame gated by motion (not inferred: the last detections
+    again) only holds the confirmed tracks: a stray box repeated is never confirmed by it. At a
+    source's end every track ends.
 
     Args:
         options: :class:`~edgekit.track.TrackerOptions` (None: defaults with ``high_score =
@@ -89,12 +91,14 @@ class Tracking:
         self.threshold = options.high_score if threshold is None else threshold
         self.log = log
         self._trackers: dict[str, Any] = {}
+        self._held: dict[str, tuple] = {}  # per source, the last inferred frame's track ids
         self._capped_said = False
 
     def __call__(self, fr: Any) -> Any:
         from .track import Tracker, TrackUpdate
 
         if fr.end_of_source:
+            self._held.pop(fr.source, None)
             tracker = self._trackers.pop(fr.source, None)
             ended = tracker.flush() if tracker is not None else ()
             return replace(fr, tracks=TrackUpdate((), (), tuple(ended)))
@@ -104,14 +108,21 @@ class Tracking:
         if tracker is None:
             tracker = self._trackers[fr.source] = Tracker(self.options)
         result = fr.result
-        update = tracker.update(result.detections, frame_time(fr), (result.width, result.height))
+        dets = result.detections
+        if fr.gated:  # not inferred (no motion): the last detections again; only confirmed tracks hold
+            ids = self._held.get(fr.source)
+            if ids is not None and len(ids) == len(dets):
+                dets = tuple(d for d, tid in zip(dets, ids) if tid is not None)
+        update = tracker.update(dets, frame_time(fr), (result.width, result.height))
+        if not fr.gated:
+            self._held[fr.source] = update.track_ids
         if update.capped and not self._capped_said:
             self._capped_said = True
             print(f"edgekit: note: {fr.source}: {len(result.detections)} detections in one frame; tracking the "
                   f"{len(result.detections) - update.capped} best (tracker max_detections)",
                   file=self.log or sys.stderr, flush=True)
         strong = {tr.id for tr in update.tracks if tr.top_score >= 2 * self.threshold}
-        kept = tuple(replace(d, track_id=tid) for d, tid in zip(result.detections, update.track_ids)
+        kept = tuple(replace(d, track_id=tid) for d, tid in zip(dets, update.track_ids)
                      if d.score >= self.threshold or tid in strong)
         return replace(fr, result=replace(result, detections=kept, tracked=True), tracks=update)
 

@@ -512,3 +512,28 @@ def test_the_tracking_stage_caps_a_flood_of_detections_with_one_note():
     assert out.tracks.capped == 10_000 - 300
     assert sum(d.track_id is not None for d in out.result.detections) == 300
     assert log.getvalue().count("note:") == 1 and "10000 detections in one frame" in log.getvalue()
+
+
+def test_frames_gated_by_motion_hold_confirmed_tracks_and_confirm_nothing():
+    """A gated frame repeats the last inferred detections: the confirmed person holds its id; a
+    stray box that appeared once in the last inferred frame is not confirmed by the repeats."""
+    from dataclasses import replace as copy
+
+    from edgekit.frames import Frame, FrameResult
+    from edgekit.results import DetectionResult
+    from edgekit.stages import Tracking
+
+    stage = Tracking(threshold=0.25)
+    person = walker(0, (300, 300), (0, 0), score=0.8)
+    stray = Detection("kite", 33, 0.4, (900, 100, 960, 160))
+
+    def frame(k, dets, gated=False):
+        result = DetectionResult("cam", SIZE[0], SIZE[1], tuple(dets), k, k * 0.5)
+        return stage(copy(FrameResult(Frame("cam", k, k * 0.5, 0.0), result, source="cam"), gated=gated))
+
+    frame(0, [person])
+    frame(1, [person])
+    frame(2, [person, stray])  # inferred: the stray starts a tentative track
+    outs = [frame(k, [person, stray], gated=True) for k in range(3, 8)]
+    assert all([(d.label, d.track_id) for d in o.result.detections] == [("person", 1)] for o in outs)
+    assert [tr.id for tr in outs[-1].tracks.tracks] == [1] and outs[-1].tracks.tracks[0].seen
