@@ -163,7 +163,7 @@ class _Frames(list):
 
 
 def _fr(source, labels, index=0, image=None):
-    return FrameResult(Frame(source, index, 0.0, 0.0, pixels=1), _result(labels, source=source), image=image,
+    return FrameResult(Frame(source, index, 0.0, 0.0), _result(labels, source=source), image=image,
                        timings={"decode": 2.0, "invoke": 10.0})
 
 

@@ -416,7 +416,9 @@ def test_snapshot_url_is_polled_at_its_interval(camera):
     served = {next(i for i, e in enumerate(expected) if _one_of(f.rgb(), [e])) for f in reader.frames}
     assert len(served) >= 2  # each poll is a new request, a new picture
     gaps = np.diff([f.captured for f in reader.frames[:4]])
-    assert (gaps > 0.07).all()
+    # polls keep to a fixed schedule (a late one is followed by one on time, so a single gap may
+    # be short on a busy machine): never hammering, about one an interval
+    assert gaps.sum() >= 0.25 and (gaps > 0.04).all(), gaps
 
 
 def test_wrong_content_type_is_an_outage_that_names_it(camera):

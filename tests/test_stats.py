@@ -131,10 +131,10 @@ def test_stats_fields_document(monkeypatch):
     assert doc["rss_mib"] == 123.0 and doc["fps"] == pytest.approx(3 / 1.5)
     assert doc["latency_ms_p50"] == 10.0 and doc["latency_ms_max"] == 30.0
     first, second = doc["sources"]
-    assert first == {"name": "cam", "read": 4, "processed": 3, "dropped": 1, "skipped": 0, "failed": 0,
+    assert first == {"name": "cam", "read": 4, "processed": 3, "dropped": 1, "skipped": 0, "failed": 0, "gated": 0,
                      "fps_in": None, "fps_out": None, "latency_ms_p50": 20.0, "latency_ms_p95": 30.0,
                      "latency_ms_max": 30.0, "stage_ms": {"decode": 1.0}}
-    assert second == {"name": "photos/", "read": 2, "processed": 2, "dropped": 0, "skipped": 0, "failed": 0,
+    assert second == {"name": "photos/", "read": 2, "processed": 2, "dropped": 0, "skipped": 0, "failed": 0, "gated": 0,
                       "fps_in": None, "fps_out": None}
     assert "sources" not in stats_fields(w)
 
