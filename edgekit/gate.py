@@ -20,12 +20,14 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["GateOptions", "MotionGate", "MotionState", "RECHECK", "OFF_DELAY", "gate_options"]
+__all__ = ["GateOptions", "MotionGate", "MotionState", "RECHECK", "OFF_DELAY", "SETTLE", "gate_options"]
 
 #: Seconds between inferences on a frame without motion (Frigate re-checks stationary objects too).
 RECHECK = 10.0
 #: Seconds without motion before a camera's motion sensor goes OFF.
 OFF_DELAY = 30.0
+#: Seconds after the last moving frame during which still frames are still inferred.
+SETTLE = 0.4
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,19 @@ class GateOptions:
         motion: :class:`~edgekit.motion.MotionOptions` (None: the defaults).
         recheck: seconds of frame time after which a frame is inferred even without motion.
         off_delay: seconds without motion before the motion state goes OFF.
+        settle: seconds after the last moving frame during which still frames are inferred too
+            (the first still one always is): what stopped or left is seen once it has (a walker's
+            last sliver at the frame's edge is too small to count as motion, and the detector
+            still reads it as a person: repeating that frame would keep a ghost in view).
     """
 
     motion: Any = None
     recheck: float = RECHECK
     off_delay: float = OFF_DELAY
+    settle: float = SETTLE
 
     def __post_init__(self) -> None:
-        for name in ("recheck", "off_delay"):
+        for name in ("recheck", "off_delay", "settle"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"motion {name} must be a number of seconds >= 0, found {value!r}")
@@ -77,7 +84,7 @@ def gate_options(value: Any, masks: Any = ()) -> GateOptions | None:
     elif value is True:
         options = GateOptions()
     elif isinstance(value, dict):
-        gate_keys = {"recheck", "off_delay"}
+        gate_keys = {"recheck", "off_delay", "settle"}
         motion_keys = {f.name for f in fields(MotionOptions)}
         unknown = sorted(set(value) - gate_keys - motion_keys)
         if unknown:
@@ -115,7 +122,7 @@ class MotionGate:
         self._detector = MotionDetector(self.options.motion)
         self._inferred: float | None = None  # frame time of the last inference
         self._key: Any = None  # the last frame's size
-        self._moving = False  # the last frame moved
+        self._moved: float | None = None  # frame time of the last moving frame
 
     def check(self, grey: Any, timestamp: float, frame_size: tuple[int, int] | None = None) -> tuple[bool, Any]:
         """Whether to infer this frame, and its :class:`~edgekit.motion.Motion`.
@@ -126,18 +133,23 @@ class MotionGate:
             frame_size: the source frame's ``(width, height)`` when ``grey`` is smaller.
 
         Returns:
-            ``(infer, motion)``: infer the first frame, a moving one, the first still one after
-            motion, one after a recalibration, one of another size, one ``recheck`` seconds after the last inference, and one after
-            time went back.
+            ``(infer, motion)``: infer the first frame, a moving one, the still ones up to
+            ``settle`` seconds after motion (at least the first), one after a recalibration, one
+            of another size, one ``recheck`` seconds after the last inference, and one after time
+            went back.
         """
         motion = self._detector.update(grey, timestamp, frame_size)
         last = self._inferred
         key = (getattr(grey, "shape", None), frame_size)
         resized, self._key = key != self._key, key  # another picture size: another scene (the detector restarts)
-        # the first still frame after motion is inferred too: it shows where things stopped, or
-        # that they left (repeating the last moving frame would keep a walker who left in view)
-        settled, self._moving = self._moving and not motion.moving, motion.moving
-        infer = (motion.moving or settled or motion.recalibrated or resized or last is None or timestamp < last
+        # still frames just after motion are inferred too: they show where things stopped, or that
+        # they left (repeating the last moving frame would keep a walker who left in view)
+        moved = self._moved
+        if motion.moving or resized or (moved is not None and timestamp < moved):
+            self._moved = moved = timestamp if motion.moving else None
+        settling = moved is not None and not motion.moving and (
+            last == moved or timestamp - moved <= self.options.settle + 1e-9)
+        infer = (motion.moving or settling or motion.recalibrated or resized or last is None or timestamp < last
                  or timestamp - last >= self.options.recheck - 1e-9)
         if infer:
             self._inferred = timestamp
@@ -146,8 +158,7 @@ class MotionGate:
     def reset(self) -> None:
         """Start over (a source that restarted)."""
         self._detector.reset()
-        self._inferred = self._key = None
-        self._moving = False
+        self._inferred = self._key = self._moved = None
 
 
 class MotionState:

@@ -78,13 +78,14 @@ class RunOptions:
     def full_frames_held(self, sources: int = 1) -> int:
         """Most full-size RGB pictures' worth of memory that ``keep_images`` adds (0 without): at
         the sinks the slowest sink's queue and the one it writes — the other sinks are ahead of
-        it and share the same frames — plus the preview's newest; in the queues before them each
-        frame in flight keeps its decoder frame (YUV 4:2:0, half an RGB picture)."""
+        it and share the same frames — plus, per source, the preview's newest frame and the
+        picture it draws on; in the queues before them each frame in flight keeps its decoder
+        frame (YUV 4:2:0, half an RGB picture)."""
         from .sinkqueue import QUEUE_SIZE
 
         if not self.keep_images:
             return 0
-        return QUEUE_SIZE + 2 + (self.frames_in_flight(sources) + 1) // 2
+        return QUEUE_SIZE + 1 + 2 * sources + (self.frames_in_flight(sources) + 1) // 2
 
     def __post_init__(self) -> None:
         if self.fps is not None and self.fps <= 0:

@@ -75,6 +75,23 @@ def test_the_first_still_frame_after_motion_and_a_new_size_are_inferred():
     assert gate.check(small, 6.0)[0] and not gate.check(small, 6.5)[0]  # another size: another scene
 
 
+def test_still_frames_within_settle_seconds_of_motion_are_inferred():
+    """At 5 fps a walker's last sliver at the frame's edge is no motion, yet the detector still
+    reads it: the still frames up to ``settle`` s after the last moving one are inferred too, so
+    the frame gated frames repeat is one the walker has left."""
+    rng = np.random.default_rng(3)
+    times = [round(k * 0.2, 1) for k in range(25)]
+    for settle, still_inferred in ((0.4, 2), (0.0, 1), (1.0, 5)):
+        gate = MotionGate(GateOptions(settle=settle))
+        said = [(t, *gate.check(scene(t, 100 + 100 * t if t < 2 else None, rng), t)) for t in times]
+        last_moving = max(t for t, _, m in said if m.moving)
+        after = [infer for t, infer, _ in said if t > last_moving]
+        assert after[:still_inferred] == [True] * still_inferred, settle
+        assert not any(after[still_inferred:]), settle  # then gated, until the recheck
+    with pytest.raises(ConfigError, match="motion settle must be a number of seconds >= 0"):
+        GateOptions(settle=-0.1)
+
+
 def test_a_still_frame_never_replaces_the_frame_to_infer_it_repeats():
     """Two live cameras of a still scene and a slow model: each camera's inferred frame waits in
     its one-frame slot while the still frames behind it come; they must not replace it (every

@@ -65,6 +65,16 @@ def test_still_frames_are_not_inferred_and_moving_ones_are(runs, scene):
     assert len(skipped) >= 0.6 * len(gated)  # most of this scene stands still
 
 
+def test_an_object_entering_after_ten_still_seconds_is_detected_within_half_a_second(runs):
+    """The walker enters at 10.0 s, after 10 s without motion: the gated run sees it as soon as
+    the run that infers every frame does, and within 0.5 s of its entering."""
+    def first_seen(lines, label):
+        return min(d["timestamp"] for d in frames(lines) if any(x["label"] == label for x in d["detections"]))
+
+    every, gated = first_seen(runs["every"], "circle"), first_seen(runs["gated"], "circle")
+    assert 10.0 <= gated <= 10.5 and gated == every, (gated, every)
+
+
 def test_a_gated_frame_repeats_the_last_detections_and_no_track_ends_falsely(runs, scene):
     events = Counter((e["type"]) for d in runs["gated"] for e in d["events"])
     every = Counter((e["type"]) for d in runs["every"] for e in d["events"])

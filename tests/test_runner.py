@@ -207,9 +207,11 @@ def test_queued_frames_hold_only_tensors_and_the_plan_counts_them(ssd_detector, 
     from edgekit.sinkqueue import QUEUE_SIZE
 
     assert options.frames_in_flight(1) == 7 and options.frames_in_flight(3) == 13
-    # full-size pictures at the sinks: the slowest sink's queue, the one it writes, the preview's
+    # full-size pictures at the sinks: the slowest sink's queue, the one it writes, per source the
+    # preview's newest and the one it draws on
     assert options.full_frames_held() == 0
-    assert RunOptions(keep_images=True).full_frames_held(1) == QUEUE_SIZE + 2 + 4  # + 7 YUV frames in flight
+    assert RunOptions(keep_images=True).full_frames_held(1) == QUEUE_SIZE + 1 + 2 + 4  # + 7 YUV frames in flight
+    assert RunOptions(keep_images=True).full_frames_held(3) == QUEUE_SIZE + 1 + 6 + 7  # + 13
     cost = ModelCost("x", 1, 0, 0, 10.0, "rt", (300, 300), 300 * 300 * 3, "int8")
     one, queued = image_buffer_bytes(cost, (1920, 1080)), image_buffer_bytes(cost, (1920, 1080), 7)
     assert queued - one == 6 * (300 * 300 * 3 * 2)  # canvas + tensor per extra frame in flight
