@@ -29,6 +29,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from edgekit.frames import Frame
 from edgekit.motion import MotionDetector, MotionOptions, grey_from_rgb, parse_mask
 
 W, H, FPS = 1280, 720, 10
@@ -108,16 +109,15 @@ def make_video(path: str, segs: list[Segment], sigma: float = SIGMA) -> dict[int
 
 
 def y_plane(frame: av.VideoFrame) -> np.ndarray:
-    """The decoder's luma buffer as a (height, width) view, rows line_size bytes apart."""
-    plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
+    """The decoder's luma buffer as a (height, width) view, rows line_size bytes apart: what
+    ``edgekit.frames.Frame.grey()`` hands the motion gate."""
+    return Frame("bench", 0, 0.0, 0.0, pixels=frame).grey()
 
 
-def run(path: str, options: MotionOptions, segs: list[Segment], truth: dict) -> dict:
-    """Feed every decoded frame's Y plane; time update() and np.mean on the same array."""
-    detector = MotionDetector(options, frame_size=(W, H))
-    cost, still_cost, moving_cost, yardstick, ious = [], [], [], [], []
-    results = []
+def timed_updates(path: str, detector: MotionDetector):
+    """Each decoded frame of ``path`` through ``detector.update``: yields ``(index, motion,
+    update s, np.mean s)``, ``np.mean`` of the same array as a yardstick. (bench_motion_gate.py
+    uses it too.)"""
     with av.open(path) as video:
         for i, frame in enumerate(video.decode(video=0)):
             y = y_plane(frame)
@@ -126,12 +126,21 @@ def run(path: str, options: MotionOptions, segs: list[Segment], truth: dict) -> 
             t1 = time.perf_counter()
             np.mean(y)
             t2 = time.perf_counter()
-            cost.append(t1 - t0)
-            yardstick.append(t2 - t1)
-            (moving_cost if m.moving else still_cost).append(t1 - t0)
-            results.append(m)
-            if i in truth and m.regions:
-                ious.append(max(_iou(r, truth[i]) for r in m.regions))
+            yield i, m, t1 - t0, t2 - t1
+
+
+def run(path: str, options: MotionOptions, segs: list[Segment], truth: dict) -> dict:
+    """Feed every decoded frame's Y plane; time update() and np.mean on the same array."""
+    detector = MotionDetector(options, frame_size=(W, H))
+    cost, still_cost, moving_cost, yardstick, ious = [], [], [], [], []
+    results = []
+    for i, m, update, mean in timed_updates(path, detector):
+        cost.append(update)
+        yardstick.append(mean)
+        (moving_cost if m.moving else still_cost).append(update)
+        results.append(m)
+        if i in truth and m.regions:
+            ious.append(max(_iou(r, truth[i]) for r in m.regions))
     for s in segs:
         s.motion = [m.moving for m in results[s.start:s.end]]
         s.recalibrated = sum(m.recalibrated for m in results[s.start:s.end])

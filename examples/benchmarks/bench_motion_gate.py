@@ -424,16 +424,10 @@ def bench_model(model: str, scene: Scene, video: Path, rounds: int, out: Path | 
 
 
 # -- the motion detector's own cost -----------------------------------------------------------
-def y_plane(frame) -> np.ndarray:
-    """The decoder's luma buffer as a (height, width) view, rows line_size bytes apart."""
-    plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width]
-
-
 def motion_cost(video: Path, passes: int) -> tuple[float, float, float]:
     """Per pass over the video (a fresh detector each): median and p95 ms of update() and of
     np.mean on the same Y plane. Returns the best pass's (median, p95, np.mean median)."""
-    import av
+    from bench_motion import timed_updates  # beside this file
 
     from edgekit.motion import MotionDetector
 
@@ -447,17 +441,10 @@ def motion_cost(video: Path, passes: int) -> tuple[float, float, float]:
         cost, yard, by_motion = [], [], {False: [], True: []}
         load = os.getloadavg()[0]
         c0 = _cpu()
-        with av.open(str(video)) as container:
-            for frame in container.decode(video=0):
-                y = y_plane(frame)
-                t0 = time.perf_counter()
-                m = detector.update(y, float(frame.time))
-                t1 = time.perf_counter()
-                np.mean(y)
-                t2 = time.perf_counter()
-                cost.append(t1 - t0)
-                yard.append(t2 - t1)
-                by_motion[m.moving].append(t1 - t0)
+        for _, m, update, mean in timed_updates(str(video), detector):
+            cost.append(update)
+            yard.append(mean)
+            by_motion[m.moving].append(update)
         decode = (_cpu() - c0 - sum(cost) - sum(yard)) / len(cost) * 1000
         row = (ms(cost), ms(cost, 0.95), ms(yard), ms(yard, 0.95))
         split = f"{ms(by_motion[False]):.3f}/{ms(by_motion[True]):.3f}"
@@ -479,19 +466,9 @@ def ms(values: list[float], q: float = 0.5) -> float:
 
 
 # -- main -------------------------------------------------------------------------------------
-def provenance() -> str:
-    """Which edgekit ran: the repository's commit, and whether edgekit/ had uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "edgekit"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return f"edgekit at commit {head}" + (" with uncommitted changes in edgekit/" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "edgekit (not a git checkout)"
-
-
 def run(args: argparse.Namespace, out: Path, keep: bool) -> None:
+    from bench_scene import provenance  # beside this file
+
     print(provenance())
     for path, labels in MODELS.values():
         if not path.exists() or not labels.exists():
