@@ -34,7 +34,7 @@ from typing import Any, TextIO
 from .errors import EXIT_INTERRUPTED, ConfigError, ImageError
 from .service_settings import ServiceSettings, _options, _tracker_options, _zones, tracking
 
-__all__ = ["ServiceSettings", "serve"]
+__all__ = ["ServiceSettings", "serve", "check"]
 
 
 def _detector(settings: ServiceSettings, err: TextIO):
@@ -273,6 +273,43 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     if summary.failed:
         print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=err)
         return ImageError.exit_code
+    return 0
+
+
+def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Validate a run without starting it (``edgekit run --check``): the settings (already typed
+    and in range), the model (it exists, plans and loads), the sources (they parse; nothing is
+    read), zones, motion, the preview's options and the MQTT settings (no connection). Prints a
+    short summary on ``out``; returns 0.
+
+    Raises the error tree's errors, as :func:`serve` would at start.
+    """
+    from .mqtt import MqttSettings
+    from .preview import preview_options
+    from .runner import unique_names
+
+    out, err = out or sys.stdout, err or sys.stderr
+    preview = preview_options(settings.preview)
+    detector = _detector(settings, err)
+    sources, motions = _open(settings, None)
+    names = unique_names(sources)
+    gates = _source_gates(settings, sources, motions)
+    zones = _zones(settings, names) if tracking(settings) else []
+    if tracking(settings):
+        _tracker_options(settings)
+    mqtt = None
+    if settings.mqtt is not None:
+        mqtt = settings.mqtt if isinstance(settings.mqtt, MqttSettings) else MqttSettings.from_table(settings.mqtt)
+        mqtt.password()  # a password file that is missing or readable by others is refused here too
+    gated = [n for n in names if (gates.get(n) if isinstance(gates, dict) else gates) is not None]
+    lines = [f"model:   {detector.model_path} ({detector.layout}, {len(detector.labels or ())} labels, "
+             f"input {detector.input_size[0]}x{detector.input_size[1]}, {detector.num_threads} threads)",
+             f"sources: {len(names)}: {', '.join(names)}",
+             f"tracking: {'on' if tracking(settings) else 'off'}" + (f", {len(zones)} zone(s)" if zones else ""),
+             f"motion:  {'on for ' + ', '.join(gated) if gated else 'off'}",
+             f"mqtt:    {f'{mqtt.host}:{mqtt.port} as {mqtt.device_id}' if mqtt else 'off'}",
+             f"preview: {preview.address if preview else 'off'}"]
+    print("\n".join(["settings are valid (nothing was started):", *("  " + line for line in lines)]), file=out)
     return 0
 
 

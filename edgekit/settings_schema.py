@@ -147,7 +147,7 @@ def found(value: Any) -> str:
     if isinstance(value, dict):
         return f"a table ({', '.join(map(str, list(value)[:6]))}{', …' if len(value) > 6 else ''})" if value \
             else "an empty table"
-    text = repr(value)
+    text = repr(list(value) if isinstance(value, tuple) else value)
     text = text if len(text) <= 60 else text[:57] + "..."
     if isinstance(value, str):
         return f"{text} (a string)"
