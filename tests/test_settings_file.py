@@ -179,3 +179,27 @@ def test_ctrl_c_stops_a_run_with_exit_130_and_says_so(tmp_path):
             proc.kill()
     assert proc.returncode == 130, err
     assert "edgekit: interrupted (Ctrl-C): stopped after" in err and "Traceback" not in err
+
+
+def test_the_readme_documents_every_settings_key():
+    """The README's settings section names every key the schema takes (ServiceSettings' fields and
+    the [mqtt] table's): a field added to either shows up here."""
+    import dataclasses
+
+    from edgekit.mqtt.settings import MQTT_TABLE
+    from edgekit.service_settings import file_schema
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Settings file: `edgekit run`", 1)[1].split("\n## ", 1)[0]
+    keys = set(file_schema().types()) | set(MQTT_TABLE.types())
+    missing = sorted(k for k in keys if f"`{k}`" not in section)
+    assert not missing, f"README's settings section misses {missing}"
+    assert {f.name for f in dataclasses.fields(MQTT_TABLE.of)} < set(MQTT_TABLE.types())
+
+
+def test_detect_help_names_every_source_kind():
+    r = run_cli("-m", "edgekit", "detect", "--help")
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0
+    for kind in ("image file", "folder", "glob", "video file", "rtsp://", "http://", "/dev/videoN", "picamera2"):
+        assert kind in text, kind
