@@ -114,9 +114,10 @@ def file_schema():
     gate = {k: v for k, v in get_type_hints(GateOptions).items() if k != "motion"}
     motion = OneOf((bool, Table(MotionOptions, keys=gate, specs={"masks": polygons}, what="motion setting")),
                    "true, false or a table of motion settings")
-    zones = OneOf((str, ListOf(str, "a list of NAME=x1,y1,... zones"), dict),
+    zones = OneOf((ListOf(str, "a list of NAME=x1,y1,... zones"), dict),
                   "a list of NAME=x1,y1,... zones or a table of zones")
-    source = Table(keys={"name": str, "source": str, "zones": zones, "motion": motion}, required=("source",),
+    own_zones = OneOf((dict,), "a table of zones, NAME = { points = [[x, y], ...] }")
+    source = Table(keys={"name": str, "source": str, "zones": own_zones, "motion": motion}, required=("source",),
                    what="source setting")
     return Table(ServiceSettings, required=("model", "sources"), specs={
         "sources": OneOf((str, ListOf(OneOf((str, source), "a string or a source table"), "a list of sources")),
@@ -134,8 +135,10 @@ def _build_tables(settings: ServiceSettings, path: str) -> None:
     from .events import EventOptions
     from .gate import gate_options
     from .motion import MotionOptions
+    from .preview import preview_options
     from .settings_schema import built
     from .track import TrackerOptions
+    from .zones import parse_zone, zone_from_settings
 
     def gate(value: Any, key: str) -> None:
         built(lambda: gate_options(value), key, path, MotionOptions)
@@ -148,6 +151,18 @@ def _build_tables(settings: ServiceSettings, path: str) -> None:
     for i, entry in enumerate(settings.sources):
         if isinstance(entry, dict) and "motion" in entry:
             gate(entry["motion"], f"sources[{i}].motion")
+    built(lambda: preview_options(settings.preview), "preview", path)
+    tables = [("zones", settings.zones)] if isinstance(settings.zones, dict) else []
+    tables += [(f"sources[{i}].zones", e["zones"]) for i, e in enumerate(settings.sources)
+               if isinstance(e, dict) and isinstance(e.get("zones"), dict)]
+    if isinstance(settings.zones, tuple):
+        for i, zone in enumerate(settings.zones):
+            if isinstance(zone, str):
+                built(lambda: parse_zone(zone), f"zones[{i}]", path)
+    for key, table in tables:  # which source a top-level zone names is checked once the sources are open
+        for name, doc in table.items():
+            built(lambda: zone_from_settings(name, {k: v for k, v in doc.items() if k != "source"}
+                                             if isinstance(doc, dict) else doc), key, path)
     if isinstance(settings.mqtt, dict):
         from .mqtt.settings import MqttSettings
 
