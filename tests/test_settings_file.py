@@ -58,6 +58,12 @@ CASES = [
     ("preview-bool", BASE + "preview = true", ["preview", "HOST:PORT", "true"]),
     ("max_image", BASE + "max_image = [0, 10]", ["max_image", "2 whole numbers >= 1", "[0, 10]"]),
     ("mean-count", BASE + "mean = [1, 2]", ["mean", "1 or 3 numbers", "[1, 2]"]),
+    ("zone-string", BASE + 'zones = ["a=0,0,1,0,1,1", "bad"]', ["zones[1]", "NAME=x1,y1"]),
+    ("zone-table-labels", BASE + '[zones.porch]\npoints = [[0, 0], [1, 0], [1, 1]]\nlabels = "car"',
+     ["zones", "porch", "labels"]),
+    ("source-zones-list", f'model = "{MODEL}"\n[[sources]]\nsource = "{IMAGES}"\nzones = ["a=0,0,1,0,1,1"]',
+     ["sources[0].zones", "expected a table of zones"]),
+    ("preview-address", BASE + 'preview = "nohost:abc"', ["preview", "HOST:PORT", "'nohost:abc'"]),
     ("not-toml", "model = ", ["not valid TOML"]),
 ]
 
