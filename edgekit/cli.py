@@ -372,7 +372,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     latency = args.max_latency_ms
     if args.fps:
         latency = min(latency or float("inf"), 1000.0 / args.fps)
-    plan = make_plan(args.model, threads=args.threads, max_latency_ms=latency, max_image=args.max_image,
+    from .service import capped_threads
+
+    plan = make_plan(args.model, threads=capped_threads(args.threads, sys.stderr), max_latency_ms=latency, max_image=args.max_image,
                      use_cache=not args.no_cache, autotune=args.autotune)
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.explain())
     return 0

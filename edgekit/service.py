@@ -44,7 +44,7 @@ def _detector(settings: ServiceSettings, err: TextIO):
 
     for plugin in settings.plugins:
         load_plugin(plugin)
-    model, threads = settings.model, _threads(settings, err)
+    model, threads = settings.model, capped_threads(settings.threads, err)
     if settings.plan:
         from .plan import make_plan
 
@@ -77,17 +77,17 @@ def _detector(settings: ServiceSettings, err: TextIO):
     return detector
 
 
-def _threads(settings: ServiceSettings, err: TextIO) -> int | None:
-    """The threads asked for, capped at the cores this process may use (more only oversubscribe
-    the CPU, and a huge number crashes the runtime), with a note when capped."""
-    if settings.threads is None:
+def capped_threads(threads: int | None, err: TextIO) -> int | None:
+    """``threads`` capped at the cores this process may use (more only oversubscribe the CPU, and a
+    huge number crashes the runtime), with a note on ``err`` when capped; None stays None."""
+    if threads is None:
         return None
     from .device import usable_cores
 
     cores = usable_cores()
-    if settings.threads <= cores:
-        return settings.threads
-    print(f"edgekit: note: threads {settings.threads} is more than the {cores} core(s) this process may use "
+    if threads <= cores:
+        return threads
+    print(f"edgekit: note: threads {threads} is more than the {cores} core(s) this process may use "
           f"(CPU affinity and cgroup quota); using {cores}", file=err)
     return cores
 

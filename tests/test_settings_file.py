@@ -156,6 +156,15 @@ def test_threads_beyond_the_cores_are_capped_with_a_note():
     assert f"{usable_cores()} threads" in r.stderr and len(r.stdout.splitlines()) == 4
 
 
+def test_plan_caps_threads_too():
+    from edgekit.device import usable_cores
+
+    r = run_cli("-m", "edgekit", "plan", str(MODEL), "--threads", "100000", "--json")
+    assert r.returncode == 0, r.stderr
+    assert f"threads 100000 is more than the {usable_cores()} core(s)" in r.stderr
+    assert json.loads(r.stdout)["threads"] == usable_cores()
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "fast"])
 def test_fps_must_be_a_finite_number_above_zero(value):
     r = run_cli("-m", "edgekit", "detect", str(MODEL), str(IMAGES), "--fps", value)
