@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Sequence
@@ -28,6 +29,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, found {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, found {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, found {text!r}")
     return value
 
 
@@ -109,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("model", metavar="MODEL",
                      help="a .tflite detection model, or a bundle directory made by 'edgekit-convert --bundle'")
     det.add_argument("sources", metavar="SOURCE", nargs="+",
-                     help="image file, directory or glob pattern (one JSON line per image)")
+                     help="what to watch (repeatable): an image file, a folder or a glob; a video file (.mp4 .mkv "
+                          ".avi .mov …); rtsp:// or rtsps:// streams; an http:// MJPEG stream or snapshot URL; "
+                          "/dev/videoN; picamera2. One JSON line per processed frame")
     det.add_argument("--labels", metavar="FILE", help="label file (one per line) overriding embedded labels")
     det.add_argument("--threshold", type=_unit_float, default=SCORE_THRESHOLD, metavar="T",
                      help=f"minimum score (default {SCORE_THRESHOLD})")
@@ -129,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--save-video", metavar="FILE",
                      help="also write the frames with their boxes drawn as a video (.mp4 .mkv .avi; one file per "
                           "source; needs edgekit[video])")
-    det.add_argument("--fps", type=float, metavar="N", help="process at most N frames per second of each source")
+    det.add_argument("--fps", type=_positive_float, metavar="N",
+                     help="process at most N frames per second of each source")
     det.add_argument("--follow", action="store_true",
                      help="watch folder SOURCEs: their images, then each new one as it is written, until stopped")
     det.add_argument("--live", action="store_true",
@@ -172,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "frigate/<camera>/<label>) for existing Frigate consumers")
 
     rn = sub.add_parser("run", help="run the detection service from a settings file (sources, model, MQTT …)")
-    rn.add_argument("config", metavar="SETTINGS", help="TOML (or .json) file; unknown keys are refused")
+    rn.add_argument("config", metavar="SETTINGS", help="TOML (or .json) file; unknown keys are refused "
+                                                       "(README: Settings file)")
+    rn.add_argument("--check", action="store_true",
+                    help="only validate: the settings, the model (exists, plans, loads), the sources (parse), zones, "
+                         "motion, preview and MQTT settings; start nothing (exit 0 when fine)")
     rn.add_argument("-v", "--verbose", action="store_true", help="say which runtime, plan and settings are used")
     _add_preview_args(rn)
 
@@ -191,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.add_argument("--threads", type=_positive_int, metavar="N", help="use N threads instead of choosing")
     pl.add_argument("--max-latency-ms", type=float, metavar="MS", help="only variants whose invoke takes at most MS")
-    pl.add_argument("--fps", type=float, help="only variants fast enough for this frame rate")
+    pl.add_argument("--fps", type=_positive_float, help="only variants fast enough for this frame rate")
     pl.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
                     help="largest image to leave memory for (default 1920x1080)")
     pl.add_argument("--autotune", action="store_true", help="time 1..N threads on this device (cached)")
@@ -243,10 +261,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .service import ServiceSettings, serve
+    from .service import ServiceSettings, check, serve
 
     flags = {k: v for k, v in _preview_flags(args).items() if v is not None}
-    return serve(ServiceSettings.from_file(args.config, verbose=args.verbose or None, preview=flags or None))
+    settings = ServiceSettings.from_file(args.config, verbose=args.verbose or None, preview=flags or None)
+    return check(settings) if args.check else serve(settings)
 
 
 def _mqtt_settings(args: argparse.Namespace):
@@ -353,7 +372,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     latency = args.max_latency_ms
     if args.fps:
         latency = min(latency or float("inf"), 1000.0 / args.fps)
-    plan = make_plan(args.model, threads=args.threads, max_latency_ms=latency, max_image=args.max_image,
+    from .service import capped_threads
+
+    plan = make_plan(args.model, threads=capped_threads(args.threads, sys.stderr), max_latency_ms=latency, max_image=args.max_image,
                      use_cache=not args.no_cache, autotune=args.autotune)
     print(json.dumps(plan.to_dict(), indent=2) if args.json else plan.explain())
     return 0

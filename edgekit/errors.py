@@ -145,6 +145,8 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
             print(f"{prog}: error: {exc}", file=sys.stderr)
         elif isinstance(exc, SystemExit):
             pass  # argparse has already printed its usage message
+        elif isinstance(exc, KeyboardInterrupt):
+            print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
         elif isinstance(exc, BrokenPipeError):
             _silence_stdout()
         elif code == EXIT_INTERNAL:

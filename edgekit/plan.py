@@ -323,6 +323,9 @@ def load_variants(path: str) -> list[Variant]:
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{manifest}: not a valid bundle manifest ({exc}); re-create it with edgekit-convert "
                               "--bundle") from None
+    if not os.path.isfile(path):  # not "listed in the bundle but missing" below: there is no bundle
+        raise ModelError(f"{path}: no such model file; expected a .tflite file or a bundle directory made by "
+                         "edgekit-convert --bundle")
     from .metadata_readers import read_metadata
 
     meta = read_metadata(path)

@@ -23,91 +23,18 @@ Settings file (``edgekit run service.toml``)::
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .errors import ConfigError, ImageError
-from .postprocess import IOU_THRESHOLD, MAX_RESULTS, SCORE_THRESHOLD
+from .errors import EXIT_INTERRUPTED, ConfigError, ImageError
+from .service_settings import ServiceSettings, _options, _tracker_options, _zones, tracking
 
-__all__ = ["ServiceSettings", "serve"]
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Everything a detection run needs. ``None`` means "from the model / no limit / off"."""
-
-    model: str
-    sources: tuple[str, ...]
-    labels: str | None = None
-    threshold: float = SCORE_THRESHOLD
-    iou: float = IOU_THRESHOLD
-    max_results: int | None = MAX_RESULTS
-    layout: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    threads: int | None = None
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] | None = None
-    fps: float | None = None
-    live: bool | None = None
-    follow: bool = False  # folders are watched for new images until stopped (sources.WatchedFolder)
-    save_annotated: str | None = None
-    plugins: tuple[str, ...] = ()
-    plan: bool = True
-    max_image: tuple[int, int] = (1920, 1080)
-    verbose: bool = False
-    mqtt: Any = None  # an MqttSettings, or a mapping of its fields plus "url" (settings file [mqtt] table)
-    mqtt_required: bool = False
-    save_video: str | None = None  # annotated video file(s), see sinks.AnnotatedVideo (edgekit[video])
-    track: bool = False  # track objects: detections get track_id, frames get events (zones imply it)
-    zones: Any = ()  # --zone strings (every source), zones.Zone values, or a settings table {name: {points …}}
-    tracker: Any = None  # track.TrackerOptions, or a mapping of its fields (settings [tracker])
-    events: Any = None  # events.EventOptions, or a mapping of its fields (settings [events])
-    snapshots: bool = False  # the best picture of each tracked object: saved privately, published retained
-    preview: Any = None  # "HOST:PORT", a preview.PreviewOptions, or a table of its fields (settings [preview])
-    motion: Any = None  # gate inference by motion: true, a gate.GateOptions, or a table (settings [motion])
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            raise ConfigError("no sources: give at least one image, folder, glob, video file, URL or camera")
-        if isinstance(self.zones, list):
-            object.__setattr__(self, "zones", tuple(self.zones))
-        for name in ("sources", "allow", "deny", "plugins", "mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, (value,))
-            elif value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
-        if isinstance(self.max_image, list):
-            object.__setattr__(self, "max_image", tuple(self.max_image))
-
-    @classmethod
-    def from_file(cls, path: str, **overrides: Any) -> "ServiceSettings":
-        """Read a TOML (or ``.json``) settings file; unknown keys are refused with the known ones.
-
-        ``overrides`` replace the file's settings, except ``preview`` given as a mapping (the
-        ``--preview*`` flags): it is laid over the file's preview settings.
-        """
-        from .settingsfile import read_settings
-
-        doc = read_settings(path, {f.name for f in dataclasses.fields(cls)}, "setting",
-                            "TOML (or .json) with model and sources")
-        missing = [k for k in ("model", "sources") if k not in doc and k not in overrides]
-        if missing:
-            raise ConfigError(f"{path}: missing {' and '.join(missing)}")
-        if isinstance(overrides.get("preview"), dict):
-            from .preview import preview_options
-
-            overrides["preview"] = preview_options(doc.get("preview"), **overrides["preview"])
-        doc.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**doc)
-        except TypeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+__all__ = ["ServiceSettings", "serve", "check"]
 
 
 def _detector(settings: ServiceSettings, err: TextIO):
@@ -117,12 +44,12 @@ def _detector(settings: ServiceSettings, err: TextIO):
 
     for plugin in settings.plugins:
         load_plugin(plugin)
-    model, threads = settings.model, settings.threads
+    model, threads = settings.model, capped_threads(settings.threads, err)
     if settings.plan:
         from .plan import make_plan
 
         readers = len(settings.sources)
-        plan = make_plan(settings.model, threads=settings.threads, max_image=settings.max_image,  # PlanError
+        plan = make_plan(settings.model, threads=threads, max_image=settings.max_image,  # PlanError
                          frames_in_flight=_run_options(settings).frames_in_flight(readers), decoders=readers,
                          full_frames=_run_options(settings).full_frames_held(readers))
         model, threads = plan.chosen.path, plan.threads
@@ -150,76 +77,19 @@ def _detector(settings: ServiceSettings, err: TextIO):
     return detector
 
 
-def tracking(settings: ServiceSettings) -> bool:
-    """Whether the run tracks objects: ``track``, or any zone."""
-    return bool(settings.track or settings.zones or settings.snapshots
-                or any(isinstance(s, dict) and s.get("zones") for s in settings.sources))
+def capped_threads(threads: int | None, err: TextIO) -> int | None:
+    """``threads`` capped at the cores this process may use (more only oversubscribe the CPU, and a
+    huge number crashes the runtime), with a note on ``err`` when capped; None stays None."""
+    if threads is None:
+        return None
+    from .device import usable_cores
 
-
-def _options(cls: Any, value: Any, what: str) -> Any:
-    """An options dataclass from itself, None (defaults) or a settings-file mapping."""
-    if value is None or isinstance(value, cls):
-        return value or cls()
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{what}] must be a table of settings, found {type(value).__name__} {value!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"[{what}]: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise ConfigError(f"[{what}]: {exc}") from None
-
-
-def _tracker_options(settings: ServiceSettings):
-    """The tracker's options: as given, else defaults whose high score is the run's threshold."""
-    from .track import TrackerOptions
-
-    if isinstance(settings.tracker, TrackerOptions):
-        return settings.tracker
-    doc = dict(settings.tracker) if isinstance(settings.tracker, dict) else {}
-    doc.setdefault("high_score", settings.threshold)
-    doc.setdefault("low_score", min(TrackerOptions().low_score, doc["high_score"]))
-    return _options(TrackerOptions, doc if settings.tracker is None or isinstance(settings.tracker, dict)
-                    else settings.tracker, "tracker")
-
-
-def _zones(settings: ServiceSettings, names: list[str]) -> list:
-    """Every zone of the run, each tied to its source (None: all sources); a zone naming a source
-    the run does not have is refused."""
-    from .zones import Zone, parse_zone, zone_from_settings
-
-    zones: list = []
-    items = settings.zones.items() if isinstance(settings.zones, dict) else enumerate(settings.zones)
-    for key, value in items:
-        if isinstance(value, Zone):
-            zones.append(value)
-        elif isinstance(value, str):
-            zones.append(parse_zone(value))
-        elif isinstance(value, dict) and isinstance(key, str):
-            doc = dict(value)
-            source = doc.pop("source", None)
-            if source is not None and source not in names:
-                raise ConfigError(f"zone {key!r} is for source {source!r}, which this run does not have; its "
-                                  f"sources are: {', '.join(names)}")
-            zones.append(zone_from_settings(key, doc, source))
-        else:
-            raise ConfigError(f"zones: expected NAME=x1,y1,x2,y2,... strings or a table of zones, found {value!r}")
-    for entry, name in zip(settings.sources, names):
-        if isinstance(entry, dict):
-            for zone_name, doc in (entry.get("zones") or {}).items():
-                if not isinstance(doc, dict):
-                    raise ConfigError(f"source {name!r}: zone {zone_name!r} must be a table with points, found "
-                                      f"{doc!r}")
-                zones.append(zone_from_settings(zone_name, doc, name))
-    seen: set[tuple[Any, str]] = set()
-    for zone in zones:
-        if (zone.source, zone.name) in seen:
-            raise ConfigError(f"zone {zone.name!r} is given twice" + (f" for source {zone.source!r}" if zone.source
-                                                                       else "") + "; give each zone one name")
-        seen.add((zone.source, zone.name))
-    return zones
+    cores = usable_cores()
+    if threads <= cores:
+        return threads
+    print(f"edgekit: note: threads {threads} is more than the {cores} core(s) this process may use "
+          f"(CPU affinity and cgroup quota); using {cores}", file=err)
+    return cores
 
 
 def _provenance(settings: ServiceSettings, detector: Any, tracker: Any) -> dict[str, Any]:
@@ -233,28 +103,45 @@ def _provenance(settings: ServiceSettings, detector: Any, tracker: Any) -> dict[
             "iou": settings.iou, "track_low_score": tracker.low_score}
 
 
-def _open(settings: ServiceSettings, checkpoints: str | None) -> list:
-    """The run's sources: SOURCE strings as the CLI takes them, and settings-file tables
-    ``{name = "drive", source = "rtsp://…", zones = {…}}`` (one source each, named)."""
+def _open(settings: ServiceSettings, checkpoints: str | None) -> tuple[list, list]:
+    """The run's sources — SOURCE strings as the CLI takes them, and settings-file tables
+    ``{name = "drive", source = "rtsp://…", zones = {…}, motion = …}`` (one source each, named) —
+    and, for each, its table's ``motion`` setting (``_TOP``: the run's own)."""
     from .sources import open_sources
 
     strings = [s for s in settings.sources if not isinstance(s, dict)]
     opened = open_sources([str(s) for s in strings], follow=settings.follow, checkpoints=checkpoints) if strings else []
+    motions: list = [_TOP] * len(opened)
     for entry in settings.sources:
         if not isinstance(entry, dict):
             continue
-        unknown = sorted(set(entry) - {"name", "source", "zones"})
+        unknown = sorted(set(entry) - {"name", "source", "zones", "motion"})
         if unknown or not isinstance(entry.get("source"), str):
-            raise ConfigError(f"sources: a source table needs source = \"URL or path\" and may have name and zones; "
-                              f"found {entry!r}")
+            raise ConfigError(f"sources: a source table needs source = \"URL or path\" and may have name, zones "
+                              f"and motion; found {entry!r}")
         for source in open_sources([entry["source"]], follow=settings.follow, checkpoints=checkpoints):
             if entry.get("name"):
                 source.name = str(entry["name"])
             opened.append(source)
-    return opened
+            motions.append(entry.get("motion", _TOP))
+    return opened, motions
 
 
-def _run_options(settings: ServiceSettings):
+_TOP = object()  # a source without a motion setting of its own
+
+
+def _source_gates(settings: ServiceSettings, sources: list, motions: list) -> Any:
+    """RunOptions.motion: the run's gate, or per source name when a source table has its own."""
+    from .gate import gate_options
+    from .runner import unique_names
+
+    top = gate_options(settings.motion)
+    if all(m is _TOP for m in motions):
+        return top
+    return {name: top if m is _TOP else gate_options(m) for name, m in zip(unique_names(sources), motions)}
+
+
+def _run_options(settings: ServiceSettings, motion: Any = _TOP):
     from .runner import RunOptions
 
     snapshot = bool(getattr(settings.mqtt, "snapshot", False) or
@@ -263,25 +150,14 @@ def _run_options(settings: ServiceSettings):
     keep = keep or settings.preview is not None  # the preview draws on the full-size frames
     from .gate import gate_options
 
-    return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep, motion=gate_options(settings.motion))
+    return RunOptions(live=settings.live, fps=settings.fps, keep_images=keep,
+                      motion=gate_options(settings.motion) if motion is _TOP else motion)
 
 
 def _publisher(settings: ServiceSettings):
     from .mqtt import MqttSettings, Publisher
 
-    if isinstance(settings.mqtt, MqttSettings):
-        mqtt = settings.mqtt
-    else:
-        doc = dict(settings.mqtt or {})
-        # as for detect: the environment (e.g. a systemd EnvironmentFile) fills what the file leaves out
-        for key, env in (("username", "EDGEKIT_MQTT_USERNAME"), ("device_id", "EDGEKIT_DEVICE_ID")):
-            if key not in doc and os.environ.get(env):
-                doc[key] = os.environ[env]
-        url = doc.pop("url", None) or os.environ.get("EDGEKIT_MQTT_URL")
-        try:
-            mqtt = MqttSettings.from_url(url, **doc) if url else MqttSettings(**doc)
-        except TypeError as exc:
-            raise ConfigError(f"[mqtt] settings: {exc}") from None
+    mqtt = settings.mqtt if isinstance(settings.mqtt, MqttSettings) else MqttSettings.from_table(settings.mqtt or {})
     return Publisher(mqtt, required=settings.mqtt_required).start()
 
 
@@ -341,7 +217,10 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         from .userdirs import private_dir, state_dir
 
         checkpoints = str(private_dir(state_dir()))
-    sources = _open(settings, checkpoints)
+    sources, motions = _open(settings, checkpoints)
+    gates = _source_gates(settings, sources, motions)
+    if isinstance(gates, dict):  # the motion sensor's off delay: the run's, else the first source's own
+        gate = gate or next((g for g in gates.values() if g is not None), None)
     if tracker is not None:
         from .events import EventOptions
         from .stages import event_stages
@@ -357,7 +236,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         stages = event_stages(settings.threshold, tracker, zones, _options(EventOptions, settings.events, "events"),
                               _provenance(settings, detector, tracker), err, snapshots)
     run_stats = RunStats()
-    runner = Runner(sources, detector, _run_options(settings), [run_stats.count, *stages])
+    runner = Runner(sources, detector, _run_options(settings, gates), [run_stats.count, *stages])
     run_stats.sources = runner.stats
     sinks: list = [JsonLines(out), ErrorLog(err)]
     # made before the publisher starts, so that a bad path ends the run with nothing to stop
@@ -385,9 +264,75 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         sinks.append(video)
     if preview is not None:
         sinks.append(preview)
-    with runner.stop_on_signals():
+    with runner.stop_on_signals(), _signals_seen() as seen:
         summary = run(runner, sinks)
+    if signal.SIGINT in seen:
+        print(f"edgekit: interrupted (Ctrl-C): stopped after {summary.processed} frame(s); the rest were not "
+              "processed", file=err, flush=True)
+        return EXIT_INTERRUPTED
     if summary.failed:
         print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=err)
         return ImageError.exit_code
     return 0
+
+
+def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Validate a run without starting it (``edgekit run --check``): the settings (already typed
+    and in range), the model (it exists, plans and loads), the sources (they parse; nothing is
+    read), zones, motion, the preview's options and the MQTT settings (no connection). Prints a
+    short summary on ``out``; returns 0.
+
+    Raises the error tree's errors, as :func:`serve` would at start.
+    """
+    from .mqtt import MqttSettings
+    from .preview import preview_options
+    from .runner import unique_names
+
+    out, err = out or sys.stdout, err or sys.stderr
+    preview = preview_options(settings.preview)
+    detector = _detector(settings, err)
+    sources, motions = _open(settings, None)
+    names = unique_names(sources)
+    gates = _source_gates(settings, sources, motions)
+    zones = _zones(settings, names) if tracking(settings) else []
+    if tracking(settings):
+        _tracker_options(settings)
+    mqtt = None
+    if settings.mqtt is not None:
+        mqtt = settings.mqtt if isinstance(settings.mqtt, MqttSettings) else MqttSettings.from_table(settings.mqtt)
+        mqtt.password()  # a password file that is missing or readable by others is refused here too
+    gated = [n for n in names if (gates.get(n) if isinstance(gates, dict) else gates) is not None]
+    lines = [f"model:   {detector.model_path} ({detector.layout}, {len(detector.labels or ())} labels, "
+             f"input {detector.input_size[0]}x{detector.input_size[1]}, {detector.num_threads} threads)",
+             f"sources: {len(names)}: {', '.join(names)}",
+             f"tracking: {'on' if tracking(settings) else 'off'}" + (f", {len(zones)} zone(s)" if zones else ""),
+             f"motion:  {'on for ' + ', '.join(gated) if gated else 'off'}",
+             f"mqtt:    {f'{mqtt.host}:{mqtt.port} as {mqtt.device_id}' if mqtt else 'off'}",
+             f"preview: {preview.address if preview else 'off'}"]
+    print("\n".join(["settings are valid (nothing was started):", *("  " + line for line in lines)]), file=out)
+    return 0
+
+
+@contextlib.contextmanager
+def _signals_seen():
+    """The set of SIGINT/SIGTERM received inside (each still handled as before: the runner's
+    graceful stop), so that Ctrl-C can end the command with exit 130. Main thread only."""
+    seen: set[int] = set()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        seen.add(signum)
+        before = previous[signum]
+        if callable(before):  # the runner's graceful stop (or Python's KeyboardInterrupt)
+            before(signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield seen
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)

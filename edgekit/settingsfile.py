@@ -1,22 +1,21 @@
-"""Settings files (TOML, or JSON by extension) that refuse unknown keys — one reader for the MQTT
-settings and the service settings."""
+"""Settings files: TOML, or JSON by extension — one reader for the MQTT settings and the service
+settings (their keys are checked by :mod:`edgekit.settings_schema`)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Collection
+from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["read_settings"]
+__all__ = ["read_document"]
 
 
-def read_settings(path: str, known: Collection[str], what: str, expected: str,
-                  select: Callable[[dict], dict] = lambda doc: doc) -> dict[str, Any]:
-    """The settings in ``path`` (``select`` picks a table, e.g. ``[mqtt]``).
+def read_document(path: str, expected: str) -> dict[str, Any]:
+    """The document in ``path`` (TOML, or JSON when it ends in ``.json``).
 
     Raises ConfigError: unreadable or malformed (saying ``expected``), TOML on Python < 3.11, or
-    keys outside ``known`` (named as ``what``, with the known ones listed).
+    not a table at the top.
     """
     try:
         with open(path, "rb") as fh:
@@ -29,12 +28,11 @@ def read_settings(path: str, known: Collection[str], what: str, expected: str,
             doc = tomllib.loads(raw.decode("utf-8"))
     except ImportError:
         raise ConfigError(f"{path}: TOML needs Python 3.11+; use a .json settings file") from None
-    except (OSError, ValueError) as exc:  # ValueError covers JSON, TOML and UTF-8 decoding errors
-        raise ConfigError(f"{path}: cannot read {what}s ({exc}); expected {expected}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the settings ({exc.strerror or exc}); expected {expected}") from None
+    except ValueError as exc:  # JSON, TOML and UTF-8 decoding errors
+        raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'TOML'} ({exc}); "
+                          f"expected {expected}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected {expected}, found a JSON {type(doc).__name__}")
-    doc = dict(select(doc))
-    unknown = sorted(set(doc) - set(known))
-    if unknown:
-        raise ConfigError(f"{path}: unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return doc

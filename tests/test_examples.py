@@ -31,8 +31,10 @@ def test_plugin_errors_are_one_line(ssd, images, tmp_path):
     assert r.returncode == 2 and "import failed (RuntimeError: boom)" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_service_example_settings_parse_and_name_real_keys():
+def test_service_example_settings_parse_and_name_real_keys(monkeypatch):
     from edgekit.service import ServiceSettings
+
+    monkeypatch.setenv("EDGEKIT_MQTT_URL", "mqtt://broker.lan")  # as the unit's edgekit.env gives it
 
     settings = ServiceSettings.from_file(str(EXAMPLES / "service" / "service.toml"))
     assert settings.sources[0].startswith("rtsp://") and settings.fps == 5 and settings.mqtt["ha_discovery"] is True

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..settings_schema import Table, built, check, check_rules, number
 
-__all__ = ["MqttSettings", "default_outbox"]
+__all__ = ["MqttSettings", "MQTT_TABLE", "default_outbox"]
 
 
 def default_outbox(device_id: str) -> str:
@@ -36,7 +37,7 @@ class MqttSettings:
     (default ``EDGEKIT_MQTT_PASSWORD``) or ``password_file`` (readable by its owner only)."""
 
     host: str
-    port: int = 1883
+    port: int = field(default=1883, metadata=number(1, 65535, whole=True))
     tls: bool = False
     username: str | None = None
     password_file: str | None = None
@@ -50,12 +51,12 @@ class MqttSettings:
     prefix: str = "edgekit"
     qos: int = 1
     protocol: str = "3.1.1"  # or "5"
-    keepalive: int = 30
-    session_expiry: int = 3600  # MQTT 5: seconds the broker keeps our session after a disconnect
+    keepalive: int = field(default=30, metadata=number(0, 65535, whole=True))  # 0: no keepalive
+    session_expiry: int = field(default=3600, metadata=number(0, 2**32 - 1, whole=True))  # MQTT 5: seconds the broker keeps our session after a disconnect
     outbox: str | None = None
-    outbox_max: int = 100_000
-    stats_interval: float = 30.0
-    window: int = 20  # messages in flight (sent, not yet acknowledged)
+    outbox_max: int = field(default=100_000, metadata=number(1, whole=True))
+    stats_interval: float = field(default=30.0, metadata=number(above=0))
+    window: int = field(default=20, metadata=number(1, whole=True))  # messages in flight (sent, not yet acknowledged)
     only_on_change: bool = False  # skip a detections message when the per-label counts did not change
     snapshot: bool = False  # also publish a JPEG of each published image to <…>/snapshot
     ha_discovery: bool = False  # announce Home Assistant entities (per-label count + presence)
@@ -65,6 +66,7 @@ class MqttSettings:
     frigate_prefix: str = "frigate"
 
     def __post_init__(self) -> None:
+        check_rules(self)
         _check_topic_part("prefix", self.prefix)
         _check_topic_part("device id", self.device_id)
         _check_topic_part("frigate prefix", self.frigate_prefix)
@@ -78,19 +80,40 @@ class MqttSettings:
 
     @classmethod
     def from_file(cls, path: str, **overrides: Any) -> "MqttSettings":
-        """Settings from a TOML (Python ≥ 3.11) or JSON file: ``url`` plus any field of this class.
-        Unknown keys are refused, with the known ones listed."""
-        from ..settingsfile import read_settings
+        """Settings from a TOML (Python ≥ 3.11) or JSON file: ``url`` plus any field of this class,
+        at the top or in an ``[mqtt]`` table; ``overrides`` (not None) win over the file.
 
-        known = {f for f in cls.__dataclass_fields__} | {"url"}
-        doc = read_settings(path, known, "MQTT setting", "TOML (or .json) with a url key",
-                            select=lambda d: d.get("mqtt", d))
-        if "password" in doc:
-            raise ConfigError(f"{path}: put the password in a password_file, not in the settings")
-        url = overrides.pop("url", None) or doc.pop("url", None)
-        doc.pop("url", None)
-        doc.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_url(url, **doc) if url else cls(**doc)
+        Raises ConfigError: one line naming the key (unknown keys with the known ones listed).
+        """
+        from ..settingsfile import read_document
+
+        doc = read_document(path, "TOML (or .json) with a url key")
+        key = "mqtt" if isinstance(doc.get("mqtt"), dict) else ""
+        doc = doc.get("mqtt", doc) if key else doc
+        check_table(doc, key, path, env={"EDGEKIT_MQTT_URL": overrides.get("url") or ""})
+        doc = {**doc, **{k: v for k, v in overrides.items() if v is not None}}
+        return built(lambda: cls.from_table(doc, env={}), key, path, cls)
+
+    @classmethod
+    def from_table(cls, doc: dict[str, Any], env: Any = None) -> "MqttSettings":
+        """Settings from a settings file's ``[mqtt]`` table (already checked by
+        :func:`check_table`): ``url`` plus fields; ``env`` (default ``os.environ``) fills
+        ``EDGEKIT_MQTT_URL``, ``EDGEKIT_MQTT_USERNAME`` and ``EDGEKIT_DEVICE_ID`` where the table
+        leaves them out (as for ``detect``: a systemd EnvironmentFile).
+
+        Raises ConfigError: no broker at all, or a value out of range.
+        """
+        env = os.environ if env is None else env
+        doc = dict(doc)
+        for key, name in (("username", "EDGEKIT_MQTT_USERNAME"), ("device_id", "EDGEKIT_DEVICE_ID")):
+            if key not in doc and env.get(name):
+                doc[key] = env[name]
+        url = doc.pop("url", None) or env.get("EDGEKIT_MQTT_URL")
+        if url:
+            return cls.from_url(url, **doc)
+        if "host" not in doc:
+            raise ConfigError("no broker: give url = \"mqtt://HOST:1883\" (or host = \"HOST\"), or set EDGEKIT_MQTT_URL")
+        return cls(**doc)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "MqttSettings":
@@ -126,3 +149,23 @@ class MqttSettings:
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, self.device_id, *parts))
+
+
+#: The keys of an ``[mqtt]`` table: every field, plus ``url``.
+MQTT_TABLE = Table(MqttSettings, keys={"url": str}, what="MQTT setting")
+
+
+def check_table(doc: Any, key: str, file: str, env: Any = None) -> None:
+    """Check an ``[mqtt]`` table's keys and types (``key``: where it is, e.g. ``mqtt``), and that it
+    names a broker (``url``, ``host`` or ``EDGEKIT_MQTT_URL`` in ``env``, default ``os.environ``).
+
+    Raises ConfigError: one line naming ``file`` and the key.
+    """
+    env = os.environ if env is None else env
+    if isinstance(doc, dict) and "password" in doc:
+        raise ConfigError(f"{file}: {key + '.' if key else ''}password: put the password in a password_file "
+                          "(or EDGEKIT_MQTT_PASSWORD), not in the settings")
+    check(MQTT_TABLE, doc, key, file)
+    if "url" not in doc and "host" not in doc and not env.get("EDGEKIT_MQTT_URL"):
+        raise ConfigError(f"{file}: {key or 'the file'}: no broker: give url = \"mqtt://HOST:1883\" (or host), "
+                          "or set EDGEKIT_MQTT_URL")
