@@ -122,8 +122,14 @@ def choose_layout(info: ModelInfo, requested: str | None = None) -> tuple[str, s
         return requested, "override (--layout)"
     meta = info.metadata
     if meta.layout:
-        get_decoder(meta.layout)
-        return meta.layout, f"metadata ({meta.origins.get('layout', meta.source)})"
+        origin = meta.origins.get("layout", meta.source)
+        if meta.layout not in _REGISTRY:
+            raise ConfigError(
+                f"{info.name}: its metadata ({origin}) records the output layout {meta.layout!r}, a custom decoder "
+                "that is not loaded; pass --plugin FILE_OR_MODULE that registers it (edgekit's examples/ has "
+                f"mtcnn_decoder.py and blazeface_decoder.py), or --layout NAME to override (known: "
+                f"{', '.join(decoder_names())})")
+        return meta.layout, f"metadata ({origin})"
     plugins = [n for n, e in reversed(_REGISTRY.items()) if not e.builtin and e.matches is not None]
     for name in plugins + [n for n in _BUILTIN_ORDER if n in _REGISTRY]:
         matcher = _REGISTRY[name].matches

@@ -152,10 +152,11 @@ class Publisher:
         Undelivered messages stay in the outbox for the next run."""
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
-        if self._connected.is_set():  # the run's last numbers: the periodic stats may be up to 30 s old
-            self._wait(self._client.publish(self.settings.topic("stats"), json.dumps(self._stats_message()).encode(),
-                                            qos=0))
-        self.final_stats = self.stats()
+        if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
+            if self._connected.is_set():  # the run's last numbers: the periodic stats may be up to 30 s old
+                self._wait(self._client.publish(self.settings.topic("stats"),
+                                                json.dumps(self._stats_message()).encode(), qos=0))
+            self.final_stats = self.stats()
         if self._connected.is_set() and self.role is None:
             info = self._client.publish(self.settings.topic("status"), b"offline", qos=1, retain=True)
             try:
