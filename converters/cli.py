@@ -9,6 +9,7 @@ from typing import Sequence
 from edgekit.errors import AccuracyError, ConfigError, run_cli
 
 from .convert import IO_TYPES, MODES
+from .source import CONVERT_MODULES, missing_dependency
 
 __all__ = ["main"]
 
@@ -65,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--std", type=_channels, metavar="S")
     p.add_argument("--labels", metavar="FILE", help="label file, one per line (index = class id)")
     p.add_argument("--io", choices=IO_TYPES, help="int8 mode model I/O type (default uint8)")
-    p.add_argument("--layout", metavar="NAME", help="output layout to record: ssd, yolov8, yolov5 or a custom decoder name")
+    p.add_argument("--layout", metavar="NAME",
+                   help="output layout to record: ssd, yolov8, yolov5, end2end or a custom decoder name (edgekit "
+                        "detect then needs the --plugin that registers it)")
     p.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
     p.add_argument("--resize", choices=("stretch", "letterbox"), help="default: the layout's convention")
     p.add_argument("--pad-value", type=int, default=114, metavar="V", help="letterbox padding grey level")
@@ -84,7 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgekit-convert`` console script; returns the exit code (edgekit.errors.EXIT_CODES)."""
-    return run_cli("edgekit-convert", lambda: _run(build_parser().parse_args(argv)))
+    return run_cli("edgekit-convert", lambda: _run_checked(build_parser().parse_args(argv)))
+
+
+def _run_checked(args: argparse.Namespace) -> int:
+    """:func:`_run`, with a missing converter dependency (a device install has no TensorFlow) turned
+    into one line saying what to install, instead of an internal error."""
+    if args.eval_data:
+        try:
+            import pycocotools  # noqa: F401  -- before any conversion work: --eval needs it at the end
+        except ImportError:
+            raise missing_dependency("pycocotools", "--eval") from None
+    try:
+        return _run(args)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        if root not in CONVERT_MODULES:
+            raise
+        raise missing_dependency(root, "converting") from None
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,16 +15,34 @@ import numpy as np
 from edgekit.errors import ConfigError, ModelError
 from edgekit.runtime import quiet_import
 
-__all__ = ["Source", "load_source", "import_tensorflow", "resized_source"]
+__all__ = ["Source", "load_source", "import_tensorflow", "resized_source", "missing_dependency"]
 
 _configured = False
+
+#: What the converter imports for its own options, by top-level module: all in ``edgekit[convert]``.
+CONVERT_MODULES = {"tensorflow": "TensorFlow", "keras": "Keras (part of TensorFlow)", "tf_keras": "tf_keras",
+                   "ai_edge_quantizer": "ai-edge-quantizer", "pycocotools": "pycocotools", "tqdm": "tqdm"}
+
+
+def missing_dependency(module: str, what: str) -> ConfigError:
+    """The one-line error for a converter dependency that is not installed here."""
+    name = CONVERT_MODULES.get(module, module)
+    # a device install may still add metadata to a downloaded .tflite: say so where TensorFlow is missing
+    spare = " (adding metadata to a .tflite, without --mode, needs none of it)" if module in ("tensorflow", "keras") else ""
+    return ConfigError(f"{what} needs {name}, which is not installed in this environment (edgekit-convert runs on a "
+                       f"workstation; a device install has only the runtime): pip install 'edgekit[convert]'{spare}")
 
 
 def import_tensorflow() -> Any:
     """Import TensorFlow without its start-up chatter and, the first time, turn on GPU memory
     growth (before anything can initialise the GPU)."""
     global _configured
-    tf = quiet_import("tensorflow")
+    try:
+        tf = quiet_import("tensorflow")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "tensorflow":
+            raise
+        raise missing_dependency("tensorflow", "converting a SavedModel or Keras model") from None
     if not _configured:
         _configured = True
         enable_memory_growth(tf)

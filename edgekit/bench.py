@@ -31,7 +31,8 @@ from typing import Any, Callable
 
 from . import stats as _stats
 
-__all__ = ["BenchOptions", "StageTimes", "SweepPoint", "BenchReport", "run_bench", "format_report", "save_plot"]
+__all__ = ["BenchOptions", "StageTimes", "SweepPoint", "BenchReport", "run_bench", "format_report", "save_plot",
+           "fps_ticks"]
 
 STAGES = _stats.STAGES[:_stats.STAGES.index("outputs") + 1]  # up to the sinks: bench has none
 _SYNTHETIC_SIZE = (1280, 720)
@@ -217,6 +218,19 @@ def _bare_invoke_ms(detector: Any, tensor: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
+def _measure_point(detector: Any, tensor: Any, open_fresh: Callable[[], list],
+                   options: BenchOptions) -> tuple[float, StageTimes, float]:
+    """Pipeline fps and stage ms at this detector's thread count, and its bare ``invoke()`` ms:
+    the faster median of a run just before and one just after the pipeline's, so the bare figure
+    bounds the pipeline from the same minute of this machine's load (a busy machine otherwise
+    gives an efficiency above 1)."""
+    repeat = max(5, min(options.frames, 30))
+    before = _bare_invoke_ms(detector, tensor, repeat)
+    fps, stages = _measure_runner(detector, open_fresh, options.frames, options.warmup)
+    after = _bare_invoke_ms(detector, tensor, repeat)
+    return fps, stages, min(before, after)
+
+
 def _first_tensor(detector: Any, open_fresh: Callable[[], list]) -> Any:
     sources = open_fresh()
     try:
@@ -262,15 +276,15 @@ def run_bench(model: str, source: str | None = None, options: BenchOptions | Non
         detector.invoke(tensor)
         first_ms = (time.perf_counter() - started) * 1000
         say(f"loaded in {load_ms:.0f} ms, first inference {first_ms:.1f} ms; timing {options.frames} frames")
-        bare_ms = _bare_invoke_ms(detector, tensor, max(5, min(options.frames, 30)))
-        fps, stages = _measure_runner(detector, open_fresh, options.frames, options.warmup)
+        fps, stages, bare_ms = _measure_point(detector, tensor, open_fresh, options)
         points = []
         for t in sweep:
-            det = detector if t == threads else Detector(model, DetectorOptions(num_threads=t))
-            det.invoke(tensor)
-            point_bare = _bare_invoke_ms(det, tensor, max(5, min(options.frames, 30)))
-            point_fps, point_stages = (fps, stages) if t == threads else _measure_runner(det, open_fresh, options.frames,
-                                                                                        options.warmup)
+            if t == threads:  # the headline's own measurement: one report, one number per thread count
+                point_fps, point_stages, point_bare = fps, stages, bare_ms
+            else:
+                det = Detector(model, DetectorOptions(num_threads=t))
+                det.invoke(tensor)
+                point_fps, point_stages, point_bare = _measure_point(det, tensor, open_fresh, options)
             points.append(SweepPoint(t, 1, point_fps, 1000.0 / point_bare, point_stages))
             say(f"threads {t}: {point_fps:.1f} fps through the pipeline, bare invoke {point_bare:.1f} ms")
     best = max(points, key=lambda p: p.fps).threads if points else None
@@ -291,14 +305,16 @@ def format_report(r: BenchReport) -> str:
         f"threads      {r.threads} interpreter + 1 decode per source ({r.threads_reason}); {r.usable_cores} usable cores",
         f"load         {r.load_ms:.0f} ms",
         f"first infer  {r.first_inference_ms:.1f} ms",
-        f"steady       {r.fps:.1f} fps ({r.ms_per_frame:.1f} ms/frame over {r.frames} frames); bare invoke "
-        f"{r.bare_invoke_ms:.1f} ms = {r.bare_fps:.1f} fps; pipeline efficiency {r.efficiency:.2f}",
+        f"steady       {r.fps:.1f} fps through the pipeline ({r.ms_per_frame:.1f} ms/frame over {r.frames} frames)",
+        f"bare invoke  {r.bare_invoke_ms:.1f} ms = {r.bare_fps:.1f} fps (invoke() alone, same threads); pipeline "
+        f"efficiency {r.efficiency:.2f} = steady / bare" + (" (above 1: the machine's load changed while measuring; "
+                                                           "run again)" if r.efficiency > 1.0 else ""),
         f"stages (ms)  decode {s.decode:.1f}  preprocess {s.preprocess:.1f}  invoke {s.invoke:.1f}  outputs "
         f"{s.outputs:.1f}  (queued {s.wait:.1f})",
         f"peak RSS     {r.peak_rss_bytes / (1 << 20):.0f} MiB",
     ]
     if r.sweep:
-        lines.append("threads sweep (interpreter threads + 1 decode thread):")
+        lines.append(f"threads sweep (interpreter threads + 1 decode thread; {r.threads}T is the measurement above):")
         for p in r.sweep:
             mark = "*" if p.threads == r.best_threads else " "
             lines.append(f"  {mark} {p.threads}T  {p.fps:6.1f} fps  (bare {p.bare_fps:6.1f} fps; decode+preprocess "
@@ -307,6 +323,14 @@ def format_report(r: BenchReport) -> str:
             lines.append(f"  note: {r.best_threads} thread(s) beat the default {r.threads} here; pass --threads "
                          f"{r.best_threads} to edgekit detect (on a busy machine this can be noise: run again)")
     return "\n".join(lines)
+
+
+def fps_ticks(highest: float, count: int = 5) -> list[float]:
+    """Round y-axis values from 0 up to at least ``highest`` (steps of 1, 2 or 5 × 10^k)."""
+    raw = max(highest, 1e-9) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [round(i * step, 10) for i in range(int(math.ceil(highest / step)) + 1)] if highest > 0 else [0.0, 1.0]
 
 
 def save_plot(r: BenchReport, path: str) -> None:
@@ -318,7 +342,13 @@ def save_plot(r: BenchReport, path: str) -> None:
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
     d.text((10, 10), f"edgekit bench: {os.path.basename(r.model)}", fill="black")
-    top_fps = max(max(p.fps, p.bare_fps) for p in points) * 1.1
+    ticks = fps_ticks(max(max(p.fps, p.bare_fps) for p in points))
+    top_fps = ticks[-1]
+    for value in ticks:  # the y axis: a tick and its value every step
+        y = bottom - (bottom - top) * value / top_fps
+        d.line((left - 5, y, left, y), fill="black")
+        d.text((left - 8 - 6 * len(f"{value:g}"), y - 6), f"{value:g}", fill="black")
+    d.text((8, top - 16), "fps", fill="black")
     slot = (w // 2 - left) / len(points)
     for i, p in enumerate(points):
         x = left + i * slot

@@ -319,13 +319,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _format_info(info: dict) -> str:
     size = f" ({info['size_bytes'] / 1e6:.2f} MB)" if info.get("size_bytes") is not None else ""
-    lines = [f"model:    {info['model']}{size}", f"runtime:  {info['runtime']} ({info['threads']} threads)"]
+    threads = info["threads"]
+    lines = [f"model:    {info['model']}{size}",
+             f"runtime:  {info['runtime']} ({threads} thread{'' if threads == 1 else 's'})"]
     for kind in ("inputs", "outputs"):
         for t in info[kind]:
             q = t["quantization"]
             qtext = f" q=(scale {q['scale']:.6g}, zero point {q['zero_point']})" if q else ""
             sig = f" (signature {t['shape_signature']})" if "shape_signature" in t else ""
             lines.append(f"{kind[:-1]:<9} {t['name']} {t['shape']}{sig} {t['dtype']}{qtext}")
+    if info.get("weights"):
+        from .modelinfo import WEIGHT_KINDS
+
+        lines.append(f"weights:  {WEIGHT_KINDS.get(info['weights'], info['weights'])}")
     ops = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in info["operators"].items())
     lines.append(f"operators: {ops or 'unknown (this runtime does not list them)'}")
     meta = info["metadata"]
@@ -346,7 +352,9 @@ def _format_info(info: dict) -> str:
         lines.append(f"layout:   {info['layout']['name']} (from {info['layout']['from']})")
     if "input_encoding" in info:
         enc = info["input_encoding"]
-        lines.append(f"input:    {enc['resize']}, mean {enc['mean']}, std {enc['std']}, {enc['color']} ({enc['kind']})")
+        from .describe import input_encoding_text
+
+        lines.append(f"input:    {input_encoding_text(enc)}")
     lines.append(f"edgekit:  {info['verdict']}")
     lines.extend(f"note:     {note}" for note in info.get("notes", ()))
     return "\n".join(lines)

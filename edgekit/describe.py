@@ -16,7 +16,7 @@ from .metadata_readers import read_metadata
 from .modelinfo import describe_info, inspect_interpreter
 from .runtime import create_interpreter, find_runtime, signature_output_names
 
-__all__ = ["describe_model"]
+__all__ = ["describe_model", "input_encoding_text"]
 
 
 def describe_model(path: str, *, layout: str | None = None, labels_path: str | None = None,
@@ -55,3 +55,25 @@ def describe_model(path: str, *, layout: str | None = None, labels_path: str | N
     doc["verdict"] = f"refuses it: {why}"
     doc["notes"] = list(meta.notes) + notes
     return doc
+
+
+def _values(values: Any) -> str:
+    return "/".join(f"{v:g}" for v in values)
+
+
+def input_encoding_text(enc: dict[str, Any]) -> str:
+    """``edgekit info``'s input line: how an image becomes the input tensor, in words (the
+    ``input_encoding`` of :meth:`~edgekit.detector.Detector.describe`)."""
+    fit = {"letterbox": "letterboxed (aspect kept, padded)", "stretch": "stretched to the input size"}
+    norm = (f"(pixel - {_values(enc['mean'])}) / {_values(enc['std'])}"
+            if enc.get("mean") is not None and enc.get("std") is not None else None)
+    kind = enc.get("kind")
+    if kind == "copy":
+        how = "uint8 pixels as they are" + (f" (equal to {norm} in the input's quantization)" if norm else "")
+    elif kind == "flip":
+        how = "pixels - 128 as int8" + (f" (equal to {norm} in the input's quantization)" if norm else "")
+    elif kind == "affine":
+        how = f"{norm or 'pixels'}, quantized to the input's {enc.get('dtype', 'integer')} scale"
+    else:
+        how = f"float32 {norm or 'pixel / 255'}"
+    return f"{fit.get(enc.get('resize'), enc.get('resize'))}, {enc.get('color', 'RGB')} channels, {how}"

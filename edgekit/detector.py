@@ -72,6 +72,48 @@ class DetectorOptions:
             object.__setattr__(self, "labels", tuple(self.labels))
 
 
+#: Label files that model downloads ship beside the .tflite: TF1 detection zoo and TF Lite examples
+#: (``labelmap.txt``, also Frigate's name), Teachable Machine and most tutorials (``labels.txt``), Coral
+#: (``coco_labels.txt``), TF Object Detection API exports (``label_map.pbtxt``).
+LABEL_FILES_BESIDE = ("labelmap.txt", "labels.txt", "coco_labels.txt", "label_map.pbtxt")
+
+
+def _labels_beside(model: str) -> tuple[str, tuple[str, ...]] | None:
+    """The first of :data:`LABEL_FILES_BESIDE` in the model's folder that reads as a label file
+    (its name and labels), or None."""
+    folder = os.path.dirname(os.path.abspath(model))
+    for name in LABEL_FILES_BESIDE:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            try:
+                labels = read_labels(path)
+            except EdgekitError:
+                continue  # unreadable or not a label file: as if it were not there
+            if labels:
+                return name, labels
+    return None
+
+
+def _check_label_filters(options: DetectorOptions, labels: Sequence[str] | None, model: str) -> None:
+    """Refuse an allow/deny label the model does not have (a typo would otherwise filter silently)."""
+    import difflib
+    import re
+
+    known = set(labels) if labels else None
+    for option, names in (("--allow", options.label_allowlist), ("--deny", options.label_denylist)):
+        for name in sorted(names or ()):
+            if known is None:
+                if re.fullmatch(r"class_\d+", name):
+                    continue  # without names, detections are labelled class_N
+                raise ConfigError(f"{option} {name}: {model} has no label names (detections print as class_N); "
+                                  "pass --labels FILE, or use class_N names")
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=3)
+                hint = f"did you mean {' or '.join(close)}? " if close else ""
+                raise ConfigError(f"{option} {name}: not one of the {len(labels)} labels of {model}; {hint}"
+                                  "'edgekit info MODEL' lists them")
+
+
 def _plugin_origin(func: Any) -> str:
     import sys
 
@@ -117,12 +159,18 @@ class Detector:
         self.labels = self.options.labels or self.metadata.labels
         if self.options.labels is None and self.labels is not None:
             self.label_origin = self.metadata.origins.get("labels", self.metadata.source)
+        beside = _labels_beside(self.model_path) if self.labels is None else None
+        if beside is not None:
+            self.labels, self.label_origin = beside[1], f"{beside[0]} beside the model"
         self.info: ModelInfo = inspect_interpreter(self._interpreter, self.model_path, self.metadata,
                                                    signature_output_names(self._interpreter),
                                                    len(self.labels) if self.labels else None)
         why = refusal(self.info)
         if why is not None:
             raise UnsupportedModelError(why)
+        if beside is not None:
+            self._check_labels_beside(beside[0])
+        _check_label_filters(self.options, self.labels, self.info.name)
         self._setup_outputs()
         self._setup_input()
 
@@ -132,6 +180,26 @@ class Detector:
         return cls(model, DetectorOptions(**kwargs))
 
     # -- set-up ---------------------------------------------------------------------------
+    def _check_labels_beside(self, name: str) -> None:
+        """Keep a label file found beside the model only if the outputs still decode with it (a
+        YOLO head's class count must equal the label count); either way say once what was done."""
+        try:
+            decoders.choose_layout(self.info, self.options.layout)
+        except LayoutError:
+            try:
+                decoders.choose_layout(replace(self.info, num_labels=None), self.options.layout)
+            except LayoutError:
+                pass  # it does not decode without the labels either: the layout error will say why
+            else:
+                self.notes.append(f"{self.info.name}: {name} beside the model has {len(self.labels)} names, which "
+                                  "does not fit the model's outputs: not used (names print as class_N; pass "
+                                  "--labels FILE)")
+                self.labels, self.label_origin = None, "none"
+                self.info = replace(self.info, num_labels=None)
+                return
+        self.notes.append(f"{self.info.name}: no labels in the model; using {name} found beside it ({len(self.labels)} "
+                          "names; --labels FILE to use another)")
+
     def _verify_integrity(self) -> None:
         from .integrity import verify_model
 

@@ -22,7 +22,7 @@ from .device import DeviceInfo, probe
 from .errors import ModelError
 from .runtime import CANDIDATES
 
-__all__ = ["Finding", "DoctorReport", "run_doctor", "check_model_safely", "SELFTEST_MODEL"]
+__all__ = ["Finding", "DoctorReport", "VideoCheck", "run_doctor", "check_video", "check_model_safely", "SELFTEST_MODEL"]
 
 SELFTEST_MODEL = Path(__file__).with_name("data") / "selftest.tflite"  # conv 3x3 of ones: centre → 14.5
 LOW_MEMORY = 200 * 1024 * 1024
@@ -55,6 +55,53 @@ value = float(it.get_tensor(it.get_output_details()[0]["index"])[0, 1, 1, 0])
 print(json.dumps({"value": value}))
 """
 
+_VIDEO_SNIPPET = """
+import json
+try:
+    import av
+except ImportError as exc:
+    print(json.dumps({"status": "missing", "detail": str(exc)}))
+else:
+    found = []
+    for codec in ("h264", "hevc", "mjpeg"):
+        try:
+            av.codec.Codec(codec, "r")
+            found.append(codec)
+        except Exception:
+            pass
+    avcodec = getattr(av, "library_versions", {}).get("libavcodec")
+    print(json.dumps({"status": "ok", "version": getattr(av, "__version__", "installed"), "decoders": found,
+                      "libavcodec": ".".join(str(v) for v in avcodec) if avcodec else None}))
+"""
+_DECODER_NAMES = {"h264": "H.264", "hevc": "H.265", "mjpeg": "MJPEG"}
+
+
+@dataclass(frozen=True)
+class VideoCheck:
+    """PyAV (``edgekit[video]``): ``status`` ok, missing, failed or crashed; the decoders it has."""
+
+    status: str
+    detail: str
+    decoders: tuple[str, ...] = ()
+
+
+def check_video(python: str = sys.executable) -> VideoCheck:
+    """Import PyAV and list its H.264/H.265/MJPEG decoders, in a child process (a wheel built for
+    another CPU dies there, not here)."""
+    rc, out, err = _run([python, "-c", _VIDEO_SNIPPET])
+    if rc == -999:
+        return VideoCheck("failed", err)
+    if rc < 0:
+        return VideoCheck("crashed", f"importing it killed the process with {_signal_name(rc)}")
+    try:
+        doc = json.loads(_last_line(out))
+    except ValueError:
+        return VideoCheck("failed", _last_line(err) or f"exit code {rc}")
+    if doc["status"] != "ok":
+        return VideoCheck(doc["status"], doc.get("detail", ""))
+    detail = f"PyAV {doc['version']}" + (f" (libavcodec {doc['libavcodec']})" if doc.get("libavcodec") else "")
+    return VideoCheck("ok", detail, tuple(doc.get("decoders", ())))
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -84,6 +131,7 @@ class DoctorReport:
     device: DeviceInfo
     default_threads: int
     findings: list[Finding] = field(default_factory=list)
+    video: VideoCheck | None = None  # None: not checked
 
     @property
     def ok(self) -> bool:
@@ -220,6 +268,42 @@ def diagnose(report: DoctorReport, python_version: tuple[int, int] = sys.version
     if any(f.startswith(("throttl", "arm-frequency", "soft-temperature")) for f in flags):
         findings.append(Finding("warn", "thermal", f"CPU throttling reported ({', '.join(flags)}): timings will drop",
                                 "add a heatsink or fan"))
+    findings.extend(_extras(report))
+    return findings
+
+
+def _extras(report: DoctorReport) -> list[Finding]:
+    """What the optional parts need: PyAV for video (``edgekit[video]``) and paho-mqtt 2.x for
+    ``--mqtt`` (a dependency of every install, checked because a system package may shadow it)."""
+    findings: list[Finding] = []
+    video = report.video
+    video_fix = "pip install 'edgekit[video]'  (32-bit Pi OS: sudo apt install python3-av in a --system-site-packages venv)"
+    if video is not None and video.status == "ok":
+        names = [_DECODER_NAMES[d] for d in ("h264", "hevc", "mjpeg") if d in video.decoders]
+        lacking = [name for d, name in _DECODER_NAMES.items() if d not in video.decoders]
+        if "h264" in video.decoders:
+            findings.append(Finding("ok", "video", f"{video.detail} decodes {', '.join(names)}: video files, RTSP "
+                                    "and USB cameras work" + (f" (no {', '.join(lacking)} decoder)" if lacking else "")))
+        else:
+            findings.append(Finding("warn", "video", f"{video.detail} has no H.264 decoder (found: "
+                                    f"{', '.join(names) or 'none'}): most cameras and video files will fail",
+                                    "pip install --force-reinstall 'av>=10' (its wheels bundle FFmpeg with H.264)"))
+    elif video is not None:
+        what = {"missing": "is not installed", "crashed": f"crashed the process ({video.detail})"}.get(
+            video.status, f"failed to import ({video.detail})")
+        findings.append(Finding("warn", "video", f"PyAV {what}: video files, RTSP streams and USB cameras are "
+                                "refused (images, folders and HTTP cameras work)", video_fix))
+    if "paho-mqtt" in report.packages:
+        paho = report.packages["paho-mqtt"]
+        major = _version_tuple(paho)[:1]
+        if paho is None:
+            findings.append(Finding("warn", "mqtt", "paho-mqtt is not importable: --mqtt and edgekit run's [mqtt] "
+                                    "cannot publish", "pip install 'paho-mqtt>=2,<3'"))
+        elif major and major[0] != 2:
+            findings.append(Finding("warn", "mqtt", f"paho-mqtt {paho}: edgekit publishes through the paho-mqtt 2.x "
+                                    "API; --mqtt will fail with this one", "pip install 'paho-mqtt>=2,<3'"))
+        else:
+            findings.append(Finding("ok", "mqtt", f"paho-mqtt {paho}: --mqtt can publish (MQTT 3.1.1/5, TLS)"))
     return findings
 
 
@@ -235,7 +319,7 @@ def run_doctor(python: str = sys.executable, root: Path = Path("/")) -> DoctorRe
         python=f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
         platform=platform.platform(), os_release=_os_release(root),
         glibc=libc_version if libc == "glibc" else None, packages=packages, runtimes=runtimes, device=device,
-        default_threads=device.cpu.usable_cores,
+        default_threads=device.cpu.usable_cores, video=check_video(python),
     )
     report.findings = diagnose(report)
     return report
@@ -278,6 +362,9 @@ def format_report(report: DoctorReport) -> str:
         "thermal    " + (f"{th.temperature_c:.1f} °C" if th.temperature_c is not None else "no sensor")
         + (f", throttled {', '.join(th.flags)}" if th.flags else ""),
         "runtimes   " + "; ".join(f"{r.distribution}: {r.status} ({r.detail})" for r in report.runtimes),
+        "video      " + (("not checked" if report.video is None else f"{report.video.status} ({report.video.detail})")
+                         + (f"; decoders {', '.join(report.video.decoders)}" if report.video and report.video.decoders
+                            else "")),
         f"defaults   {report.default_threads} threads",
         "",
     ]

@@ -55,6 +55,7 @@ class ModelInfo:
     postprocess_outputs: tuple[int, ...] | None = None
     metadata: ModelMetadata = field(default_factory=ModelMetadata)
     num_labels: int | None = None
+    weights: str | None = None  # see weight_kind(): "float32", "float16", "dynamic-range", "int8"
 
     @property
     def name(self) -> str:
@@ -98,7 +99,38 @@ def inspect_interpreter(interpreter: Any, path: str, metadata: ModelMetadata, ou
         postprocess_outputs=postprocess,
         metadata=metadata,
         num_labels=num_labels,
+        weights=weight_kind(interpreter),
     )
+
+
+#: What each weight kind means, as ``edgekit info`` says it.
+WEIGHT_KINDS = {
+    "float32": "float32",
+    "float16": "float16 (widened to float32 when loaded; runs as a float32 model)",
+    "dynamic-range": "int8, dynamic-range (int8 weights, float activations and I/O; XNNPACK on x86 runs these "
+                     "about 3x slower than float32, so measure with 'edgekit bench')",
+    "int8": "8-bit, full integer (quantized weights, activations and input)",
+}
+
+
+def weight_kind(interpreter: Any) -> str | None:
+    """How the model stores its weights, from its tensors' types: ``int8`` (quantized input, as a
+    full-integer model), ``dynamic-range`` (float input, int8 weight tensors), ``float16`` (float16
+    weight tensors) or ``float32``; None when the runtime does not list tensors."""
+    import numpy as np
+
+    try:
+        dtypes = {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
+        inputs = [np.dtype(d["dtype"]) for d in interpreter.get_input_details()]
+    except Exception:  # a runtime without tensor details: the kind is left unsaid
+        return None
+    if inputs and all(d in (np.dtype(np.int8), np.dtype(np.uint8)) for d in inputs):
+        return "int8"
+    if np.dtype(np.int8) in dtypes or np.dtype(np.uint8) in dtypes:
+        return "dynamic-range"
+    if np.dtype(np.float16) in dtypes:
+        return "float16"
+    return "float32"
 
 
 _TASKS = {"segment": "an instance-segmentation", "pose": "a pose (keypoint)", "obb": "an oriented-box",
@@ -163,6 +195,7 @@ def describe_info(info: ModelInfo, runtime: Any = None, threads: int | None = No
         "outputs": [t.describe() for t in info.outputs],
         "operators": dict(sorted(info.operators.items())),
         "postprocess_outputs": list(info.postprocess_outputs) if info.postprocess_outputs else None,
+        "weights": info.weights,
         "metadata": {"source": meta.source, "origins": dict(meta.origins), **meta.to_json_dict(),
                      **({"task": meta.task} if meta.task else {}),
                      **({"input_size": list(meta.input_size)} if meta.input_size else {}),

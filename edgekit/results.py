@@ -41,8 +41,11 @@ class DetectionResult:
     """All detections in one image or frame, best score first, with the image's size and source.
 
     ``frame`` (0-based index in its source), ``timestamp`` (seconds: stream time for files and
-    videos, wall-clock capture time for live sources) and ``latency_ms`` (capture → result) are set
-    by the runner; ``None`` when the result did not come from a source. ``tracked``: the run
+    videos, wall-clock capture time for live sources), ``latency_ms`` (capture → result: decoding,
+    waiting for the interpreter, inference and decoding the outputs) and ``invoke_ms`` (the model's
+    own time: the interpreter's ``invoke()`` for this frame) are set by the runner; ``None`` when
+    the result did not come from a source (``invoke_ms``: also for a frame not inferred, whose
+    result repeats an earlier one). ``tracked``: the run
     tracks objects, so every detection says its ``track_id`` (see :class:`Detection`).
     """
 
@@ -54,6 +57,7 @@ class DetectionResult:
     timestamp: float | None = None
     latency_ms: float | None = None
     tracked: bool = False
+    invoke_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -68,6 +72,8 @@ class DetectionResult:
             doc["timestamp"] = round(self.timestamp, 6)
         if self.latency_ms is not None:
             doc["latency_ms"] = round(self.latency_ms, 2)
+        if self.invoke_ms is not None:
+            doc["invoke_ms"] = round(self.invoke_ms, 2)
         return doc
 
     def to_json(self) -> str:

@@ -504,7 +504,7 @@ class Runner:
                                                            "(no motion) and no earlier result to repeat"),
                                    source=name)
             result = replace(last, source=frame.path or frame.source, frame=frame.index,
-                             timestamp=frame.timestamp, latency_ms=latency)
+                             timestamp=frame.timestamp, latency_ms=latency, invoke_ms=None)
             self._count(item.source, "gated")
             self._count(item.source, "processed")
             return FrameResult(frame, result, None, None, item.timings, name, motion=item.motion, gated=True)
@@ -513,7 +513,7 @@ class Runner:
         item.timings["outputs"] = (time.perf_counter() - started) * 1000
         loaded = item.loaded
         result = DetectionResult(loaded.source, loaded.width, loaded.height, detections, frame.index,
-                                 frame.timestamp, latency)
+                                 frame.timestamp, latency, invoke_ms=item.timings.get("invoke"))
         self._count(item.source, "processed")
         if self._gates[item.source] is not None:
             self._last[item.source] = result

@@ -192,6 +192,16 @@ class _StatusLog:
             self.publisher.publish_source_status(source, status, reason)
 
 
+def _progress(settings: ServiceSettings, sources: list, err: TextIO):
+    """Progress and a summary on stderr (a terminal, or -v; :mod:`edgekit.progress`), or None."""
+    from .progress import BatchProgress, show_progress
+
+    if not show_progress(err, settings.verbose):
+        return None
+    still = all(type(s).__name__ == "ImageFiles" for s in sources)
+    return BatchProgress(err, unit="image" if still else "frame")
+
+
 def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run detection as ``settings`` say; returns the exit code (0, or 5 when some inputs failed).
 
@@ -264,8 +274,13 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         sinks.append(video)
     if preview is not None:
         sinks.append(preview)
+    progress = _progress(settings, sources, err)
+    if progress is not None:
+        sinks.append(progress)
     with runner.stop_on_signals(), _signals_seen() as seen:
         summary = run(runner, sinks)
+    if progress is not None:
+        print(progress.summary(getattr(publisher, "final_stats", None)), file=err)
     if signal.SIGINT in seen:
         print(f"edgekit: interrupted (Ctrl-C): stopped after {summary.processed} frame(s); the rest were not "
               "processed", file=err, flush=True)

@@ -71,9 +71,48 @@ def test_bench_json_on_a_folder_is_complete_and_consistent(ssd, images, tmp_path
     assert doc["best_threads"] in range(1, cores + 1)
     main = next(p for p in doc["sweep"] if p["threads"] == doc["threads"])
     assert main["fps"] == doc["fps"]  # the main measurement is the sweep's point at the chosen threads
+    assert main["bare_fps"] == doc["bare_fps"]  # one bare measurement per thread count, not two that disagree
+    assert abs(doc["efficiency"] - doc["fps"] / doc["bare_fps"]) < 1e-9
 
     with Image.open(plot) as img:
         assert img.format == "PNG" and img.size == (640, 400)
+        _assert_y_axis_has_values(img.convert("RGB"), doc)
+
+
+def _assert_y_axis_has_values(img, doc):
+    """A tick (black, left of the axis) at each round value, and its number drawn beside it."""
+    from edgekit.bench import fps_ticks
+
+    left, bottom, top = 60, 340, 40
+    ticks = fps_ticks(max(max(p["fps"], p["bare_fps"]) for p in doc["sweep"]))
+    assert len(ticks) >= 3 and ticks[-1] >= max(p["bare_fps"] for p in doc["sweep"])
+    for value in ticks:
+        y = round(bottom - (bottom - top) * value / ticks[-1])
+        assert any(img.getpixel((left - 3, yy)) == (0, 0, 0) for yy in (y - 1, y, y + 1)), value
+        label = [img.getpixel((x, yy)) for x in range(0, left - 6) for yy in range(max(0, y - 6), min(400, y + 6))]
+        assert any(px != (255, 255, 255) for px in label), f"no value drawn at the tick {value}"
+
+
+def test_fps_ticks_are_round_and_cover_the_highest_bar():
+    from edgekit.bench import fps_ticks
+
+    assert fps_ticks(18.9) == [0, 5, 10, 15, 20]
+    assert fps_ticks(120) == [0, 50, 100, 150]
+    assert fps_ticks(0.7)[-1] >= 0.7 and fps_ticks(0.7)[1] == 0.2
+
+
+def test_report_text_keeps_one_number_per_measurement():
+    from edgekit.bench import BenchReport, StageTimes, SweepPoint, format_report
+
+    stages = StageTimes(5.0, 1.0, 0.5, 50.0, 1.0)
+    points = (SweepPoint(1, 1, 10.0, 12.0, stages), SweepPoint(2, 1, 14.5, 15.0, stages))
+    report = BenchReport("m.tflite", "s", False, "rt", 2, 2, "default", (300, 300), 1.0, 2.0, 12, 14.5, 1000 / 14.5,
+                         1000 / 15.0, 15.0, 14.5 / 15.0, stages, 1 << 26, points, 2)
+    text = format_report(report)
+    assert "steady       14.5 fps" in text and "= 15.0 fps" in text and "efficiency 0.97 = steady / bare" in text
+    assert "2T is the measurement above" in text and "   14.5 fps  (bare   15.0 fps" in text
+    noisy = format_report(BenchReport(**{**report.to_dict(), "stages": stages, "sweep": points, "efficiency": 1.04}))
+    assert "above 1: the machine's load changed" in noisy
 
 
 def test_bench_without_source_runs_on_synthetic_frames(ssd):

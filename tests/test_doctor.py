@@ -98,3 +98,35 @@ def test_rules_low_memory_and_throttling():
 def test_rules_old_glibc():
     findings = diagnose(_report("x86-avx512", runtimes=(), glibc="2.24"))
     assert any(f.topic == "glibc" and "2.27" in f.message for f in findings)
+
+
+def test_doctor_reports_video_and_mqtt_support():
+    doc = json.loads(run_cli("-m", "edgekit", "doctor", "--json").stdout)
+    assert doc["video"]["status"] == "ok" and "h264" in doc["video"]["decoders"]
+    text = run_cli("-m", "edgekit", "doctor").stdout
+    assert any(line.startswith("ok    video: PyAV") and "H.264" in line for line in text.splitlines()), text
+    assert any(line.startswith("ok    mqtt: paho-mqtt 2.") for line in text.splitlines()), text
+
+
+def test_doctor_without_pyav_says_to_install_the_video_extra(tmp_path):
+    """PyAV really absent in the children: a sitecustomize blocks ``import av``."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoAV:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'av':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _NoAV())\n")
+    r = run_cli("-m", "edgekit", "doctor", env={"PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0, r.stderr  # a warning: images and HTTP cameras still work
+    lines = r.stdout.splitlines()
+    warn = next(i for i, line in enumerate(lines) if line.startswith("WARN  video: PyAV is not installed"))
+    assert "pip install 'edgekit[video]'" in lines[warn + 1]
+
+
+def test_rules_mqtt_library():
+    report = _report("x86-avx512")
+    report.packages["paho-mqtt"] = "1.6.1"
+    assert any(f.topic == "mqtt" and f.level == "warn" and "2.x" in f.message for f in diagnose(report))
+    report.packages["paho-mqtt"] = None
+    assert any(f.topic == "mqtt" and "paho-mqtt>=2,<3" in (f.fix or "") for f in diagnose(report))

@@ -53,12 +53,13 @@ def test_detect_cli_publishes_schema_and_status(broker, tmp_path, ssd, ssd_label
     assert r.returncode == 0, r.stderr
     assert sub.wait_for(lambda s: len(s.payloads("/detections")) == 2)
     first = sub.payloads("/detections")[0]
-    assert first["schema"] == "edgekit.detections/2" and first["device"] == "testdev" and first["seq"] == 1
+    assert first["schema"] == "edgekit.detections/3" and first["device"] == "testdev" and first["seq"] == 1
+    assert 0 < first["invoke_ms"] <= first["latency_ms"]  # the model's own time, inside capture -> result
     assert first["model"] == "detect.tflite" and (first["width"], first["height"]) == (1352, 900)
     assert {"person", "kite"} <= {d["label"] for d in first["detections"]}
     assert len({p["event_id"] for p in sub.payloads("/detections")}) == 2
     import jsonschema
-    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
+    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-3.json").read_text())
     for payload in sub.payloads("/detections"):  # what a real broker delivered matches the published schema
         jsonschema.validate(payload, schema, format_checker=jsonschema.FormatChecker())
     broken = {**first, "detections": [{**first["detections"][0], "score": 1.5}]}

@@ -50,17 +50,24 @@ def _result(labels, source="frame.jpg", **kw) -> DetectionResult:
 
 def test_detection_payload_bytes_and_schema():
     result = DetectionResult("cam/frame.jpg", 1352, 900, (Detection("person", 0, 0.754321, (67.6, 515.94, 92.1, 556.7)),),
-                             frame=17, timestamp=1.5, latency_ms=23.456)
+                             frame=17, timestamp=1.5, latency_ms=23.456, invoke_ms=9.876)
     payload = detection_payload(result, event_id="ab" * 16, seq=3, device="garage", model="detect.tflite", now=NOW)
     assert payload == (
-        b'{"schema":"edgekit.detections/2","event_id":"abababababababababababababababab","seq":3,'
+        b'{"schema":"edgekit.detections/3","event_id":"abababababababababababababababab","seq":3,'
         b'"timestamp":"2026-11-22T10:00:00.123Z","device":"garage","source":"cam/frame.jpg","model":"detect.tflite",'
         b'"width":1352,"height":900,"detections":[{"label":"person","class_id":0,"score":0.75432,'
-        b'"box":[67.6,515.94,92.1,556.7]}],"frame":17,"latency_ms":23.46,"frame_timestamp":1.5}')
-    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
+        b'"box":[67.6,515.94,92.1,556.7]}],"frame":17,"latency_ms":23.46,"invoke_ms":9.88,"frame_timestamp":1.5}')
+    schema = json.loads((REPO / "edgekit" / "schemas" / "detections-3.json").read_text())
+    # version 3 only adds invoke_ms: the same message without it (schema name aside) is a valid version 2
+    v2 = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
+    as_v2 = {k: v for k, v in json.loads(payload).items() if k != "invoke_ms"}
+    jsonschema.validate({**as_v2, "schema": "edgekit.detections/2"}, v2, format_checker=jsonschema.FormatChecker())
+    v2_props, v3_props = set(v2["properties"]), set(schema["properties"])
+    assert v3_props - v2_props == {"invoke_ms"} and v2_props <= v3_props and set(v2["required"]) == set(schema["required"])
     jsonschema.validate(json.loads(payload), schema, format_checker=jsonschema.FormatChecker())
     bare = json.loads(detection_payload(_result([]), event_id="cd" * 16, seq=1, device="d", model="m", now=NOW))
     assert "frame" not in bare and "frame_timestamp" not in bare and "latency_ms" not in bare  # version 1 as it was
+    assert "invoke_ms" not in bare
     jsonschema.validate(bare, schema, format_checker=jsonschema.FormatChecker())
     # version 2 only adds: a version-1 message (schema name aside) is a valid version-2 one, and a tracked
     # detection's track_id is allowed where version 1 refused every extra field

@@ -194,7 +194,7 @@ def test_events_on_mqtt_validate_against_the_schema(tracked_run):
     # the outbox sends a share of the newest messages with each batch, so arrival order may differ: seq orders them
     key = lambda e: (e["after"]["seq"], e["type"], e["after"]["id"])  # noqa: E731
     assert sorted(map(key, published)) == sorted(map(key, printed))
-    detections = json.loads((REPO / "edgekit" / "schemas" / "detections-2.json").read_text())
+    detections = json.loads((REPO / "edgekit" / "schemas" / "detections-3.json").read_text())
     for doc in tracked_run["sub"].payloads("yard/detections")[:20]:
         jsonschema.validate(doc, detections)
 

@@ -25,7 +25,7 @@ objects (raw data + quantization) in the interpreter's output order, ``context``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..errors import ConfigError, LayoutError
@@ -122,8 +122,14 @@ def choose_layout(info: ModelInfo, requested: str | None = None) -> tuple[str, s
         return requested, "override (--layout)"
     meta = info.metadata
     if meta.layout:
-        get_decoder(meta.layout)
-        return meta.layout, f"metadata ({meta.origins.get('layout', meta.source)})"
+        origin = meta.origins.get("layout", meta.source)
+        if meta.layout not in _REGISTRY:
+            raise ConfigError(
+                f"{info.name}: its metadata ({origin}) records the output layout {meta.layout!r}, a custom decoder "
+                "that is not loaded; pass --plugin FILE_OR_MODULE that registers it (edgekit's examples/ has "
+                f"mtcnn_decoder.py and blazeface_decoder.py), or --layout NAME to override (known: "
+                f"{', '.join(decoder_names())})")
+        return meta.layout, f"metadata ({origin})"
     plugins = [n for n, e in reversed(_REGISTRY.items()) if not e.builtin and e.matches is not None]
     for name in plugins + [n for n in _BUILTIN_ORDER if n in _REGISTRY]:
         matcher = _REGISTRY[name].matches
@@ -135,11 +141,30 @@ def choose_layout(info: ModelInfo, requested: str | None = None) -> tuple[str, s
         if reason:
             kind = "" if _REGISTRY[name].builtin else "plugin: "
             return name, kind + (reason if isinstance(reason, str) else f"matches() of decoder {name!r}")
+    mismatch = _label_count_mismatch(info)
+    if mismatch is not None:
+        raise LayoutError(mismatch)
     raise LayoutError(
         f"{info.name}: cannot tell how to decode it — {looks_like(info)}. edgekit decodes SSD post-process "
         "(4 outputs), YOLOv8 [1, 4+C, N], YOLOv5 [1, N, 5+C] and end-to-end [1, N, 6] outputs; pass --layout "
         "if it is one of those, or register a decoder for it (--plugin)"
     )
+
+
+def _label_count_mismatch(info: ModelInfo) -> str | None:
+    """Why auto-detection failed when only the label count stood in the way: a built-in layout fits
+    the outputs once the labels are left out, so the label file does not belong to this model."""
+    if info.num_labels is None:
+        return None
+    bare = replace(info, num_labels=None)
+    for name in (n for n in _BUILTIN_ORDER if n in _REGISTRY):
+        matcher = _REGISTRY[name].matches
+        reason = matcher(bare) if matcher else None
+        if reason:
+            return (f"{info.name}: the outputs look like {name} — {reason} — but there are {info.num_labels} labels; "
+                    "the label file does not fit this model: pass the model's own labels (--labels FILE with one "
+                    "name per class), or --layout to decode it as another head")
+    return None
 
 
 def detect_layout(shapes: Sequence[tuple[int, ...]], num_labels: int | None = None,

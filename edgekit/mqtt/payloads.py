@@ -7,7 +7,7 @@ Each function returns bytes or :class:`Message` values (topic, payload, QoS, ret
 Topics (``<prefix>/<device_id>/…``, prefix ``edgekit``; ``<source>``, ``<zone>`` and ``<label>``
 as one topic level each, see :func:`topic_safe`)::
 
-    detections                 one message per processed frame (schema "edgekit.detections/2"; off
+    detections                 one message per processed frame (schema "edgekit.detections/3"; off
                                with ``detections = false``)
     counts/<label>             retained: how many <label> the latest frame had (sent on change)
     events                     QoS 1: new / update / end of tracked objects (schema "edgekit.events/1")
@@ -29,7 +29,7 @@ consumers work unchanged: ``frigate/events``, ``frigate/<camera>/<label>`` (+ ``
 Detections payload (``schema`` names the version; fields are only ever added; JSON Schemas in
 ``edgekit/schemas/``: version 2 adds ``track_id`` per detection when tracking)::
 
-    {"schema": "edgekit.detections/2", "event_id": "8f0c…", "seq": 17, "timestamp": "2026-11-22T10:00:00.123Z",
+    {"schema": "edgekit.detections/3", "event_id": "8f0c…", "seq": 17, "timestamp": "2026-11-22T10:00:00.123Z",
      "device": "pi-garage", "source": "frame.jpg", "model": "detect.tflite", "width": 1352, "height": 900,
      "detections": [{"label": "person", "class_id": 0, "score": 0.75, "box": [67.6, 515.9, 92.1, 556.7]}]}
 """
@@ -63,7 +63,7 @@ __all__ = [
     "utc_stamp",
 ]
 
-SCHEMA = "edgekit.detections/2"
+SCHEMA = "edgekit.detections/3"
 
 
 class Message(NamedTuple):
@@ -88,7 +88,7 @@ def utc_stamp(now: _dt.datetime | None = None) -> str:
 
 def detection_payload(result: DetectionResult, *, event_id: str, seq: int, device: str, model: str,
                       now: _dt.datetime | None = None) -> bytes:
-    """The ``detections`` message for one image or frame (schema ``edgekit.detections/2``).
+    """The ``detections`` message for one image or frame (schema ``edgekit.detections/3``).
 
     ``timestamp`` is when the message was made (``now``); the frame's own stream/capture time, when
     the result has one, is ``frame_timestamp``.

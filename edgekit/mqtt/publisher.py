@@ -67,6 +67,7 @@ class Publisher:
         self.last_error: str | None = None
         # the stats topic's fields about the run (fps, latency, per source): set by its MqttSink
         self.extra_stats: Callable[[], dict[str, Any]] | None = None
+        self.final_stats: dict[str, Any] | None = None  # stats() as the run ended (set by close())
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, float] = {}  # PUBACKs that arrived before their mid was recorded
@@ -151,6 +152,11 @@ class Publisher:
         Undelivered messages stay in the outbox for the next run."""
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
+        if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
+            if self._connected.is_set():  # the run's last numbers: the periodic stats may be up to 30 s old
+                self._wait(self._client.publish(self.settings.topic("stats"),
+                                                json.dumps(self._stats_message()).encode(), qos=0))
+            self.final_stats = self.stats()
         if self._connected.is_set() and self.role is None:
             info = self._client.publish(self.settings.topic("status"), b"offline", qos=1, retain=True)
             try:
@@ -165,6 +171,13 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()
+
+    @staticmethod
+    def _wait(info: Any, timeout: float = 2.0) -> None:
+        try:
+            info.wait_for_publish(timeout=timeout)
+        except (RuntimeError, ValueError):
+            pass
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` passes (False)."""
