@@ -39,6 +39,7 @@ __all__ = [
     "resize_scratch_bytes",
     "decode_bytes",
     "check_decode",
+    "check_pixels",
     "make_encoder",
     "encode_pixels",
 ]
@@ -202,11 +203,17 @@ def check_decode(img: Image.Image, name: str, target: tuple[int, int] | None = N
     Raises:
         ImageError: naming the image, its size, what decoding it needs and what is left.
     """
-    w, h = img.size
+    check_pixels(img.size, img.mode, name, target)
+
+
+def check_pixels(size: tuple[int, int], mode: str, name: str, target: tuple[int, int] | None = None) -> None:
+    """:func:`check_decode` for an image known by its ``size`` (width, height) and ``mode`` only
+    (read from a header without Pillow: a camera's JPEG)."""
+    w, h = size
     if w * h > Image.MAX_IMAGE_PIXELS:
         raise ImageError(f"{name}: a {w}x{h} image is larger than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} "
                          "pixels (possible decompression bomb); downscale it before detection")
-    need = decode_bytes((w, h), img.mode, target)
+    need = decode_bytes((w, h), mode, target)
     if need <= _SMALL_DECODE:
         return
     from .device import memory_budget
@@ -214,7 +221,7 @@ def check_decode(img: Image.Image, name: str, target: tuple[int, int] | None = N
     budget = memory_budget()
     if need > budget:
         mib = 1024 * 1024
-        raise ImageError(f"{name}: decoding this {w}x{h} {img.mode} image needs about {need / mib:.0f} MiB, more than "
+        raise ImageError(f"{name}: decoding this {w}x{h} {mode} image needs about {need / mib:.0f} MiB, more than "
                          f"the {budget / mib:.0f} MiB this process may still allocate; downscale it (a 1920x1080 "
                          f"image needs about {decode_bytes((1920, 1080), 'RGB', target) / mib:.0f} MiB) or raise the "
                          "memory limit")
