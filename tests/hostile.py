@@ -20,11 +20,12 @@ class Constrained:
     oom_killed: bool
 
 
-def run_constrained(*args: str, mem: str = "300M", timeout: float = 600, cwd=None, env=None) -> Constrained:
-    """``python -m edgekit ARGS`` under ``constrained --mem MEM`` (this worktree's edgekit)."""
+def run_constrained(*args: str, mem: str = "300M", timeout: float = 600, cwd=None, env=None,
+                    wrapper: list[str] = ()) -> Constrained:
+    """``[WRAPPER...] python -m edgekit ARGS`` under ``constrained --mem MEM`` (this worktree's edgekit)."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")])
-    r = subprocess.run([str(constrained_tool()), "--mem", mem, "--", sys.executable, "-m", "edgekit", *args],
+    r = subprocess.run([str(constrained_tool()), "--mem", mem, "--", *wrapper, sys.executable, "-m", "edgekit", *args],
                        capture_output=True, text=True, cwd=cwd or REPO, env=full_env, timeout=timeout)
     lines = r.stderr.splitlines()
     summary = next((line for line in reversed(lines) if line.startswith("constrained: rc=")), "")
