@@ -102,6 +102,18 @@ def test_a_jpeg_claiming_30000px_is_refused_from_its_header(camera):
     assert "30000x30000" in reader.frames[0].problem and "decompression bomb" in reader.frames[0].problem
 
 
+def test_every_frame_header_in_a_jpeg_counts():
+    """FFmpeg skips junk to find markers and re-sizes at a later frame header: so does the check."""
+    from edgekit.sources.stream import ImageDecoder
+
+    small, huge = jpeg(), huge_sof_jpeg()
+    assert jpeg_size(b"\xff\xd8junk" + huge[2:]) == (30000, 30000)
+    assert jpeg_size(small + huge) == (30000, 30000)
+    decode = ImageDecoder()
+    assert "30000x30000" in decode(small[:-2] + huge[2:])
+    assert decode(small).width == 64  # a real frame still decodes (the decoder's frame)
+
+
 def test_failed_frames_are_said_once_then_rate_limited():
     now = [0.0]
     lines: list[str] = []

@@ -560,10 +560,11 @@ class ImageDecoder:
     def __call__(self, data: bytes) -> Any:
         if self._codec is not None and data[:2] == b"\xff\xd8":
             size = jpeg_size(data)
-            if size is not None:
-                problem = _too_large(size, "RGB", len(data))  # FFmpeg makes YUV, then RGB
-                if problem is not None:
-                    return problem
+            if size is None:  # no frame header to check: Pillow reads it (and refuses) if there is one
+                return _pillow_decode(data)
+            problem = _too_large(size, "RGB", len(data))  # FFmpeg makes YUV, then RGB
+            if problem is not None:
+                return problem
             try:
                 frames = self._codec.decode(self._av.Packet(data))
             except self._av.error.FFmpegError as exc:
@@ -574,25 +575,22 @@ class ImageDecoder:
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's start-of-frame marker, or None when there is none."""
-    i = 2
-    while i + 9 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        if marker == 0xDA or length < 2:  # scan data before any frame header: not a JPEG to trust
-            return None
-        i += 2 + length
-    return None
+    """The largest (width, height) any start-of-frame marker in a JPEG claims, or None when there
+    is none. Every marker counts, not only the first: FFmpeg skips junk to find markers, and a
+    later frame header would make it allocate at that size. (numpy finds them: a regular
+    expression over a 720p frame costs 1.7 ms, half of FFmpeg's decode.)"""
+    import numpy as np
+
+    a = np.frombuffer(data, np.uint8)
+    ff = np.flatnonzero(a[:-8] == 0xFF)
+    kind = a[ff + 1]
+    ff = ff[(kind >= 0xC0) & (kind <= 0xCF) & (kind != 0xC4) & (kind != 0xC8) & (kind != 0xCC)]
+    if not len(ff):
+        return None
+    heights = a[ff + 5].astype(np.int64) << 8 | a[ff + 6]
+    widths = a[ff + 7].astype(np.int64) << 8 | a[ff + 8]
+    best = int(np.argmax(widths * heights))
+    return int(widths[best]), int(heights[best])
 
 
 def _too_large(size: tuple[int, int], mode: str, nbytes: int) -> str | None:
