@@ -91,3 +91,19 @@ def test_sparse_names_within_the_limit_still_read(tmp_path):
     doc = {"names": {"0": "a", "3": "d"}, "stride": 32}
     _with_members(tmp_path / "m.tflite", {"metadata.json": json.dumps(doc).encode()}, keep=False)
     assert read_metadata(tmp_path / "m.tflite").labels == ("a", "class_1", "class_2", "d")
+
+
+def test_a_flatbuffer_vector_length_past_the_buffer_is_refused_without_a_list_that_long():
+    import struct
+
+    from edgekit.tflite_metadata import model_metadata_buffers
+
+    # root table at 8: its vtable says field 4 (Model.buffers) is a vector claiming 2**32-1 elements
+    buf = bytearray(64)
+    struct.pack_into("<I", buf, 0, 24)  # root offset → table at 24
+    struct.pack_into("<HHHHHHHH", buf, 8, 16, 8, 0, 0, 0, 0, 4, 0)  # vtable at 8: 8 slots, slot 4 at +4
+    struct.pack_into("<i", buf, 24, 24 - 8)  # table → vtable
+    struct.pack_into("<I", buf, 28, 8)  # slot 4: vector at 28 + 8 = 36
+    struct.pack_into("<I", buf, 36, 0xFFFFFFFF)
+    with pytest.raises(ValueError, match="does not fit"):
+        model_metadata_buffers(bytes(buf))
