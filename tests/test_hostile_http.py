@@ -170,3 +170,19 @@ def test_cli_outage_is_said_once():
     r = _cli(f"http://127.0.0.1:{port}/cam", 15)
     said = [line for line in r.lines if f"127.0.0.1:{port}" in line]
     assert len(said) == 1 and "down" in said[0], r.lines
+
+
+@pytest.mark.parametrize("path, why", [("/trickle", "frame timeout"), ("/noboundary", "boundary")])
+def test_cli_trickle_and_no_boundary_are_reported_down_once(camera, path, why):
+    r = _cli(camera.url(path), 60)  # the default frame timeout is 20 s
+    assert not r.oom_killed, r
+    down = [line for line in r.lines if f"{path} is down" in line]
+    assert len(down) == 1 and why in down[0], r.lines
+
+
+def test_cli_random_parts_are_rate_limited_with_plain_messages(camera):
+    r = _cli(camera.url("/random"), 15)
+    assert not r.oom_killed, r
+    camera_lines = [line for line in r.lines if "/random" in line]
+    assert 1 <= len(camera_lines) <= 15 // 10 + 3, r.lines  # the old code said ~300 lines in 15 s
+    assert not any(REPR.search(line) for line in r.lines), r.lines
