@@ -118,9 +118,16 @@ class AnnotationWriter:
 
         Raises OSError if the folder or file cannot be written.
         """
-        os.makedirs(self.out_dir, exist_ok=True)
+        from .userdirs import FILE_MODE, private_dir
+
+        private_dir(self.out_dir, tighten=False)  # a folder it creates is 0700; the user's own is left as it is
         path = os.path.join(self.out_dir, self.name_for(source))
-        draw_detections(image, detections).save(path, format="JPEG", quality=90)
+        drawn = draw_detections(image, detections)
+        # What the camera saw is as private as the rest of edgekit's state: 0600 whatever the umask.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fd, FILE_MODE)  # an existing file keeps its mode through O_TRUNC; the umask filters open's
+            drawn.save(fh, format="JPEG", quality=90)
         return path
 
 

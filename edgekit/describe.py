@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .detector import Detector, DetectorOptions
-from .errors import ConfigError, EdgekitError, RuntimeNotFoundError
+from .errors import ConfigError, EdgekitError, RuntimeNotFoundError, UnsafeModelError
 from .metadata import ModelMetadata, read_labels
 from .metadata_readers import read_metadata
 from .modelinfo import describe_info, inspect_interpreter
@@ -29,8 +29,8 @@ def describe_model(path: str, *, layout: str | None = None, labels_path: str | N
     options = DetectorOptions(layout=layout, num_threads=num_threads)
     try:
         return Detector(path, options, labels_path=labels_path).describe()
-    except (RuntimeNotFoundError, ConfigError):
-        raise  # nothing to describe with, or a bad argument (--labels, --layout)
+    except (RuntimeNotFoundError, ConfigError, UnsafeModelError):
+        raise  # nothing to describe with, a bad argument (--labels, --layout), or hostile metadata
     except EdgekitError as exc:
         why = str(exc)
     except Exception as exc:  # still describe the file; the verdict says what failed

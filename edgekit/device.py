@@ -386,3 +386,10 @@ def probe(root: Path | str = Path("/"), *, machine: str | None = None, userland_
     versions = {h.version for h in hierarchies}
     version = "hybrid" if versions == {"v1", "v2"} else (versions.pop() if versions else None)
     return DeviceInfo(cpu, _memory(root, hierarchies), _thermal(root, throttled), version)
+
+
+def memory_budget(root: Path | str = Path("/")) -> int:
+    """Bytes this process may still allocate now (:attr:`MemoryInfo.budget`), without probing the CPU:
+    cheap enough to ask before each large allocation (a big image's decode)."""
+    root = Path(root)
+    return _memory(root, _hierarchies(root)).budget

@@ -19,6 +19,7 @@ __all__ = [
     "ModelError",
     "UnsupportedModelError",
     "LayoutError",
+    "UnsafeModelError",
     "ImageError",
     "ConfigError",
     "PlanError",
@@ -69,6 +70,12 @@ class UnsupportedModelError(ModelError):
 
 class LayoutError(ModelError):
     """The model's outputs do not match any known (or the requested) output layout."""
+
+
+class UnsafeModelError(ModelError):
+    """The model carries metadata past what edgekit reads (a ZIP bomb, a class id in the billions):
+    refused from sizes and headers before anything that large is allocated. ``edgekit info``
+    refuses it too, where other ModelErrors only change its verdict."""
 
 
 class ImageError(EdgekitError):

@@ -37,6 +37,9 @@ __all__ = [
     "load_image",
     "fit_to_input",
     "resize_scratch_bytes",
+    "decode_bytes",
+    "check_decode",
+    "check_pixels",
     "make_encoder",
     "encode_pixels",
 ]
@@ -140,12 +143,16 @@ def _load_file(path: str, target: tuple[int, int] | None, resize: str) -> Loaded
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                if img.format != "JPEG":  # (a PNG's getexif() decodes the whole image to find EXIF)
+                    check_decode(img, path, target)  # ImageError before an allocation that would not fit
                 orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
                 width, height = img.size
                 if orientation in _TRANSPOSED_ORIENTATIONS:
                     width, height = height, width
                 if target is not None and img.format == "JPEG":
                     img.draft("RGB", _draft_size(img.size, target, resize, orientation))
+                if img.format == "JPEG":
+                    check_decode(img, path, target)  # at the size draft mode decodes
                 img.load()
                 # exif_transpose copies even an upright image: only pay for it when rotated
                 upright = ImageOps.exif_transpose(img) if orientation not in (None, 1) else img
@@ -165,6 +172,59 @@ def _load_file(path: str, target: tuple[int, int] | None, resize: str) -> Loaded
         raise ImageError(f"{path}: not an image Pillow can read; expected JPEG, PNG, BMP, GIF, TIFF or WebP") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: corrupt or truncated image ({exc}); re-export or re-download it") from None
+
+
+# Below this a decode is not worth asking the kernel about (a 1920x1080 RGB decode is 8 MB).
+_SMALL_DECODE = 32 * 1024 * 1024
+
+
+def decode_bytes(size: tuple[int, int], mode: str, target: tuple[int, int] | None = None) -> int:
+    """Peak bytes decoding a ``mode`` image of ``size`` (width, height) takes on the way to the
+    model input: Pillow's pixels (RGB and other 3-band modes stored as 4 bytes a pixel), an RGB
+    copy when the mode is not RGB, and what :func:`resize_scratch_bytes` holds to resize it to
+    ``target`` (640x640 when unknown)."""
+    w, h = size
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        bands = 4
+    stored = 4 if bands >= 3 or mode.startswith(("I", "F")) else bands
+    need = w * h * stored
+    if mode != "RGB":
+        need += w * h * 4
+    return need + resize_scratch_bytes((w, h), target or (640, 640))
+
+
+def check_decode(img: Image.Image, name: str, target: tuple[int, int] | None = None) -> None:
+    """Refuse, before decoding, an opened image whose pixels would not fit: more than Pillow's
+    decompression-bomb limit, or more memory than this process may still allocate (the memory
+    budget the planner uses: the cgroup limit or MemAvailable).
+
+    Raises:
+        ImageError: naming the image, its size, what decoding it needs and what is left.
+    """
+    check_pixels(img.size, img.mode, name, target)
+
+
+def check_pixels(size: tuple[int, int], mode: str, name: str, target: tuple[int, int] | None = None) -> None:
+    """:func:`check_decode` for an image known by its ``size`` (width, height) and ``mode`` only
+    (read from a header without Pillow: a camera's JPEG)."""
+    w, h = size
+    if w * h > Image.MAX_IMAGE_PIXELS:
+        raise ImageError(f"{name}: a {w}x{h} image is larger than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} "
+                         "pixels (possible decompression bomb); downscale it before detection")
+    need = decode_bytes((w, h), mode, target)
+    if need <= _SMALL_DECODE:
+        return
+    from .device import memory_budget
+
+    budget = memory_budget()
+    if need > budget:
+        mib = 1024 * 1024
+        raise ImageError(f"{name}: decoding this {w}x{h} {mode} image needs about {need / mib:.0f} MiB, more than "
+                         f"the {budget / mib:.0f} MiB this process may still allocate; downscale it (a 1920x1080 "
+                         f"image needs about {decode_bytes((1920, 1080), 'RGB', target) / mib:.0f} MiB) or raise the "
+                         "memory limit")
 
 
 def _draft_size(size: tuple[int, int], target: tuple[int, int], resize: str, orientation: int) -> tuple[int, int]:

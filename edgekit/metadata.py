@@ -32,7 +32,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, UnsafeModelError
 
 __all__ = [
     "InputSpec",
@@ -49,6 +49,11 @@ METADATA_MEMBER = "edgekit.json"
 SCHEMA_VERSION = 1
 COLOR_ORDERS = ("RGB", "BGR")
 RESIZE_MODES = ("stretch", "letterbox")
+# What an appended ZIP may hold, read from its headers before anything is inflated: metadata and
+# label files are kilobytes, and JSON/literal parsing holds several times its input in objects.
+MAX_MEMBER_BYTES = 1 << 20
+MAX_MEMBERS = 64
+MAX_LABELS = 1 << 16  # class ids a model may name (Ultralytics keys them by number)
 
 
 @dataclass(frozen=True)
@@ -222,12 +227,41 @@ def split_model(data: bytes, where: str = "model") -> tuple[bytes, dict[str, byt
         return data, {}
     try:
         with zf:
-            start = min(info.header_offset for info in zf.infolist())
-            members = {info.filename: zf.read(info) for info in zf.infolist()}
+            infos = zf.infolist()
+            _check_member_sizes(infos, where)
+            start = min(info.header_offset for info in infos)
+            members = {info.filename: _read_member(zf, info, where) for info in infos}
+    except ModelError:
+        raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
         raise ModelError(f"{where}: the metadata ZIP appended to the model is corrupt ({exc}); the file is damaged — "
                          "re-download or re-convert it") from None
     return data[:start], members
+
+
+def _check_member_sizes(infos: list[zipfile.ZipInfo], where: str) -> None:
+    """Refuse, from the ZIP's headers alone, an archive too large to be metadata (a ZIP bomb)."""
+    if len(infos) > MAX_MEMBERS:
+        raise UnsafeModelError(f"{where}: the ZIP appended to the model has {len(infos)} members; expected metadata "
+                         f"(at most {MAX_MEMBERS} small files) — this is not a model to trust: re-download or "
+                         "re-convert it")
+    for info in infos:
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise UnsafeModelError(f"{where}: the ZIP appended to the model holds {info.filename!r} of "
+                             f"{info.file_size} bytes uncompressed; expected metadata of at most "
+                             f"{MAX_MEMBER_BYTES} bytes a file — refused without inflating it: re-download or "
+                             "re-convert the model")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    # The header's size bounds what zipfile inflates; read one byte past it all the same, so a
+    # member whose data runs past its header is refused rather than trusted.
+    with zf.open(info) as fh:
+        data = fh.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise UnsafeModelError(f"{where}: the ZIP member {info.filename!r} inflates past {MAX_MEMBER_BYTES} bytes; "
+                         "expected small metadata files: re-download or re-convert the model")
+    return data
 
 
 def embed_metadata(model: bytes, metadata: ModelMetadata) -> bytes:

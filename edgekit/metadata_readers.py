@@ -22,8 +22,8 @@ import os
 from dataclasses import asdict
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError, ModelError
-from .metadata import METADATA_MEMBER, InputSpec, ModelMetadata, parse_labels, split_model
+from .errors import ConfigError, ModelError, UnsafeModelError
+from .metadata import MAX_LABELS, METADATA_MEMBER, InputSpec, ModelMetadata, parse_labels, split_model
 
 __all__ = ["read_metadata", "register_metadata_reader", "MetadataReader"]
 
@@ -194,6 +194,25 @@ def _ultralytics_doc(members: Mapping[str, bytes]) -> tuple[str, dict] | None:
     return None
 
 
+def _numbered_names(names: dict, member: str, where: str) -> tuple[str, ...]:
+    """Ultralytics' ``{"0": "person", ...}`` as labels by class id (gaps named ``class_N``).
+
+    Raises:
+        ValueError: a key that is not an integer (the reader then ignores the block, with a note).
+        ModelError: a class id outside 0..MAX_LABELS-1: a list that long is never a model's classes,
+            and making it would exhaust memory.
+    """
+    try:
+        ids = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{member}: class names keyed by non-integers") from None
+    bad = next((i for i in ids if not 0 <= i < MAX_LABELS), None)
+    if bad is not None:
+        raise UnsafeModelError(f"{where}: {member} names class id {bad}; expected ids from 0 to {MAX_LABELS - 1} — "
+                         "the metadata is damaged or hostile: re-export the model")
+    return tuple(ids.get(i, f"class_{i}") for i in range(max(ids) + 1))
+
+
 def _ultralytics_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
     found = _ultralytics_doc(members)
     if found is None:
@@ -203,12 +222,11 @@ def _ultralytics_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: 
     values: dict[str, Any] = {}
     names = doc.get("names")
     if isinstance(names, dict) and names:
-        try:
-            ids = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"{member}: class names keyed by non-integers") from None
-        values["labels"] = tuple(ids.get(i, f"class_{i}") for i in range(max(ids) + 1))
+        values["labels"] = _numbered_names(names, member, where)
     elif isinstance(names, list) and names:
+        if len(names) > MAX_LABELS:
+            raise UnsafeModelError(f"{where}: {member} lists {len(names)} class names; expected at most {MAX_LABELS} — "
+                             "the metadata is damaged or hostile: re-export the model")
         values["labels"] = tuple(str(n) for n in names)
     if doc.get("task"):
         values["task"] = str(doc["task"])

@@ -286,7 +286,8 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
               "processed", file=err, flush=True)
         return EXIT_INTERRUPTED
     if summary.failed:
-        print(f"edgekit: {summary.failed} input(s) failed; the others were processed", file=err)
+        rest = f"the other {summary.processed} were processed" if summary.processed else "nothing was processed"
+        print(f"edgekit: {summary.failed} input(s) failed; {rest}", file=err)
         return ImageError.exit_code
     return 0
 

@@ -60,18 +60,45 @@ class JsonLines:
 
 
 class ErrorLog:
-    """``edgekit: <error>`` on stderr for each frame that could not be processed."""
+    """``edgekit: <error>`` on stderr for each frame that could not be processed.
 
-    def __init__(self, stream: TextIO | None = None, prefix: str = "edgekit: ") -> None:
+    Rate-limited per frame source (``frame.source``: the file for images, the URL for a camera):
+    one failing file is one line, but a camera sending garbage 30 times a second is one line,
+    then at most one every ``every`` seconds that says how many failed meanwhile (and a last one
+    at close)."""
+
+    def __init__(self, stream: TextIO | None = None, prefix: str = "edgekit: ", every: float = 10.0,
+                 clock: Any = None) -> None:
+        import time
+
         self.stream = stream or sys.stderr
         self.prefix = prefix
+        self.every = every
+        self._clock = clock or time.monotonic
+        self._said: dict[str, float] = {}  # source → when a line last said its failures
+        self._held: dict[str, tuple[int, str]] = {}  # source → (failures not said since, the last one)
 
     def write(self, fr: Any) -> None:
-        if fr.error is not None:
-            print(f"{self.prefix}{fr.error}", file=self.stream, flush=True)
+        if fr.error is None:
+            return
+        source, now = str(fr.frame.source), self._clock()
+        said = self._said.get(source)
+        if said is not None and now - said < self.every:
+            count, _ = self._held.get(source, (0, ""))
+            self._held[source] = (count + 1, str(fr.error))
+            return
+        self._said[source] = now
+        count, _ = self._held.pop(source, (0, ""))
+        more = f" (and {count} more failed frame(s) of {source} in the last {self.every:g} s)" if count else ""
+        self._print(f"{fr.error}{more}")
 
     def close(self) -> None:
-        pass
+        for source, (count, last) in self._held.items():
+            self._print(f"{count} more failed frame(s) of {source} not shown; the last: {last}")
+        self._held.clear()
+
+    def _print(self, text: str) -> None:
+        print(f"{self.prefix}{text}", file=self.stream, flush=True)
 
 
 def _original(fr: Any, option: str) -> Any:

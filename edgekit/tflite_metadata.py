@@ -66,12 +66,20 @@ class _Table:
         start = at + _u32(self.buf, at)
         return start + 4, _u32(self.buf, start)
 
-    def tables(self, slot: int) -> list["_Table"]:
+    def _offsets(self, slot: int) -> tuple[int, int]:
+        """A vector of offsets, its length checked against the buffer (a hostile length of 2**32
+        would otherwise make a list that long before any read failed)."""
         start, n = self._vector(slot)
+        if n > _MAX_ELEMENTS or start + 4 * n > len(self.buf):
+            raise struct.error(f"a vector of {n} elements at {start} does not fit the {len(self.buf)}-byte buffer")
+        return start, n
+
+    def tables(self, slot: int) -> list["_Table"]:
+        start, n = self._offsets(slot)
         return [_Table(self.buf, start + 4 * i + _u32(self.buf, start + 4 * i)) for i in range(n)]
 
     def strings(self, slot: int) -> list[str]:
-        start, n = self._vector(slot)
+        start, n = self._offsets(slot)
         out = []
         for i in range(n):
             s = start + 4 * i + _u32(self.buf, start + 4 * i)
@@ -85,6 +93,9 @@ class _Table:
     def bytes_vector(self, slot: int) -> bytes:
         start, n = self._vector(slot)
         return bytes(self.buf[start:start + n])
+
+
+_MAX_ELEMENTS = 1 << 20  # more tensors, buffers or metadata entries than any model has
 
 
 def _u32(buf: bytes, at: int) -> int:

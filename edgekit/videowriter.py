@@ -163,7 +163,12 @@ class VideoWriter:
             raise ConfigError(f"cannot finish the video {self.path}: {av_reason(exc)}") from None
 
     def _open(self, width: int, height: int) -> None:
+        from .userdirs import create_private
+
         self.size = (width + width % 2, height + height % 2)
+        # What the camera saw is as private as the rest of edgekit's state: 0600 whatever the umask
+        # (FFmpeg truncates the file and keeps its mode).
+        create_private(self.path)
         container = self._av.open(self.path, mode="w", format=self.format)
         try:
             stream = container.add_stream(self.codec, rate=self.rate, options=self._options())

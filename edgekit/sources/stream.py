@@ -36,7 +36,7 @@ from ..frames import Frame
 from .video import av_reason, import_av
 
 __all__ = ["StatusCallback", "LiveSource", "AvStream", "HttpStream", "PiCamera", "ImageDecoder", "read_multipart",
-           "redact"]
+           "redact", "jpeg_size", "default_max_frame_bytes"]
 
 StatusCallback = Callable[[str, str, str], None]
 """``on_status(source_name, "up" | "down", reason)``."""
@@ -162,8 +162,10 @@ class LiveSource:
         if status == self.status:
             return
         self.status, self.reason = status, reason
+        # Whoever set on_status says it (the CLI prints one line): the log would say it twice.
         if status == "down":
-            log.warning("%s: stream down (%s); reconnecting with backoff", self.name, reason)
+            (log.debug if self.on_status is not None else log.warning)(
+                "%s: stream down (%s); reconnecting with backoff", self.name, reason)
         else:
             log.info("%s: stream up", self.name)
         if self.on_status is not None:
@@ -250,26 +252,39 @@ class HttpStream(LiveSource):
     sent as HTTP Basic authentication (and hidden in ``name``). ``mode`` says what was found:
     ``"mjpeg"``, ``"snapshot"`` or None before the first response.
 
+    A camera is not trusted to behave: every frame must arrive whole within ``frame_timeout``
+    seconds (a watchdog shuts the connection down otherwise, so a server trickling a byte every
+    few seconds cannot hold a read forever) and in at most ``max_frame_bytes`` bytes (no body,
+    MJPEG part or run of bytes without a boundary is buffered past it). Either is an outage.
+
     Args:
         url: ``http://`` or ``https://`` URL.
         interval: seconds between snapshot requests (MJPEG streams ignore it).
         open_timeout, read_timeout: seconds for connecting, and for each read.
+        frame_timeout: seconds a whole frame may take: the response headers and body of a
+            snapshot, the next complete part of an MJPEG stream.
+        max_frame_bytes: the largest image accepted (None: :func:`default_max_frame_bytes`, from
+            the memory this process may still allocate).
         on_status, backoff, max_backoff: see :class:`LiveSource`.
     """
 
     def __init__(self, url: str, *, interval: float = 1.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
-                 **live: Any) -> None:
+                 frame_timeout: float = 20.0, max_frame_bytes: int | None = None, **live: Any) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"expected an http:// or https:// URL with a host, found {redact(url)!r}")
         if interval <= 0:
             raise ConfigError(f"snapshot interval must be above 0 seconds, found {interval}")
+        if not frame_timeout > 0:
+            raise ConfigError(f"frame timeout must be above 0 seconds, found {frame_timeout}")
         self.url, self.interval = url, interval
-        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.open_timeout, self.read_timeout, self.frame_timeout = open_timeout, read_timeout, frame_timeout
+        self.max_frame_bytes = max_frame_bytes or default_max_frame_bytes()
         self.mode: str | None = None
         self._sock: socket.socket | None = None
         self._sock_lock = threading.Lock()
         self._decoder: ImageDecoder | None = None
+        self._watchdog = _Watchdog(self._interrupt)
         super().__init__(redact(url), **live)
 
     def _convert(self, item: Any) -> Any:
@@ -277,22 +292,48 @@ class HttpStream(LiveSource):
             self._decoder = ImageDecoder()
         return self._decoder(item)
 
+    def close(self) -> None:
+        super().close()
+        self._watchdog.stop()
+
     def _capture(self) -> Iterator[Any]:
+        try:
+            yield from self._frames()
+        except Exception:
+            if not self._watchdog.expired:
+                raise
+        finally:
+            self._watchdog.disarm()
+        self._check_deadline()
+
+    def _check_deadline(self) -> None:
+        """After the watchdog cut the connection, say that rather than how the read ended."""
+        if self._watchdog.expired:
+            raise TimeoutError(f"no complete frame within the {self.frame_timeout:g} s frame timeout "
+                               "(the camera sends too slowly or not at all)")
+
+    def _frames(self) -> Iterator[Any]:
         next_poll = time.monotonic()
         while not self._stop.is_set():
+            self._watchdog.arm(self.frame_timeout)
             with self._get() as response:
                 content_type = response.getheader("Content-Type", "")
                 kind = content_type.split(";")[0].strip().lower()
                 if kind == "multipart/x-mixed-replace":
                     self.mode = "mjpeg"
-                    for body in read_multipart(response, _boundary(content_type)):
+                    for body in read_multipart(response, _boundary(content_type), self.max_frame_bytes):
+                        self._check_deadline()
+                        self._watchdog.disarm()
                         yield body  # decoded only if taken (_convert)
+                        self._watchdog.arm(self.frame_timeout)
                     return
                 if not kind.startswith("image/"):
                     raise ConfigError(f"expected an MJPEG stream (multipart/x-mixed-replace) or an image, "
                                       f"found Content-Type {content_type or 'none'!r}")
                 self.mode = "snapshot"
-                body = response.read()
+                body = _read_body(response, self.max_frame_bytes)
+            self._check_deadline()  # a body cut short by the watchdog is not a picture
+            self._watchdog.disarm()
             yield body
             next_poll = max(next_poll + self.interval, time.monotonic())
             self._stop.wait(next_poll - time.monotonic())
@@ -311,7 +352,7 @@ class HttpStream(LiveSource):
         conn.connect()
         with self._sock_lock:
             self._sock = conn.sock
-        if self._stop.is_set():
+        if self._stop.is_set() or self._watchdog.expired:
             conn.close()
             raise ConnectionAbortedError("closed")
         conn.sock.settimeout(self.read_timeout)
@@ -331,38 +372,135 @@ class HttpStream(LiveSource):
                     pass
 
 
-def read_multipart(fp: Any, boundary: bytes) -> Iterator[bytes]:
+def default_max_frame_bytes() -> int:
+    """The largest camera image accepted: :data:`MAX_PART_BYTES`, or a quarter of the memory this
+    process may still allocate when that is less (the body is held while it is decoded)."""
+    from ..device import memory_budget
+
+    return max(1 << 20, min(MAX_PART_BYTES, memory_budget() // 4))
+
+
+class _Watchdog:
+    """Calls ``expire()`` (which cuts the connection) when a frame takes past its deadline.
+
+    A socket timeout bounds each read, not a frame: a server sending one byte every few seconds
+    never trips it. One thread per source waits for the armed deadline."""
+
+    def __init__(self, expire: Callable[[], None]) -> None:
+        self._expire = expire
+        self._until: float | None = None
+        self._stopped = False
+        self.expired = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            self.expired = False
+            self._until = time.monotonic() + seconds
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._run, name="edgekit-http-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._until = None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped, self._until = True, None
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._until is None:
+                    self._cond.wait()
+                    continue
+                left = self._until - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._until, self.expired = None, True
+                self._expire()
+
+
+def _read_body(response: Any, limit: int) -> bytes:
+    """A snapshot's body, refused past ``limit`` bytes (announced or sent)."""
+    length = response.getheader("Content-Length", "")
+    if length.strip().isdigit() and int(length) > limit:
+        raise ConnectionError(f"the image announces {int(length)} bytes; expected a camera image of at most "
+                              f"{limit} bytes")
+    body = response.read(limit + 1)
+    if len(body) > limit:
+        raise ConnectionError(f"the image ran past {limit} bytes without ending; expected a camera image of at "
+                              f"most {limit} bytes")
+    return body
+
+
+class _Bounded:
+    """A reader that refuses to hand out more than ``limit`` bytes between two :meth:`reset` calls."""
+
+    def __init__(self, fp: Any, limit: int, boundary: bytes) -> None:
+        self.fp, self.limit, self.boundary, self.count = fp, limit, boundary, 0
+
+    def reset(self) -> None:
+        self.count = 0
+
+    def _take(self, data: bytes) -> bytes:
+        self.count += len(data)
+        if self.count > self.limit:
+            raise ConnectionError(f"no complete MJPEG part (boundary {self.boundary.decode('latin-1')!r}) within "
+                                  f"{self.limit} bytes; expected multipart/x-mixed-replace camera frames")
+        return data
+
+    def readline(self, size: int = 65536) -> bytes:
+        return self._take(self.fp.readline(min(size, self.limit - self.count + 1)))
+
+    def read(self, size: int) -> bytes:
+        return self._take(self.fp.read(min(size, self.limit - self.count + 1)))
+
+
+def read_multipart(fp: Any, boundary: bytes, max_part_bytes: int = MAX_PART_BYTES) -> Iterator[bytes]:
     """The bodies of a ``multipart/x-mixed-replace`` stream, until it ends.
 
     Tolerates what cameras send: the boundary parameter with or without its leading ``--``, blank
     lines between parts, parts without Content-Length (then the body runs to the next delimiter).
+    Nothing is buffered without bound: from one part's end to the next one's, at most
+    ``max_part_bytes`` are read (preamble, headers and body).
 
     Raises:
-        ConnectionError: a part larger than :data:`MAX_PART_BYTES`.
+        ConnectionError: more than ``max_part_bytes`` without a complete part (a part too large,
+            or no boundary at all).
     """
     core = boundary.strip(b'"').lstrip(b"-")
     delimiter = re.compile(rb"^--+" + re.escape(core) + rb"(--)?\s*$")
-    line = fp.readline(65536)
+    bounded = _Bounded(fp, max_part_bytes, core)
+    line = bounded.readline()
     while line:
         match = delimiter.match(line)
         if match is None:  # preamble or blank lines between parts
-            line = fp.readline(65536)
+            line = bounded.readline()
             continue
         if match.group(1):  # the closing delimiter
             return
-        headers = _part_headers(fp)
+        headers = _part_headers(bounded)
         length = headers.get("content-length", "")
         if length.strip().isdigit():
             size = int(length)
-            if size > MAX_PART_BYTES:
-                raise ConnectionError(f"an MJPEG part of {size} bytes (more than {MAX_PART_BYTES})")
-            body = fp.read(size)
+            if size > max_part_bytes:
+                raise ConnectionError(f"an MJPEG part of {size} bytes (more than {max_part_bytes})")
+            body = bounded.read(size)
             if len(body) < size:
                 return
+            bounded.reset()
             yield body
-            line = fp.readline(65536)
+            line = bounded.readline()
         else:
-            body, line = _read_to_delimiter(fp, delimiter)
+            body, line = _read_to_delimiter(bounded, delimiter)
+            bounded.reset()
+            bounded.count = len(line)
             if body is not None:
                 yield body
 
@@ -380,7 +518,6 @@ def _part_headers(fp: Any) -> dict[str, str]:
 def _read_to_delimiter(fp: Any, delimiter: re.Pattern[bytes]) -> tuple[bytes | None, bytes]:
     """Body bytes up to the next delimiter line (and that line), or (None, b"") at end of stream."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         line = fp.readline(65536)
         if not line:
@@ -389,9 +526,6 @@ def _read_to_delimiter(fp: Any, delimiter: re.Pattern[bytes]) -> tuple[bytes | N
             body = b"".join(chunks)
             return (body[:-2] if body.endswith(b"\r\n") else body.rstrip(b"\n")), line
         chunks.append(line)
-        size += len(line)
-        if size > MAX_PART_BYTES:
-            raise ConnectionError(f"an MJPEG part without Content-Length ran past {MAX_PART_BYTES} bytes")
 
 
 def _boundary(content_type: str) -> bytes:
@@ -408,7 +542,9 @@ class ImageDecoder:
     JPEG goes through FFmpeg's MJPEG decoder when PyAV is installed: measured at 720p it costs
     about a third of Pillow's CPU time (3.8-4.9 ms against 12-14 ms) and it accepts the
     Huffman-table-less JPEGs some cameras send; its frame stays YUV (see :class:`LiveSource`).
-    Other formats, or no PyAV, use Pillow.
+    Other formats, or no PyAV, use Pillow. Either way the image's size is read from its header
+    first and refused as a file would be: past Pillow's decompression-bomb limit, or needing more
+    memory than this process may still allocate (:func:`edgekit.image.check_decode`).
     """
 
     def __init__(self) -> None:
@@ -423,25 +559,85 @@ class ImageDecoder:
 
     def __call__(self, data: bytes) -> Any:
         if self._codec is not None and data[:2] == b"\xff\xd8":
+            size = jpeg_size(data)
+            if size is None:  # no frame header to check: Pillow reads it (and refuses) if there is one
+                return _pillow_decode(data)
+            problem = _too_large(size, "RGB", len(data))  # FFmpeg makes YUV, then RGB
+            if problem is not None:
+                return problem
             try:
                 frames = self._codec.decode(self._av.Packet(data))
             except self._av.error.FFmpegError as exc:
-                return f"undecodable JPEG ({len(data)} bytes): {av_reason(exc)}"
+                return f"undecodable JPEG ({len(data)} bytes): {_plain(av_reason(exc))}"
             if frames:
                 return frames[0]
         return _pillow_decode(data)
 
 
-def _pillow_decode(data: bytes) -> Any:
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The largest (width, height) any start-of-frame marker in a JPEG claims, or None when there
+    is none. Every marker counts, not only the first: FFmpeg skips junk to find markers, and a
+    later frame header would make it allocate at that size. (numpy finds them: a regular
+    expression over a 720p frame costs 1.7 ms, half of FFmpeg's decode.)"""
     import numpy as np
-    from PIL import Image
+
+    a = np.frombuffer(data, np.uint8)
+    ff = np.flatnonzero(a[:-8] == 0xFF)
+    kind = a[ff + 1]
+    ff = ff[(kind >= 0xC0) & (kind <= 0xCF) & (kind != 0xC4) & (kind != 0xC8) & (kind != 0xCC)]
+    if not len(ff):
+        return None
+    heights = a[ff + 5].astype(np.int64) << 8 | a[ff + 6]
+    widths = a[ff + 7].astype(np.int64) << 8 | a[ff + 8]
+    best = int(np.argmax(widths * heights))
+    return int(widths[best]), int(heights[best])
+
+
+def _too_large(size: tuple[int, int], mode: str, nbytes: int) -> str | None:
+    from ..errors import ImageError
+    from ..image import check_pixels
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        check_pixels(size, mode, f"image of {nbytes} bytes")
+    except ImageError as exc:
+        return str(exc)
+    return None
+
+
+_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _plain(message: str) -> str:
+    """A dependency's message without the object reprs some put in it (``<_io.BytesIO object at 0x…>``)."""
+    return _REPR.sub("the data", message)
+
+
+def _pillow_decode(data: bytes) -> Any:
+    import warnings
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from ..errors import ImageError
+    from ..image import check_decode
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                check_decode(image, f"image of {len(data)} bytes")
+                image.load()
+                return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    except ImageError as exc:
+        return str(exc)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return (f"undecodable image ({len(data)} bytes): larger than Pillow's safety limit of "
+                f"{Image.MAX_IMAGE_PIXELS} pixels (possible decompression bomb)")
+    except UnidentifiedImageError:
+        return (f"undecodable image ({len(data)} bytes): not an image (it begins {data[:8].hex(' ')}); "
+                "expected JPEG or PNG frames from the camera")
     except Exception as exc:  # Pillow raises many types for corrupt data
-        return f"undecodable image ({len(data)} bytes): {exc}"
+        return f"undecodable image ({len(data)} bytes): {_plain(str(exc))}"
 
 
 class PiCamera(LiveSource):
