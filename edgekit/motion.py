@@ -395,6 +395,10 @@ def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> 
     from PIL import Image, UnidentifiedImageError
 
     def grey(img: Image.Image, draft: bool) -> tuple[np.ndarray, tuple[int, int]]:
+        if draft and img.format != "JPEG":  # decoded whole (a PNG's getexif() already decodes it): must fit
+            from .image import check_decode
+
+            check_decode(img, str(source))
         orientation = img.getexif().get(0x0112, 1)
         w, h = img.size
         if draft and img.format == "JPEG":

@@ -16,12 +16,14 @@ from edgekit.image import check_decode, decode_bytes
 SHAPES = EXAMPLES / "shapes" / "shapes_int8.tflite"
 
 
-def test_a_9000px_png_is_refused_under_300mb_and_the_batch_goes_on(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--motion"]], ids=["detect", "motion"])
+def test_a_9000px_png_is_refused_under_300mb_and_the_batch_goes_on(tmp_path, extra):
+    """With --motion the gate's grey copy is decoded first: it is refused there the same way."""
     big = tmp_path / "a_big.png"  # 81 Mpixel: under Pillow's bomb limit (89 Mpixel), 310 MiB decoded
     Image.new("RGB", (9000, 9000), (90, 120, 30)).save(big)
     small = tmp_path / "b_small.png"
     small.write_bytes((EXAMPLES / "shapes" / "images" / "scene_0.png").read_bytes())
-    r = run_constrained("detect", str(SHAPES), str(big), str(small), mem="300M")
+    r = run_constrained("detect", str(SHAPES), str(big), str(small), *extra, mem="300M")
     assert not r.oom_killed, r
     assert r.rc == ImageError.exit_code, r
     assert [json.loads(line)["source"] for line in r.stdout.splitlines()] == [str(small)]
