@@ -280,6 +280,23 @@ class Outbox:
             out.append(OutboxMessage(row[0], row[1], bytes(row[2]), row[3], bool(row[4]), row[5]))
         return out[: limit + newest]
 
+    def get(self, ids: list[int]) -> list[OutboxMessage]:
+        """The queued messages among ``ids`` (those still there), oldest first."""
+        with self._lock:
+            try:
+                rows = []
+                for i in range(0, len(ids), 500):
+                    part = list(ids[i:i + 500])
+                    rows += self._live().execute(
+                        f"SELECT id, topic, payload, qos, retain, created FROM messages WHERE id IN "
+                        f"({','.join('?' * len(part))})", part).fetchall()
+            except sqlite3.Error as exc:
+                self._rollback()
+                self._handle(exc)
+                return []
+        skip = self._unwritten_acks | self._unwritten_dead
+        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in sorted(rows) if r[0] not in skip]
+
     def _select(self, limit: int, skip: int, newest: int) -> list:
         db = self._live()
         rows = db.execute("SELECT id, topic, payload, qos, retain, created FROM messages ORDER BY id LIMIT ?",

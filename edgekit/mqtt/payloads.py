@@ -42,6 +42,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..errors import MqttError
+
 if TYPE_CHECKING:
     from .settings import MqttSettings
     from ..results import DetectionResult
@@ -49,7 +51,11 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA",
     "Message",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_TOPIC_BYTES",
+    "MessageRefused",
     "changed_labels",
+    "check_message",
     "count_messages",
     "detection_message",
     "detection_payload",
@@ -64,6 +70,45 @@ __all__ = [
 ]
 
 SCHEMA = "edgekit.detections/3"
+
+MAX_TOPIC_BYTES = 65_535  # MQTT: a UTF-8 string has a 2-byte length
+MAX_PACKET_BYTES = 268_435_455  # MQTT: the largest "remaining length" of a packet
+MAX_PAYLOAD_BYTES = MAX_PACKET_BYTES - 2 - 2 - 1  # minus the topic length, packet id and (MQTT 5) properties
+
+
+class MessageRefused(MqttError):
+    """A message no MQTT broker accepts (its topic or size breaks the protocol's rules)."""
+
+
+def check_message(topic: Any, payload: Any, qos: int = 1) -> None:
+    """Refuse, before it is queued, what the MQTT spec forbids in a PUBLISH (a broker closes the
+    connection on it, and paho raises in its thread): a topic that is not a non-empty UTF-8 string,
+    holds U+0000, a control character (U+0001-U+001F, U+007F-U+009F, refused by mosquitto) or a
+    wildcard (``+``, ``#``), or is longer than 65,535 bytes encoded; a payload that is not bytes or
+    makes the packet longer than 268,435,455 bytes.
+
+    Raises:
+        MessageRefused: says which rule, and what was found.
+    """
+    if not isinstance(topic, str) or not topic:
+        raise MessageRefused(f"an MQTT topic must be a non-empty string, found {topic!r:.80}")
+    try:
+        encoded = topic.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageRefused(f"the topic {topic!r:.80} is not valid UTF-8 (a lone surrogate)") from None
+    bad = next((c for c in topic if c in "+#" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+    if bad is not None:
+        what = "a wildcard" if bad in "+#" else "U+0000 (NUL)" if bad == "\0" else f"the control character U+{ord(bad):04X}"
+        raise MessageRefused(f"the topic {topic!r:.80} holds {what}, which MQTT does not allow in a published topic")
+    if len(encoded) > MAX_TOPIC_BYTES:
+        raise MessageRefused(f"the topic {topic[:60]!r}… is {len(encoded):,} bytes long; MQTT allows at most "
+                             f"{MAX_TOPIC_BYTES:,}")
+    if not isinstance(payload, (bytes, bytearray)):
+        raise MessageRefused(f"an MQTT payload must be bytes, found {type(payload).__name__}")
+    size = 2 + len(encoded) + (2 if qos else 0) + 1 + len(payload)
+    if size > MAX_PACKET_BYTES:
+        raise MessageRefused(f"the message on {topic[:80]!r} is {size:,} bytes; MQTT allows at most "
+                             f"{MAX_PACKET_BYTES:,} bytes per packet")
 
 
 class Message(NamedTuple):

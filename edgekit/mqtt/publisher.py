@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError, MqttError
-from .outbox import Outbox
+from .outbox import Outbox, OutboxMessage
+from .payloads import MessageRefused, check_message
 from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
@@ -48,11 +50,27 @@ class Publisher:
             helper beside a running detector: its own client id (the broker would otherwise
             kick the detector off), its own outbox, and no ``status`` of its own (no last will,
             no online/offline), so the device's availability is left alone.
+        warn: called with each line for the user (a broker that refuses us or is down, a message
+            set aside as a dead letter, a full disk, a damaged outbox); default: printed on stderr.
+            Each is said once (per outage, per run), never per message.
+
+    Messages the broker cannot take never block the queue: one that breaks MQTT's rules (a NUL or a
+    wildcard in its topic, a topic over 65,535 bytes, a packet over 256 MiB) is refused before it is
+    queued, and one queued that the broker still refuses (it closes the connection each time) is
+    found by sending the messages that were in flight at such a close one at a time: one that
+    was alone in flight at three closes is moved aside. Both go to the outbox's ``dead_letters``
+    table, counted in ``stats()["dead_letters"]``; the first is said on stderr.
     """
 
+    #: a message alone in flight when the broker closed the connection this many times is a dead letter
+    STRIKES = 3
+    #: an outage is said during a run once it has lasted this long (and at close, if not said yet)
+    OUTAGE_GRACE_S = 5.0
+
     def __init__(self, settings: MqttSettings, required: bool = False, connect_timeout: float = 10.0,
-                 role: str | None = None) -> None:
+                 role: str | None = None, warn: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
         self.required = required
         self.connect_timeout = connect_timeout
         self.role = role
@@ -60,7 +78,7 @@ class Publisher:
         if role is not None:
             root, ext = os.path.splitext(path)
             path = f"{root}-{role}{ext or '.db'}"
-        self.outbox = Outbox(path, settings.outbox_max)
+        self.outbox = Outbox(path, settings.outbox_max, warn=self.warn)
         self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): replayed on HA's birth
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
         self.sent = 0
@@ -74,6 +92,13 @@ class Publisher:
         self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
         self._connected = threading.Event()
         self._refused = threading.Event()
+        self._suspects: set[int] = set()  # outbox ids in flight when the connection was lost: sent alone
+        self._probe: int | None = None  # the suspect in flight alone
+        self._strikes: dict[int, int] = {}
+        self._down_since: float | None = None  # monotonic time of the outage's first failure
+        self._outage_said = False
+        self._dead_said = False
+        self._ever_connected = False
         self._wake = threading.Condition()
         self._stop = False
         self._client = self._make_client()
@@ -168,6 +193,8 @@ class Publisher:
             self._wake.notify_all()
         if self._sender.is_alive():
             self._sender.join(timeout=5)
+        if not self._connected.is_set() and not self._outage_said and len(self.outbox):
+            self._say_outage()
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()
@@ -199,9 +226,16 @@ class Publisher:
             qos: None for the settings' QoS.
             retain: the broker keeps it as the topic's last value.
         """
-        if isinstance(payload, str):
-            payload = payload.encode()
         qos = self.settings.qos if qos is None else qos
+        try:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            check_message(topic, payload, qos)
+        except (MessageRefused, UnicodeEncodeError) as exc:
+            self._dead_letter(OutboxMessage(0, str(topic), bytes(str(payload), "utf-8", "replace")
+                                            if isinstance(payload, str) else bytes(payload or b""),
+                                            qos, retain, time.time()), str(exc))
+            return
         if retain:
             with self._map_lock:
                 self._retained[topic] = (payload, qos)
@@ -265,8 +299,11 @@ class Publisher:
     def stats(self) -> dict[str, Any]:
         """The delivery state: connected, queued (undelivered), sent, dropped (lost to a full
         outbox or disk), inflight (sent, not yet acknowledged) and the last connection error."""
+        counters = self.outbox.counters()
         return {"connected": self._connected.is_set(), "queued": len(self.outbox), "sent": self.sent,
-                "dropped": self.outbox.dropped, "inflight": len(self._inflight), "last_error": self.last_error}
+                "dropped": counters["dropped"], "inflight": len(self._inflight), "last_error": self.last_error,
+                "dropped_disk_full": counters["dropped_disk_full"], "dead_letters": counters["dead_letters"],
+                "outbox_set_aside": counters["set_aside"]}
 
     def _stats_message(self) -> dict[str, Any]:
         """The ``stats`` topic: what ``extra_stats()`` says about the run, then :meth:`stats`."""
@@ -283,10 +320,22 @@ class Publisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.last_error = f"connection refused: {reason_code}"
-            if "authori" in str(reason_code).lower() or "password" in str(reason_code).lower():
+            self._went_down()
+            text = str(reason_code).lower()
+            if "authori" in text or "password" in text:
                 self._refused.set()
+                if not self._outage_said and self._may_say():
+                    self._outage_said = True
+                    s = self.settings
+                    self.warn(f"edgekit: the MQTT broker {s.host}:{s.port} refused the connection ({reason_code}) "
+                              f"for user {s.username or '(none)'}: check the user name and the password "
+                              f"(--mqtt-username, {s.password_env} or --mqtt-password-file); until then "
+                              f"messages wait in {self.outbox.path}")
             return
         self.last_error = None
+        self._down_since = None
+        self._outage_said = False
+        self._ever_connected = True
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -314,12 +363,20 @@ class Publisher:
             self.replay_retained()
 
     def _on_connect_fail(self, client, userdata) -> None:
+        self._went_down()
         if not (self.last_error or "").startswith("connection refused"):
             self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
                                else "connection failed (host unreachable or not an MQTT broker)")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
+        self._went_down()
+        with self._map_lock:
+            inflight = set(self._inflight.values())
+            if self._probe is not None and self._probe in inflight:
+                self._strikes[self._probe] = self._strikes.get(self._probe, 0) + 1
+            self._probe = None
+            self._suspects |= inflight
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
             self.last_error = f"disconnected: {reason_code}"  # a refusal's reason says more: keep it
 
@@ -335,8 +392,36 @@ class Publisher:
         self._notify()
 
     def _acked(self, outbox_id: int) -> None:
+        """Under ``_map_lock``."""
         self.outbox.ack(outbox_id)
         self.sent += 1
+        self._suspects.discard(outbox_id)
+        self._strikes.pop(outbox_id, None)
+        if self._probe == outbox_id:
+            self._probe = None
+
+    def _went_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+
+    def _may_say(self) -> bool:
+        """With ``required``, start() itself reports a broker that cannot be reached at start."""
+        return not self.required or self._ever_connected
+
+    def _say_outage(self) -> None:
+        self._outage_said = True
+        s = self.settings
+        self.warn(f"edgekit: the MQTT broker {s.host}:{s.port} is not reachable "
+                  f"({self.last_error or 'no connection yet'}); delivery is deferred: {len(self.outbox)} message(s) "
+                  f"wait in {self.outbox.path} and are sent once it is reachable (by this run or the next)")
+
+    def _dead_letter(self, msg: OutboxMessage, reason: str) -> None:
+        self.outbox.dead_letter(msg, reason)
+        if not self._dead_said:
+            self._dead_said = True
+            self.warn(f"edgekit: an MQTT message cannot be sent: {reason}; it is kept in the dead_letters table "
+                      f"of {self.outbox.path} and counted in stats as dead_letters (later ones are counted, "
+                      "not said); the messages after it are delivered")
 
     def _notify(self) -> None:
         with self._wake:
@@ -352,22 +437,77 @@ class Publisher:
                 self._wake.wait(timeout=0.5)
                 if self._stop:
                     return
+            try:
+                last_stats = self._send_some(last_stats)
+            except Exception as exc:  # never a dead sender thread: the outbox keeps the messages
+                self.last_error = f"sender: {type(exc).__name__}: {exc}"
+                time.sleep(0.5)
+
+    def _send_some(self, last_stats: float) -> float:
+        if not self._connected.is_set():
+            down = self._down_since
+            if (down is not None and not self._outage_said and self._may_say() and len(self.outbox)
+                    and time.monotonic() - down >= self.OUTAGE_GRACE_S):
+                self._say_outage()
+            return last_stats
+        with self._map_lock:
+            room = self.settings.window - len(self._inflight)
+            pending = set(self._inflight.values())
+            probing = bool(self._suspects)
+        if probing:
+            self._send_probe(pending)
+        elif room > 0:
+            newest = max(1, room // 4)
+            for msg in self.outbox.peek(max(0, room - newest), exclude=pending, newest=newest):
+                if not self._connected.is_set() or not self._send(msg):
+                    break
+        if time.monotonic() - last_stats >= self.settings.stats_interval:
+            last_stats = time.monotonic()
+            self._client.publish(self.settings.topic("stats"), json.dumps(self._stats_message()).encode(), qos=0)
+        return last_stats
+
+    def _send_probe(self, pending: set[int]) -> None:
+        """After a lost connection, send what was in flight one message at a time, so that one the
+        broker closes the connection on is found (and moved aside) instead of blocking the rest."""
+        if pending:
+            return  # the probe is in flight: wait for its PUBACK (or the next close)
+        with self._map_lock:
+            suspects = sorted(self._suspects)
+        queued = {m.id: m for m in self.outbox.get(suspects)}
+        for mid in suspects:
+            msg = queued.get(mid)
+            if msg is None:  # acknowledged or dropped meanwhile
+                with self._map_lock:
+                    self._suspects.discard(mid)
+                continue
+            if self._strikes.get(mid, 0) >= self.STRIKES:
+                with self._map_lock:
+                    self._suspects.discard(mid)
+                self._dead_letter(msg, f"the broker closed the connection each of the {self.STRIKES} times the "
+                                       f"message on {msg.topic[:80]!r} was sent alone")
+                continue
             with self._map_lock:
-                room = self.settings.window - len(self._inflight)
-                pending = set(self._inflight.values())
-            if self._connected.is_set() and room > 0:
-                newest = max(1, room // 4)
-                for msg in self.outbox.peek(max(0, room - newest), exclude=pending, newest=newest):
-                    if not self._connected.is_set():
-                        break
-                    info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
-                    if info.rc != 0:
-                        break  # not connected after all: it stays in the outbox
-                    with self._map_lock:
-                        if msg.qos == 0 or self._early.pop(info.mid, None) is not None:
-                            self._acked(msg.id)  # QoS 0: no acknowledgement will come
-                        else:
-                            self._inflight[info.mid] = msg.id
-            if self._connected.is_set() and time.monotonic() - last_stats >= self.settings.stats_interval:
-                last_stats = time.monotonic()
-                self._client.publish(self.settings.topic("stats"), json.dumps(self._stats_message()).encode(), qos=0)
+                self._probe = mid
+            if not self._send(msg):
+                with self._map_lock:
+                    self._probe = None
+            return
+
+    def _send(self, msg: OutboxMessage) -> bool:
+        """Publish one outbox message; False when not connected after all (it stays queued)."""
+        try:
+            check_message(msg.topic, msg.payload, msg.qos)  # queued by an older version, or hand-made
+            info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+        except (MessageRefused, ValueError, TypeError) as exc:
+            with self._map_lock:
+                self._suspects.discard(msg.id)
+            self._dead_letter(msg, str(exc))
+            return True
+        if info.rc != 0:
+            return False
+        with self._map_lock:
+            if msg.qos == 0 or self._early.pop(info.mid, None) is not None:
+                self._acked(msg.id)  # QoS 0: no acknowledgement will come
+            else:
+                self._inflight[info.mid] = msg.id
+        return True
