@@ -166,13 +166,20 @@ def _text_width(font, text: str) -> int:
 
 def _fit(text: str, font, room: int) -> str | None:
     """``text``, shortened with an ellipsis to fit ``room`` pixels; None if not even one letter fits."""
-    if _text_width(font, text) <= room:
+    if len(text) <= room and _text_width(font, text) <= room:  # a letter is at least a pixel wide
         return text
-    for end in range(len(text) - 1, 0, -1):
+    text = text[:room + 1]
+    # binary search on the cut (a prefix is never wider than a longer one): a 70,000-letter label
+    # took minutes letter by letter, holding up the sink and the run's stop
+    lo, hi, best = 1, len(text) - 1, None
+    while lo <= hi:
+        end = (lo + hi) // 2
         short = text[:end].rstrip() + "…"
         if _text_width(font, short) <= room:
-            return short
-    return None
+            best, lo = short, end + 1
+        else:
+            hi = end - 1
+    return best
 
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
