@@ -371,6 +371,7 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self._went_down()
+        _forget_unacknowledged(client)
         with self._map_lock:
             inflight = set(self._inflight.values())
             if self._probe is not None and self._probe in inflight:
@@ -511,3 +512,16 @@ class Publisher:
             else:
                 self._inflight[info.mid] = msg.id
         return True
+
+
+def _forget_unacknowledged(client: Any) -> None:
+    """Empty paho's own queue of unacknowledged messages when the connection is lost: the outbox
+    sends them again after the reconnect, one at a time when needed. Left there, paho would resend
+    them all first, so a message the broker closes the connection on would be sent again at every
+    reconnect, ahead of everything (paho 2.x keeps them in ``_out_messages``)."""
+    lock, queue = getattr(client, "_out_message_mutex", None), getattr(client, "_out_messages", None)
+    if lock is None or queue is None:
+        return
+    with lock:
+        queue.clear()
+        client._inflight_messages = 0
