@@ -193,7 +193,7 @@ class Publisher:
             self._wake.notify_all()
         if self._sender.is_alive():
             self._sender.join(timeout=5)
-        if not self._connected.is_set() and not self._outage_said and len(self.outbox):
+        if not self._connected.is_set() and not self._outage_said and self._may_say() and len(self.outbox):
             self._say_outage()
         self._client.disconnect()
         self._client.loop_stop()
