@@ -8,10 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from conftest import REPO, finish, run_cli
+from conftest import REPO, run_cli
 from edgekit.mqtt import MqttSettings, Publisher
 from edgekit.mqtt.outbox import Outbox
 from edgekit.mqtt.payloads import MessageRefused, check_message
@@ -301,9 +302,23 @@ def test_sigterm_is_honoured_with_strange_labels_and_annotated_images(tmp_path, 
                              "--save-annotated", str(tmp_path / "out"), "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}",
                              "--device-id", "faults", "--outbox", str(tmp_path / "o.db")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    assert proc.stdout.readline()  # running
+    first = proc.stdout.readline()  # running (a line is ~70 kB: the pipes are drained while waiting)
+    assert first
     proc.send_signal(signal.SIGTERM)
-    out, err = finish(proc, timeout=120)  # raises TimeoutExpired if the signal were ignored
+    streams = {}
+    readers = [threading.Thread(target=lambda name=name: streams.__setitem__(name, getattr(proc, name).read()),
+                                daemon=True) for name in ("stdout", "stderr")]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.wait(timeout=120)  # before: still running 14 minutes after the signal
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("SIGTERM was not honoured within 120 s")
+    for reader in readers:
+        reader.join(30)
+    out, err = first + streams.get("stdout", ""), streams.get("stderr", "")
     assert proc.returncode in (0, 130), err
     assert "Traceback" not in err and len(out.splitlines()) < 29
     assert len([line for line in err.splitlines() if "cannot be sent" in line]) == 1
