@@ -357,3 +357,23 @@ def test_a_broker_that_is_down_is_one_line_with_the_count_and_the_outbox(tmp_pat
     waiting = len(box)
     box.close()
     assert "deferred" in lines[0] and f"{waiting} message(s) wait in {outbox}" in lines[0]
+
+
+def test_a_disk_too_full_to_create_the_outbox_keeps_this_runs_messages_in_memory(small_disk, mosquitto, ssd, images):
+    """Before: exit 2 "cannot open (database or disk is full)", a crash loop under systemd."""
+    with open(small_disk / "ballast", "wb") as fh:
+        try:
+            while True:
+                fh.write(bytes(65536))
+                fh.flush()
+        except OSError:
+            pass  # the disk is full
+    sub = Subscriber(mosquitto.port, "edgekit/faults/detections")
+    assert sub.wait_for(lambda s: s.client.is_connected(), 30)
+    r = run_cli("-m", "edgekit", "detect", str(ssd), str(images / "table.jpg"), "--mqtt",
+                f"mqtt://127.0.0.1:{mosquitto.port}", "--device-id", "faults", "--outbox", str(small_disk / "o.db"))
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot be created" in lines[0] and "in memory" in lines[0]
+    assert sub.wait_for(lambda s: len(s.payloads("detections")) == 1, 60)
+    sub.close()

@@ -130,6 +130,7 @@ class Outbox:
         self._full = False  # in a disk-full episode (said once)
         self._puts_since_full = 0
         self._said_error = False
+        self.in_memory = False  # the disk was too full to create the file: this run's messages in memory
         folder = os.path.dirname(os.path.abspath(self.path))
         self.wal_pages = _wal_pages(folder)
         self.reserve = self.path + ".reserve"
@@ -138,14 +139,33 @@ class Outbox:
             try:
                 self._connect()
             except sqlite3.DatabaseError as exc:
-                if not is_corruption(exc):
+                if is_corruption(exc):
+                    self._recover(str(exc))
+                elif is_disk_full(exc):
+                    self._in_memory(str(exc))
+                else:
                     raise
-                self._recover(str(exc))
             for suffix in _COMPANIONS:
                 private_file(self.path + suffix)
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"outbox {self.path}: cannot open ({exc}); pass a writable path (--outbox)") from None
         self._make_reserve()
+
+    def _in_memory(self, reason: str) -> None:
+        """A disk too full to create the outbox on must not stop detection (nor crash-loop a
+        service): this run's messages are kept in memory, still delivered, lost if it is killed."""
+        self._db = None
+        db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        db.executescript(_SCHEMA)
+        self._db = db
+        self.in_memory = True
+        try:
+            if os.path.getsize(self.path) == 0:
+                os.unlink(self.path)  # the empty file made for it, so the next run creates it properly
+        except OSError:
+            pass
+        self.warn(f"edgekit: the MQTT outbox {self.path} cannot be created ({reason}): this run keeps its "
+                  "messages in memory (delivered while it runs, lost if it stops before); free some space there")
 
     # -- opening, damage ------------------------------------------------------------------------
     def _make_private(self) -> None:
@@ -476,7 +496,7 @@ class Outbox:
         messages (in the caller's transaction) until the free pages hold ``size`` bytes. The WAL
         then never has to grow the database at a checkpoint, which a full disk would refuse.
         Returns how many messages went."""
-        free = self._free_bytes()
+        free = None if self.in_memory else self._free_bytes()
         if free is None or free >= self._low_water() + size:
             return 0
         db = self._live()
@@ -537,6 +557,8 @@ class Outbox:
         follows have room to be written (the WAL's checkpoint interval); made when
         ``free_factor`` times its size is free (True: it is there)."""
         size = self.wal_pages * _PAGE
+        if self.in_memory:
+            return False
         try:
             if os.path.getsize(self.reserve) >= size and free_factor == 1:
                 return True
