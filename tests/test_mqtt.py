@@ -393,6 +393,12 @@ def test_stats_topic_of_a_real_run_has_per_source_rates_latency_and_stage_ms(bro
     assert set(doc["stage_ms"]) == {"decode", "preprocess", "wait", "invoke", "outputs", "publish"}
     assert 0 < doc["latency_ms_p50"] <= doc["latency_ms_p95"] <= doc["latency_ms_max"]
     assert set(src["stage_ms"]) == set(doc["stage_ms"]) and src["latency_ms_p50"] is not None
+    import jsonschema
+
+    schema = json.loads((REPO / "edgekit" / "schemas" / "stats-1.json").read_text())
+    for message in sub.payloads("stats"):  # every one, the run's and the publisher's own
+        jsonschema.validate(message, schema)
+    assert doc["schema"] == "edgekit.stats/1"
 
     (src,) = final["sources"]
     assert (src["read"], src["processed"], src["dropped"], src["failed"]) == (n, n, 0, 0)

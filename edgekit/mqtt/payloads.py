@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA",
+    "STATS_SCHEMA",
     "Message",
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_BYTES",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 SCHEMA = "edgekit.detections/3"
+STATS_SCHEMA = "edgekit.stats/1"  # the stats topic (edgekit/schemas/stats-1.json)
 
 MAX_TOPIC_BYTES = 65_535  # MQTT: a UTF-8 string has a 2-byte length
 MAX_PACKET_BYTES = 268_435_455  # MQTT: the largest "remaining length" of a packet

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError, MqttError
 from .outbox import Outbox, OutboxMessage
-from .payloads import MessageRefused, check_message
+from .payloads import STATS_SCHEMA, MessageRefused, check_message
 from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class Publisher:
 
     def _stats_message(self) -> dict[str, Any]:
         """The ``stats`` topic: what ``extra_stats()`` says about the run, then :meth:`stats`."""
-        doc: dict[str, Any] = {}
+        doc: dict[str, Any] = {"schema": STATS_SCHEMA}
         if self.extra_stats is not None:
             try:
                 doc.update(self.extra_stats())
