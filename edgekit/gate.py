@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -165,13 +166,20 @@ class MotionState:
     """ON/OFF per source from per-frame motion, with an off delay.
 
     Args:
-        off_delay: seconds without motion before OFF.
+        off_delay: seconds without motion before OFF: one for every source, or a mapping of
+            source names to theirs (a source not in it: :data:`OFF_DELAY`).
     """
 
-    def __init__(self, off_delay: float = OFF_DELAY) -> None:
+    def __init__(self, off_delay: float | Mapping[str, float] = OFF_DELAY) -> None:
         self.off_delay = off_delay
         self._on: dict[str, bool] = {}
         self._moved: dict[str, float] = {}
+
+    def delay(self, source: str) -> float:
+        """``source``'s off delay."""
+        if isinstance(self.off_delay, Mapping):
+            return self.off_delay.get(source, OFF_DELAY)
+        return self.off_delay
 
     def update(self, source: str, moving: bool, timestamp: float) -> str | None:
         """The new state ("ON" or "OFF") when this frame changes it, else None. A source's first
@@ -181,7 +189,7 @@ class MotionState:
             self._moved[source] = timestamp
         was = self._on.get(source, False)
         last = self._moved.get(source)
-        now = moving or (was and last is not None and 0 <= timestamp - last < self.off_delay)
+        now = moving or (was and last is not None and 0 <= timestamp - last < self.delay(source))
         self._on[source] = now
         if first or now != was:
             return "ON" if now else "OFF"

@@ -229,8 +229,9 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         checkpoints = str(private_dir(state_dir()))
     sources, motions = _open(settings, checkpoints)
     gates = _source_gates(settings, sources, motions)
-    if isinstance(gates, dict):  # the motion sensor's off delay: the run's, else the first source's own
-        gate = gate or next((g for g in gates.values() if g is not None), None)
+    off_delay = getattr(gate, "off_delay", None)  # the motion sensors': the run's, or each source's own
+    if isinstance(gates, dict):
+        off_delay = {name: g.off_delay for name, g in gates.items() if g is not None}
     if tracker is not None:
         from .events import EventOptions
         from .stages import event_stages
@@ -267,7 +268,7 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
         zone_pairs = [(name, z) for z in zones for name in names if z.source in (None, name)]
         live = [st.name for st, source in zip(runner.stats, sources) if hasattr(source, "on_status")]
         sinks.append(MqttSink(publisher, detector.model_path, stats=run_stats, labels=settings.allow or (),
-                              zones=zone_pairs, live_sources=live, motion_off_delay=getattr(gate, "off_delay", None)))
+                              zones=zone_pairs, live_sources=live, motion_off_delay=off_delay))
     if settings.save_annotated:
         sinks.append(AnnotatedImages(settings.save_annotated))
     if video is not None:

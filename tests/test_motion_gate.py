@@ -53,6 +53,9 @@ def test_motion_state_turns_off_only_after_the_delay():
     assert said == [(0.0, "OFF"), (1.0, "ON"), (2.0, None), (5.5, None), (6.0, None), (10.0, None),
                     (10.6, "OFF"), (11.0, "ON")]
     assert state.update("door", False, 0.0) == "OFF"  # each source its own
+    own = MotionState({"door": 1.0})  # per source; others the default 30 s
+    assert [own.update("door", m, t) for t, m in ((0.0, True), (0.5, False), (1.0, False))] == ["ON", None, "OFF"]
+    assert [own.update("cam", m, t) for t, m in ((0.0, True), (29.0, False), (30.0, False))] == ["ON", None, "OFF"]
 
 
 @pytest.mark.parametrize("field,value", [("recheck", -1), ("off_delay", float("nan")), ("recheck", "10")])

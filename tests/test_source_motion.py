@@ -58,3 +58,34 @@ def test_a_source_motion_table_replaces_the_runs(lines):
 def test_motion_false_on_a_source_turns_gating_off_for_it(lines):
     docs = lines["every"]
     assert len(docs) == 24 and all("motion" not in d for d in docs)
+
+
+def test_each_source_motion_sensor_has_its_own_off_delay(tmp_path):
+    """Two sources of one run, one with `motion = { off_delay = 0.5 }`: after the walker's last
+    moving frame its retained motion state goes OFF; the other's (the run's 30 s) stays ON."""
+    from mqtt_helpers import Broker, Subscriber
+
+    walker = Actor("walker", "circle", 44, ((2.0, 0.0, 150.0), (5.0, 300.0, 150.0)), (250, 250, 250))
+    video = write_video(Scene((walker,), 8.0), tmp_path / "walk.mp4")
+    (tmp_path / "broker").mkdir()
+    broker = Broker(tmp_path / "broker", kind="mosquitto").start()
+    try:
+        sub = Subscriber(broker.port, "edgekit/yard/+/motion", client_id="off-delay-test")
+        settings = tmp_path / "service.toml"
+        settings.write_text(f'model = "{MODEL}"\nplan = false\nmotion = true\n'
+                            f'[[sources]]\nname = "quick"\nsource = "{video}"\nmotion = {{ off_delay = 0.5 }}\n'
+                            f'[[sources]]\nname = "slow"\nsource = "{video}"\n'
+                            f'[mqtt]\nurl = "mqtt://127.0.0.1:{broker.port}"\ndevice_id = "yard"\n'
+                            f'outbox = "{tmp_path / "o.db"}"\n')
+        r = run_cli("-m", "edgekit", "run", str(settings))
+        assert r.returncode == 0, r.stderr
+
+        def states(name):
+            with sub.lock:
+                return [p.decode() for t, p, _ in sub.messages if t == f"edgekit/yard/{name}/motion"]
+        assert sub.wait_for(lambda s: states("quick")[-1:] == ["OFF"] and "ON" in states("quick")
+                            and "ON" in states("slow"), timeout=30), (states("quick"), states("slow"))
+        assert states("slow")[-1] == "ON", states("slow")  # 30 s had not passed when the video ended
+        sub.close()
+    finally:
+        broker.stop()

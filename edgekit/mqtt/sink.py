@@ -47,11 +47,12 @@ class MqttSink:
         zones: ``(source name, Zone)`` pairs of the run (their entities are announced at start).
         live_sources: names of the sources that report up/down (a connectivity entity each).
         motion_off_delay: seconds without motion before a source's retained ``<source>/motion``
-            goes OFF (published when the run gates by motion: results carry ``motion``).
+            goes OFF (published when the run gates by motion: results carry ``motion``); one for
+            every source, or a mapping of source names to theirs.
     """
 
     def __init__(self, publisher: Any, model: str, only_on_change: bool | None = None, stats: Any = None,
-                 labels: Any = (), zones: Any = (), live_sources: Any = (), motion_off_delay: float | None = None) -> None:
+                 labels: Any = (), zones: Any = (), live_sources: Any = (), motion_off_delay: Any = None) -> None:
         from ..gate import OFF_DELAY, MotionState
         from ..stages import ChangeGate
         from ..stats import RunStats
