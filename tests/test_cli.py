@@ -45,7 +45,7 @@ def test_batch_continues_past_bad_inputs_and_exits_nonzero(ssd, images, tmp_path
                 str(images / "coral_pets.jpg"))
     assert r.returncode == 5
     assert [d["source"].rsplit("/", 1)[1] for d in _lines(r.stdout)] == ["table.jpg", "coral_pets.jpg"]
-    errors = [line for line in r.stderr.splitlines() if line.startswith("edgekit: ") and "failed; the others" not in line
+    errors = [line for line in r.stderr.splitlines() if line.startswith("edgekit: ") and "input(s) failed;" not in line
               and not line.startswith("edgekit: note: ")]  # the note on labelmap.txt beside detect.tflite
     assert len(errors) == 5, r.stderr
     for name, words in [("empty.jpg", "empty"), ("text.png", "not an image"), ("truncated.jpg", "truncated"),
