@@ -24,6 +24,7 @@ __all__ = [
     "ConfigError",
     "PlanError",
     "MqttError",
+    "MessageRefused",
     "AccuracyError",
     "EXIT_CODES",
     "EXIT_CHECK_FAILED",
@@ -94,6 +95,11 @@ class MqttError(EdgekitError):
     """The broker could not be reached or refused us (with ``required``)."""
 
     exit_code = 7
+
+
+class MessageRefused(MqttError):
+    """A message no MQTT broker accepts (its topic or size breaks the protocol's rules): it goes
+    to the outbox's dead letters, never to the broker."""
 
 
 class AccuracyError(EdgekitError):

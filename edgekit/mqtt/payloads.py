@@ -42,7 +42,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import MqttError
+from ..errors import MessageRefused
 
 if TYPE_CHECKING:
     from .settings import MqttSettings
@@ -76,10 +76,6 @@ STATS_SCHEMA = "edgekit.stats/1"  # the stats topic (edgekit/schemas/stats-1.jso
 MAX_TOPIC_BYTES = 65_535  # MQTT: a UTF-8 string has a 2-byte length
 MAX_PACKET_BYTES = 268_435_455  # MQTT: the largest "remaining length" of a packet
 MAX_PAYLOAD_BYTES = MAX_PACKET_BYTES - 2 - 2 - 1  # minus the topic length, packet id and (MQTT 5) properties
-
-
-class MessageRefused(MqttError):
-    """A message no MQTT broker accepts (its topic or size breaks the protocol's rules)."""
 
 
 def check_message(topic: Any, payload: Any, qos: int = 1) -> None:
