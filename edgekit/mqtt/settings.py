@@ -118,7 +118,11 @@ class MqttSettings:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "MqttSettings":
         """``mqtt://[user@]host[:port]`` or ``mqtts://…`` (TLS, default port 8883)."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed IPv6 bracket ("mqtt://[::1")
+            raise ConfigError(f"expected an MQTT URL like mqtt://broker:1883 or mqtt://[::1]:1883, found {url!r}; "
+                              "close the IPv6 address with ']'") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ConfigError(f"expected an MQTT URL like mqtt://broker:1883 or mqtts://broker:8883, found {url!r}")
         if parts.password is not None:
