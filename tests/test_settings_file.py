@@ -65,6 +65,7 @@ CASES = [
      ["sources[0].zones", "expected a table of zones"]),
     ("preview-address", BASE + 'preview = "nohost:abc"', ["preview", "HOST:PORT", "'nohost:abc'"]),
     ("not-toml", "model = ", ["not valid TOML"]),
+    ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
     ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]
 

@@ -67,6 +67,9 @@ class MqttSettings:
 
     def __post_init__(self) -> None:
         check_rules(self)
+        if not self.host.strip():  # paho's connect raises a bare ValueError("Invalid host.") for it
+            raise ConfigError(f"host: expected a broker host name or address, found {self.host!r}; give "
+                              "host = \"HOST\" or url = \"mqtt://HOST:1883\"")
         _check_topic_part("prefix", self.prefix)
         _check_topic_part("device id", self.device_id)
         _check_topic_part("frigate prefix", self.frigate_prefix)
