@@ -114,6 +114,22 @@ def test_every_frame_header_in_a_jpeg_counts():
     assert decode(small).width == 64  # a real frame still decodes (the decoder's frame)
 
 
+def test_a_camera_cannot_make_pillow_run_ghostscript(monkeypatch):
+    """Pillow's EPS plugin runs Ghostscript to load an image: a camera's bytes were opened with
+    every format Pillow has, so an HTTP "camera" sending PostScript got it run."""
+    import subprocess
+
+    from edgekit.sources.stream import ImageDecoder
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or (_ for _ in ()).throw(OSError()))
+    eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n%%EndComments\n"
+           b"newpath 10 10 moveto 90 90 lineto stroke\nshowpage\n%%EOF\n")
+    out = ImageDecoder()(eps)
+    assert isinstance(out, str) and "not an image" in out and not started, (out, started)
+    assert ImageDecoder()(jpeg()).width == 64
+
+
 def test_failed_frames_are_said_once_then_rate_limited():
     now = [0.0]
     lines: list[str] = []

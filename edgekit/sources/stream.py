@@ -612,6 +612,11 @@ def _plain(message: str) -> str:
     return _REPR.sub("the data", message)
 
 
+#: The picture formats a camera's bytes may be decoded as. Not Pillow's every format: EPS would run
+#: Ghostscript on whatever the camera sends, and others (TIFF, PSD, FITS…) add parsers no camera needs.
+CAMERA_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # JPEG includes MPO
+
+
 def _pillow_decode(data: bytes) -> Any:
     import warnings
 
@@ -624,7 +629,7 @@ def _pillow_decode(data: bytes) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=CAMERA_FORMATS) as image:
                 check_decode(image, f"image of {len(data)} bytes")
                 image.load()
                 return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
