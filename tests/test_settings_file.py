@@ -65,6 +65,8 @@ CASES = [
      ["sources[0].zones", "expected a table of zones"]),
     ("preview-address", BASE + 'preview = "nohost:abc"', ["preview", "HOST:PORT", "'nohost:abc'"]),
     ("not-toml", "model = ", ["not valid TOML"]),
+    ("json-nested-deep", '{"a": ' * 100_000 + "1" + "}" * 100_000, ["not valid JSON", "nested too deeply"]),
+    ("toml-nested-deep", "a = " + "[" * 100_000 + "]" * 100_000, ["not valid TOML", "nested too deeply"]),
     ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
     ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]
