@@ -49,7 +49,10 @@ MAX_PART_BYTES = 32 * 1024 * 1024
 
 def redact(url: str) -> str:
     """``url`` with the password in its user-info replaced by ``***`` (names appear in results)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable ("rtsp://[::1"): hide whatever sits between "//user:" and "@"
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
     if parts.password is None:
         return url
     netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
@@ -270,7 +273,12 @@ class HttpStream(LiveSource):
 
     def __init__(self, url: str, *, interval: float = 1.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
                  frame_timeout: float = 20.0, max_frame_bytes: int | None = None, **live: Any) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
+        except ValueError as exc:  # an unclosed IPv6 bracket ("http://[::1"), a port "abc" or 99999
+            raise ConfigError(f"expected an http:// or https:// URL like http://camera:8080/video, found an "
+                              f"unusable one ({exc}); check its host and port") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"expected an http:// or https:// URL with a host, found {redact(url)!r}")
         if interval <= 0:
