@@ -67,6 +67,8 @@ CASES = [
     ("not-toml", "model = ", ["not valid TOML"]),
     ("json-nested-deep", '{"a": ' * 100_000 + "1" + "}" * 100_000, ["not valid JSON", "nested too deeply"]),
     ("toml-nested-deep", "a = " + "[" * 100_000 + "]" * 100_000, ["not valid TOML", "nested too deeply"]),
+    ("mqtt-ha-prefix-wildcard", BASE + '[mqtt]\nhost = "h"\nha_discovery = true\nha_prefix = "home/#"',
+     ["mqtt", "Home Assistant prefix", "'home/#'", "not usable in a topic"]),
     ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
     ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]

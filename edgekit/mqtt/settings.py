@@ -73,6 +73,7 @@ class MqttSettings:
         _check_topic_part("prefix", self.prefix)
         _check_topic_part("device id", self.device_id)
         _check_topic_part("frigate prefix", self.frigate_prefix)
+        _check_topic_part("Home Assistant prefix (ha_prefix)", self.ha_prefix)  # also a subscription filter
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"MQTT QoS must be 0, 1 or 2, found {self.qos}")
         if self.protocol not in ("3.1.1", "5"):
