@@ -69,6 +69,10 @@ CASES = [
     ("toml-nested-deep", "a = " + "[" * 100_000 + "]" * 100_000, ["not valid TOML", "nested too deeply"]),
     ("mqtt-ha-prefix-wildcard", BASE + '[mqtt]\nhost = "h"\nha_discovery = true\nha_prefix = "home/#"',
      ["mqtt", "Home Assistant prefix", "'home/#'", "not usable in a topic"]),
+    ("mqtt-prefix-huge", BASE + '[mqtt]\nhost = "h"\nprefix = "' + "p" * 70_000 + '"',
+     ["mqtt", "MQTT prefix of 70000 bytes", "at most"]),
+    ("mqtt-device-id-surrogate", '{"model": "%s", "sources": ["%s"], "mqtt": {"host": "h", "device_id": "\\udc80"}}'
+     % (MODEL, IMAGES), ["mqtt", "device id", "valid UTF-8"]),
     ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
     ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]

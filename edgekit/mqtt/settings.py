@@ -28,7 +28,17 @@ def _check_topic_part(name: str, value: str) -> str:
     if not value or any(c in value for c in "+#\0") or "//" in value or value.startswith("/") or value.endswith("/"):
         raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: no '+', '#', empty levels or "
                           "leading/trailing '/'")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\udc80" in a JSON file): no message could ever be sent
+        raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: expected valid UTF-8 text") from None
+    if size > _MAX_TOPIC_PART:  # every topic holds it: each message would be refused (dead-lettered)
+        raise ConfigError(f"MQTT {name} of {size} bytes is not usable in a topic: expected at most "
+                          f"{_MAX_TOPIC_PART} bytes (MQTT topics are limited to 65,535)")
     return value
+
+
+_MAX_TOPIC_PART = 65_535 // 4  # prefix, device id and the rest of a topic must fit in MQTT's 65,535 bytes
 
 
 @dataclass(frozen=True)
