@@ -142,6 +142,19 @@ def test_check_starts_nothing_and_refuses_what_serve_would(tmp_path):
     assert r.returncode == 4 and "no such model file" in r.stderr and "bundle but missing" not in r.stderr
 
 
+def test_check_refuses_a_tls_ca_file_that_serve_would_refuse(tmp_path, capsys):
+    """--check said the settings were valid; the run then stopped at start: TLS set-up failed."""
+    from edgekit.cli import main
+
+    path = tmp_path / "tls.toml"
+    path.write_text(BASE + f'[mqtt]\nurl = "mqtts://127.0.0.1:1"\nca_file = "{tmp_path / "nope.pem"}"\n'
+                    f'outbox = "{tmp_path / "o.db"}"\n')
+    assert main(["run", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TLS set-up failed" in err, err
+    assert not (tmp_path / "o.db").exists()
+
+
 def test_the_local_example_runs_as_shipped():
     r = run_cli("-m", "edgekit", "run", "examples/local.toml", env={"EDGEKIT_SHARED_DATA": "/nonexistent"})
     assert r.returncode == 0, r.stderr
