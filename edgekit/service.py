@@ -318,6 +318,8 @@ def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     if settings.mqtt is not None:
         mqtt = settings.mqtt if isinstance(settings.mqtt, MqttSettings) else MqttSettings.from_table(settings.mqtt)
         mqtt.password()  # a password file that is missing or readable by others is refused here too
+        if mqtt.tls:
+            _check_tls(mqtt)
     gated = [n for n in names if (gates.get(n) if isinstance(gates, dict) else gates) is not None]
     lines = [f"model:   {detector.model_path} ({detector.layout}, {len(detector.labels or ())} labels, "
              f"input {detector.input_size[0]}x{detector.input_size[1]}, {detector.num_threads} threads)",
@@ -328,6 +330,20 @@ def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
              f"preview: {preview.address if preview else 'off'}"]
     print("\n".join(["settings are valid (nothing was started):", *("  " + line for line in lines)]), file=out)
     return 0
+
+
+def _check_tls(mqtt: Any) -> None:
+    """The CA, certificate and key files load as the publisher's TLS set-up loads them (no connection).
+
+    Raises ConfigError: as :class:`~edgekit.mqtt.Publisher` would at start."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=mqtt.ca_file)
+        if mqtt.cert_file:
+            context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
 
 
 @contextlib.contextmanager

@@ -30,6 +30,9 @@ def read_document(path: str, expected: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML needs Python 3.11+; use a .json settings file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the settings ({exc.strerror or exc}); expected {expected}") from None
+    except RecursionError:  # json and tomllib recurse per level of [ / {: a hostile or broken file
+        raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'TOML'} (lists or tables "
+                          f"nested too deeply); expected {expected}") from None
     except ValueError as exc:  # JSON, TOML and UTF-8 decoding errors
         raise ConfigError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'TOML'} ({exc}); "
                           f"expected {expected}") from None

@@ -114,6 +114,38 @@ def test_every_frame_header_in_a_jpeg_counts():
     assert decode(small).width == 64  # a real frame still decodes (the decoder's frame)
 
 
+def test_a_jpeg_ls_frame_header_counts_too():
+    """FFmpeg's MJPEG decoder also reads JPEG-LS frames (SOF55, FF F7): a small JPEG with such a
+    header claiming 16000x16000 passed the check, and FFmpeg allocated the whole frame (about
+    250 MB; 65535x65535 would be 4 GB)."""
+    import struct
+
+    from edgekit.sources.stream import ImageDecoder
+
+    sof55 = b"\xff\xf7" + struct.pack(">HBHHB", 11, 8, 16000, 16000, 1) + b"\x01\x11\x00"
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\x00" + b"\x00\x00\x00"
+    data = jpeg()[:-2] + sof55 + sos + bytes(1000) + b"\xff\xd9"
+    assert jpeg_size(data) == (16000, 16000)
+    out = ImageDecoder()(data)
+    assert isinstance(out, str) and "16000x16000" in out, out
+
+
+def test_a_camera_cannot_make_pillow_run_ghostscript(monkeypatch):
+    """Pillow's EPS plugin runs Ghostscript to load an image: a camera's bytes were opened with
+    every format Pillow has, so an HTTP "camera" sending PostScript got it run."""
+    import subprocess
+
+    from edgekit.sources.stream import ImageDecoder
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or (_ for _ in ()).throw(OSError()))
+    eps = (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n%%EndComments\n"
+           b"newpath 10 10 moveto 90 90 lineto stroke\nshowpage\n%%EOF\n")
+    out = ImageDecoder()(eps)
+    assert isinstance(out, str) and "not an image" in out and not started, (out, started)
+    assert ImageDecoder()(jpeg()).width == 64
+
+
 def test_failed_frames_are_said_once_then_rate_limited():
     now = [0.0]
     lines: list[str] = []

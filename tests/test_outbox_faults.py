@@ -287,6 +287,53 @@ def test_a_message_the_broker_still_refuses_is_found_and_set_aside(tmp_path):
         broker.stop()
 
 
+def test_a_text_payload_row_is_delivered_and_does_not_stop_the_queue(tmp_path, mosquitto):
+    """salvage() keeps rows whose payload sqlite gives back as TEXT, and queues them again; every
+    peek then raised TypeError (bytes(str)), so the sender retried forever and nothing after them
+    was delivered."""
+    import sqlite3
+
+    outbox = tmp_path / "o.db"
+    Outbox(outbox).close()
+    db = sqlite3.connect(outbox)
+    db.execute("INSERT INTO messages (topic, payload, qos, retain, created) VALUES "
+               "('edgekit/faults/text', 'as text', 1, 0, 0)")
+    db.commit()
+    db.close()
+    sub = Subscriber(mosquitto.port, "edgekit/faults/#")
+    assert sub.wait_for(lambda s: s.client.is_connected(), 30)
+    with Publisher(_settings(mosquitto.port, outbox)) as pub:
+        pub.publish("edgekit/faults/after", b"1")
+        assert pub.flush(60), pub.stats()
+    assert sub.wait_for(lambda s: {t for t, _, _ in s.messages} >= {"edgekit/faults/text", "edgekit/faults/after"}, 30)
+    assert [p for t, p, _ in sub.messages if t == "edgekit/faults/text"] == [b"as text"]
+    sub.close()
+
+
+def test_a_message_the_broker_refuses_by_acl_is_a_dead_letter_not_sent(tmp_path):
+    """MQTT 5: a PUBACK with a failure reason ("Not authorized", from mosquitto's ACL) was taken as
+    an acknowledgement: the message was deleted from the outbox and counted as sent."""
+    workdir = tmp_path / "broker"
+    workdir.mkdir()
+    (workdir / "acl").write_text("topic read #\ntopic write edgekit/faults/status\ntopic write edgekit/faults/ok\n")
+    broker = Broker(workdir, f"allow_anonymous true\nacl_file {workdir / 'acl'}\n", kind="mosquitto").start()
+    try:
+        settings = _settings(broker.port, tmp_path / "o.db", protocol="5")
+        lines = []
+        with Publisher(settings, warn=lines.append) as pub:
+            pub.publish("edgekit/faults/denied", b"1")
+            pub.publish("edgekit/faults/ok", b"2")
+            assert pub.flush(60)
+            stats = pub.stats()
+        assert stats["dead_letters"] == 1 and stats["sent"] == 1, stats
+        assert len([line for line in lines if "Not authorized" in line]) == 1, lines
+        box = Outbox(tmp_path / "o.db")
+        assert [(t, p) for t, p, _r in box.dead_letters()] == [(b"edgekit/faults/denied", b"1")]
+        box.close()
+    finally:
+        broker.stop()
+
+
 def test_sigterm_is_honoured_with_strange_labels_and_annotated_images(tmp_path, ssd, images, mosquitto):
     """Before: a 70,000-character label took minutes per annotated image (its tag was cut letter by
     letter), so the first SIGTERM seemed ignored."""

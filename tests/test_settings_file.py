@@ -65,6 +65,16 @@ CASES = [
      ["sources[0].zones", "expected a table of zones"]),
     ("preview-address", BASE + 'preview = "nohost:abc"', ["preview", "HOST:PORT", "'nohost:abc'"]),
     ("not-toml", "model = ", ["not valid TOML"]),
+    ("json-nested-deep", '{"a": ' * 100_000 + "1" + "}" * 100_000, ["not valid JSON", "nested too deeply"]),
+    ("toml-nested-deep", "a = " + "[" * 100_000 + "]" * 100_000, ["not valid TOML", "nested too deeply"]),
+    ("mqtt-ha-prefix-wildcard", BASE + '[mqtt]\nhost = "h"\nha_discovery = true\nha_prefix = "home/#"',
+     ["mqtt", "Home Assistant prefix", "'home/#'", "not usable in a topic"]),
+    ("mqtt-prefix-huge", BASE + '[mqtt]\nhost = "h"\nprefix = "' + "p" * 70_000 + '"',
+     ["mqtt", "MQTT prefix of 70000 bytes", "at most"]),
+    ("mqtt-device-id-surrogate", '{"model": "%s", "sources": ["%s"], "mqtt": {"host": "h", "device_id": "\\udc80"}}'
+     % (MODEL, IMAGES), ["mqtt", "device id", "valid UTF-8"]),
+    ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
+    ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]
 
 
@@ -130,6 +140,19 @@ def test_check_starts_nothing_and_refuses_what_serve_would(tmp_path):
     missing.write_text(f'model = "{tmp_path / "nope.tflite"}"\nsources = ["{IMAGES}"]\n')
     r = run_cli("-m", "edgekit", "run", "--check", str(missing))
     assert r.returncode == 4 and "no such model file" in r.stderr and "bundle but missing" not in r.stderr
+
+
+def test_check_refuses_a_tls_ca_file_that_serve_would_refuse(tmp_path, capsys):
+    """--check said the settings were valid; the run then stopped at start: TLS set-up failed."""
+    from edgekit.cli import main
+
+    path = tmp_path / "tls.toml"
+    path.write_text(BASE + f'[mqtt]\nurl = "mqtts://127.0.0.1:1"\nca_file = "{tmp_path / "nope.pem"}"\n'
+                    f'outbox = "{tmp_path / "o.db"}"\n')
+    assert main(["run", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TLS set-up failed" in err, err
+    assert not (tmp_path / "o.db").exists()
 
 
 def test_the_local_example_runs_as_shipped():

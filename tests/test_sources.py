@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 from rtsp_server import SYSTEM_PYTHON, RtspServer, free_port, unusable_reason
 
+from conftest import REPO
 from edgekit.errors import ConfigError
 from edgekit.sources import open_sources
 from edgekit.sources.stream import AvStream, HttpStream, ImageDecoder, read_multipart, redact
@@ -529,3 +530,21 @@ def test_picamera2_without_the_module_is_one_line(monkeypatch):
         open_sources(["picamera2"])
     message = str(caught.value)
     assert "\n" not in message and "python3-picamera2" in message and "--system-site-packages" in message
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://cam:99999/video", "http://cam:abc/video",
+                                 "http://user:pw@[::1/video"])
+def test_an_unusable_http_url_is_refused_with_one_line(url):
+    """urlsplit's ValueError (an unclosed IPv6 bracket, a port out of range) was 'internal error'
+    (rc 70) at start, or an outage retried forever for a port that can never work."""
+    from edgekit.cli import main
+
+    with pytest.raises(ConfigError, match="expected an http:// or https:// URL") as info:
+        HttpStream(url)
+    assert "pw" not in str(info.value)
+    assert main(["detect", str(REPO / "examples" / "shapes" / "shapes_int8.tflite"), url]) == 2
+
+
+def test_redact_hides_the_password_of_a_url_it_cannot_parse():
+    assert redact("rtsp://user:secret@[::1/stream") == "rtsp://user:***@[::1/stream"
+    assert redact("rtsp://[::1") == "rtsp://[::1"

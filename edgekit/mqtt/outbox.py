@@ -84,6 +84,17 @@ class OutboxMessage:
     created: float
 
 
+def _message(row: tuple) -> OutboxMessage:
+    """A row as a message. A payload stored as TEXT (salvaged from a damaged file, or hand-made)
+    is sent as its UTF-8: ``bytes(str)`` would raise in every peek and stop delivery for good."""
+    payload = row[2]
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", "surrogateescape")
+    elif not isinstance(payload, (bytes, bytearray, memoryview)):
+        payload = b"" if payload is None else str(payload).encode()
+    return OutboxMessage(row[0], row[1], bytes(payload), row[3], bool(row[4]), row[5])
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -306,7 +317,7 @@ class Outbox:
             if row[0] in exclude or row[0] in seen:
                 continue
             seen.add(row[0])
-            out.append(OutboxMessage(row[0], row[1], bytes(row[2]), row[3], bool(row[4]), row[5]))
+            out.append(_message(row))
         return out[: limit + newest]
 
     def get(self, ids: list[int]) -> list[OutboxMessage]:
@@ -324,7 +335,7 @@ class Outbox:
                 self._handle(exc)
                 return []
         skip = self._unwritten_acks | self._unwritten_dead
-        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in sorted(rows) if r[0] not in skip]
+        return [_message(r) for r in sorted(rows) if r[0] not in skip]
 
     def _select(self, limit: int, skip: int, newest: int) -> list:
         db = self._live()

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Publisher"]
 
+#: MQTT 5 PUBACK reasons worth sending again later (packet identifier in use, quota exceeded)
+_RETRY_LATER = frozenset({0x91, 0x97})
+
 
 class Publisher:
     """Queues messages in the outbox and delivers them; use as a context manager so it flushes
@@ -88,7 +91,7 @@ class Publisher:
         self.final_stats: dict[str, Any] | None = None  # stats() as the run ended (set by close())
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
-        self._early: dict[int, float] = {}  # PUBACKs that arrived before their mid was recorded
+        self._early: dict[int, tuple[float, Any]] = {}  # PUBACKs (time, reason) that came before their mid was recorded
         self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
         self._connected = threading.Event()
         self._refused = threading.Event()
@@ -386,11 +389,34 @@ class Publisher:
             outbox_id = self._inflight.pop(mid, None)
             if outbox_id is None:
                 now = time.monotonic()
-                self._early = {m: t for m, t in self._early.items() if now - t < 60}  # status/stats mids age out
-                self._early[mid] = now
-            else:
-                self._acked(outbox_id)  # under the lock: the sender must never see it neither in flight nor gone
+                self._early = {m: t for m, t in self._early.items() if now - t[0] < 60}  # status/stats mids age out
+                self._early[mid] = (now, reason_code)
+            elif not self._answered(outbox_id, reason_code):
+                return  # stays queued, sent again on the sender's next round (not at once: no storm)
         self._notify()
+
+    def _answered(self, outbox_id: int, reason_code: Any) -> bool:
+        """Under ``_map_lock`` (the sender must never see a message neither in flight nor gone):
+        the broker's answer to a message. False: it asked to be sent it again later."""
+        if not getattr(reason_code, "is_failure", False):
+            self._acked(outbox_id)
+        elif getattr(reason_code, "value", None) in _RETRY_LATER:
+            return False
+        else:  # MQTT 5: the broker answered but did not take it
+            self._refused_message(outbox_id, reason_code)
+        return True
+
+    def _refused_message(self, outbox_id: int, reason_code: Any) -> None:
+        """Under ``_map_lock``: an MQTT 5 PUBACK/PUBREC with a failure reason (not authorized, topic
+        name invalid…): it was not delivered and sending it again gets the same answer, so it is a
+        dead letter, never counted as sent."""
+        self._suspects.discard(outbox_id)
+        self._strikes.pop(outbox_id, None)
+        if self._probe == outbox_id:
+            self._probe = None
+        for msg in self.outbox.get([outbox_id]):
+            self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
+                                   "check the broker's ACL for that topic")
 
     def _acked(self, outbox_id: int) -> None:
         """Under ``_map_lock``."""
@@ -507,8 +533,11 @@ class Publisher:
         if info.rc != 0:
             return False
         with self._map_lock:
-            if msg.qos == 0 or self._early.pop(info.mid, None) is not None:
+            early = None if msg.qos == 0 else self._early.pop(info.mid, None)
+            if msg.qos == 0:
                 self._acked(msg.id)  # QoS 0: no acknowledgement will come
+            elif early is not None:
+                self._answered(msg.id, early[1])
             else:
                 self._inflight[info.mid] = msg.id
         return True

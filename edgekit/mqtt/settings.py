@@ -28,7 +28,17 @@ def _check_topic_part(name: str, value: str) -> str:
     if not value or any(c in value for c in "+#\0") or "//" in value or value.startswith("/") or value.endswith("/"):
         raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: no '+', '#', empty levels or "
                           "leading/trailing '/'")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\udc80" in a JSON file): no message could ever be sent
+        raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: expected valid UTF-8 text") from None
+    if size > _MAX_TOPIC_PART:  # every topic holds it: each message would be refused (dead-lettered)
+        raise ConfigError(f"MQTT {name} of {size} bytes is not usable in a topic: expected at most "
+                          f"{_MAX_TOPIC_PART} bytes (MQTT topics are limited to 65,535)")
     return value
+
+
+_MAX_TOPIC_PART = 65_535 // 4  # prefix, device id and the rest of a topic must fit in MQTT's 65,535 bytes
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,13 @@ class MqttSettings:
 
     def __post_init__(self) -> None:
         check_rules(self)
+        if not self.host.strip():  # paho's connect raises a bare ValueError("Invalid host.") for it
+            raise ConfigError(f"host: expected a broker host name or address, found {self.host!r}; give "
+                              "host = \"HOST\" or url = \"mqtt://HOST:1883\"")
         _check_topic_part("prefix", self.prefix)
         _check_topic_part("device id", self.device_id)
         _check_topic_part("frigate prefix", self.frigate_prefix)
+        _check_topic_part("Home Assistant prefix (ha_prefix)", self.ha_prefix)  # also a subscription filter
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"MQTT QoS must be 0, 1 or 2, found {self.qos}")
         if self.protocol not in ("3.1.1", "5"):
@@ -118,7 +132,11 @@ class MqttSettings:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> "MqttSettings":
         """``mqtt://[user@]host[:port]`` or ``mqtts://…`` (TLS, default port 8883)."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # an unclosed IPv6 bracket ("mqtt://[::1")
+            raise ConfigError(f"expected an MQTT URL like mqtt://broker:1883 or mqtt://[::1]:1883, found {url!r}; "
+                              "close the IPv6 address with ']'") from None
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ConfigError(f"expected an MQTT URL like mqtt://broker:1883 or mqtts://broker:8883, found {url!r}")
         if parts.password is not None:

@@ -49,7 +49,10 @@ MAX_PART_BYTES = 32 * 1024 * 1024
 
 def redact(url: str) -> str:
     """``url`` with the password in its user-info replaced by ``***`` (names appear in results)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not parseable ("rtsp://[::1"): hide whatever sits between "//user:" and "@"
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
     if parts.password is None:
         return url
     netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
@@ -270,7 +273,12 @@ class HttpStream(LiveSource):
 
     def __init__(self, url: str, *, interval: float = 1.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
                  frame_timeout: float = 20.0, max_frame_bytes: int | None = None, **live: Any) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
+        except ValueError as exc:  # an unclosed IPv6 bracket ("http://[::1"), a port "abc" or 99999
+            raise ConfigError(f"expected an http:// or https:// URL like http://camera:8080/video, found an "
+                              f"unusable one ({exc}); check its host and port") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"expected an http:// or https:// URL with a host, found {redact(url)!r}")
         if interval <= 0:
@@ -575,8 +583,8 @@ class ImageDecoder:
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """The largest (width, height) any start-of-frame marker in a JPEG claims, or None when there
-    is none. Every marker counts, not only the first: FFmpeg skips junk to find markers, and a
+    """The largest (width, height) any start-of-frame marker in a JPEG claims (JPEG-LS's too), or
+    None when there is none. Every marker counts, not only the first: FFmpeg skips junk to find markers, and a
     later frame header would make it allocate at that size. (numpy finds them: a regular
     expression over a 720p frame costs 1.7 ms, half of FFmpeg's decode.)"""
     import numpy as np
@@ -584,7 +592,8 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     a = np.frombuffer(data, np.uint8)
     ff = np.flatnonzero(a[:-8] == 0xFF)
     kind = a[ff + 1]
-    ff = ff[(kind >= 0xC0) & (kind <= 0xCF) & (kind != 0xC4) & (kind != 0xC8) & (kind != 0xCC)]
+    # SOF0-SOF15 (not DHT C4, JPG C8, DAC CC) and SOF55 (F7, JPEG-LS: FFmpeg's MJPEG decoder takes it too)
+    ff = ff[((kind >= 0xC0) & (kind <= 0xCF) & (kind != 0xC4) & (kind != 0xC8) & (kind != 0xCC)) | (kind == 0xF7)]
     if not len(ff):
         return None
     heights = a[ff + 5].astype(np.int64) << 8 | a[ff + 6]
@@ -612,6 +621,11 @@ def _plain(message: str) -> str:
     return _REPR.sub("the data", message)
 
 
+#: The picture formats a camera's bytes may be decoded as. Not Pillow's every format: EPS would run
+#: Ghostscript on whatever the camera sends, and others (TIFF, PSD, FITS…) add parsers no camera needs.
+CAMERA_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP")  # JPEG includes MPO
+
+
 def _pillow_decode(data: bytes) -> Any:
     import warnings
 
@@ -624,7 +638,7 @@ def _pillow_decode(data: bytes) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=CAMERA_FORMATS) as image:
                 check_decode(image, f"image of {len(data)} bytes")
                 image.load()
                 return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
