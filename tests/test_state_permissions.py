@@ -66,7 +66,8 @@ def test_outbox_and_caches_are_private_whatever_the_umask(umask, ssd, tmp_path):
     _killed_publisher(state_home, umask)
     state = state_home / "edgekit"
     assert _mode(state_home) == 0o700 and _mode(state) == 0o700  # both created by edgekit
-    assert _modes(state) == {"outbox-cam.db": "0o600", "outbox-cam.db-shm": "0o600", "outbox-cam.db-wal": "0o600"}
+    assert _modes(state) == {"outbox-cam.db": "0o600", "outbox-cam.db-shm": "0o600", "outbox-cam.db-wal": "0o600",
+                             "outbox-cam.db.reserve": "0o600"}  # the room kept for a full disk
 
     r = _plan(ssd, cache_home, umask, "--autotune")  # measures costs (costs.json) and threads (threads.json)
     assert r.returncode == 0, r.stderr

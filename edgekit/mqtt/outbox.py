@@ -581,6 +581,7 @@ class Outbox:
                 return False
             fd = os.open(self.reserve, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
+                os.fchmod(fd, 0o600)  # private like the outbox, whatever the umask or an older mode
                 if os.fstat(fd).st_size < size:
                     os.ftruncate(fd, 0)
                     os.write(fd, bytes(size))  # written, not sparse: the space is really taken
