@@ -108,10 +108,16 @@ def test_2_ha_remove_leaves_a_running_detector_connected_and_online(mosquitto, t
         assert seen and set(seen) == {b"online"}, seen  # never kicked, never reported offline
     # with no detector running, ha-remove leaves the device's (offline) status as it was
     assert _retained(mosquitto.port, "edgekit/garage/status") == {"edgekit/garage/status": b"offline"}
+    stats = Subscriber(mosquitto.port, "edgekit/garage/stats", client_id="stats-watch")
+    time.sleep(0.3)
     r = run_cli("-m", "edgekit", "ha-remove", "cat", "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}",
                 "--device-id", "garage", "--outbox", str(tmp_path / "o.db"))
     assert r.returncode == 0, r.stderr
     assert _retained(mosquitto.port, "edgekit/garage/status") == {"edgekit/garage/status": b"offline"}
+    time.sleep(0.5)
+    with stats.lock:  # no stats of its own: they would blank the device's fps and latency sensors
+        assert stats.messages == [], stats.messages
+    stats.close()
     status.close()
 
 

@@ -181,7 +181,7 @@ class Publisher:
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
-            if self._connected.is_set():  # the run's last numbers: the periodic stats may be up to 30 s old
+            if self._connected.is_set() and self.role is None:  # the run's last numbers (the periodic ones may be 30 s old); a short-lived role (ha-remove) has no run to report, and its stats would blank the device's sensors
                 self._wait(self._client.publish(self.settings.topic("stats"),
                                                 json.dumps(self._stats_message()).encode(), qos=0))
             self.final_stats = self.stats()
@@ -488,7 +488,7 @@ class Publisher:
             for msg in self.outbox.peek(max(0, room - newest), exclude=pending, newest=newest):
                 if not self._connected.is_set() or not self._send(msg):
                     break
-        if time.monotonic() - last_stats >= self.settings.stats_interval:
+        if time.monotonic() - last_stats >= self.settings.stats_interval and self.role is None:
             last_stats = time.monotonic()
             self._client.publish(self.settings.topic("stats"), json.dumps(self._stats_message()).encode(), qos=0)
         return last_stats
