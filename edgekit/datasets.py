@@ -104,14 +104,14 @@ def load_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike | No
     if not os.path.isdir(folder):
         how = "given" if images_dir is not None else "the default: an images/ folder beside the JSON"
         raise ConfigError(f"{annotations}: images folder {folder} ({how}) does not exist; pass the folder holding "
-                          "the JSON's images (--eval-images DIR)")
+                          "the JSON's images (coco_eval --images DIR, edgekit-convert --eval-images DIR)")
     doc = _read_coco_json(annotations)
     listed = doc["images"]
     found = [img for img in listed if os.path.isfile(os.path.join(folder, img["file_name"]))]
     if not found:
         raise ConfigError(f"{annotations}: none of its {len(listed)} images are in {folder} (looked for e.g. "
                           f"{listed[0]['file_name'] if listed else 'nothing: the JSON lists no images'}); pass the "
-                          "folder holding them (--eval-images DIR)")
+                          "folder holding them (coco_eval --images DIR, edgekit-convert --eval-images DIR)")
     notes = []
     if len(found) < len(listed):
         kept = {img["id"] for img in found}

@@ -124,8 +124,9 @@ def test_missing_paths(coco128, tmp_path):
     with pytest.raises(ConfigError, match="no images/ folder; expected a YOLO-format dataset"):
         load_validation_set(tmp_path)
     shutil.copy(coco128 / JSON, tmp_path / "a.json")
-    with pytest.raises(ConfigError, match=r"images folder .*images \(the default: an images/ folder beside the JSON\)"):
+    with pytest.raises(ConfigError, match=r"images folder .*images \(the default: an images/ folder beside the JSON\)") as err:
         load_validation_set(tmp_path / "a.json")
+    assert "coco_eval --images DIR" in str(err.value)  # each entry point's own flag (it named only the converter's)
 
 
 @pytest.mark.parametrize("content,message", [
