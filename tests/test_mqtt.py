@@ -527,3 +527,23 @@ def test_cli_runs_keep_out_of_the_real_home(tmp_path, ssd, images, private_user_
     assert list(home.iterdir()) == []  # nothing under ~ (no ~/.cache/edgekit, no ~/.local/state/edgekit)
     assert (cache / "edgekit" / "costs.json").is_file()
     assert (state / "edgekit" / "outbox-homecheck.db").is_file()
+
+
+def test_a_backlog_from_earlier_runs_is_said_once_and_delivered(broker, tmp_path):
+    """Messages an earlier run queued (for this broker or another) are delivered by the next run
+    with that outbox: one note says how many and where they wait, before they go."""
+    from edgekit.mqtt.outbox import Outbox
+
+    box = Outbox(tmp_path / "outbox.db")
+    for k in range(3):
+        box.put("edgekit/testdev/detections", b'{"k": %d}' % k)
+    box.close()
+    sub = Subscriber(broker.port, "edgekit/testdev/detections")
+    time.sleep(0.3)
+    said: list[str] = []
+    with Publisher(_settings(broker, tmp_path), required=True, warn=said.append) as pub:
+        assert sub.wait_for(lambda s: len(s.messages) >= 3, 10), sub.messages
+        assert len(pub.outbox) == 0 or sub.wait_for(lambda s: len(pub.outbox) == 0, 10)
+    notes = [line for line in said if "queued by earlier runs" in line]
+    assert len(notes) == 1 and "3 message(s)" in notes[0] and str(tmp_path / "outbox.db") in notes[0], said
+    sub.close()

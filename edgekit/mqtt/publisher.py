@@ -146,6 +146,11 @@ class Publisher:
         import paho.mqtt.client as mqtt
 
         s = self.settings
+        backlog = len(self.outbox)
+        if backlog and self.role is None:  # another run's messages, perhaps meant for another broker: say so
+            self.warn(f"edgekit: note: {backlog} message(s) queued by earlier runs wait in {self.outbox.path}; "
+                      f"they go to {s.host}:{s.port} with this run's (a run for another broker needs its own "
+                      "--outbox)")
         kwargs: dict[str, Any] = {}
         if s.protocol == "5":
             from paho.mqtt.packettypes import PacketTypes
