@@ -77,7 +77,9 @@ class MqttSettings:
 
     def __post_init__(self) -> None:
         check_rules(self)
-        if not self.host.strip():  # paho's connect raises a bare ValueError("Invalid host.") for it
+        # empty: paho's connect raises a bare ValueError("Invalid host."); a space or a control
+        # character (NUL) can never resolve: an outage forever, and the NUL printed in its line
+        if not self.host.strip() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in self.host):
             raise ConfigError(f"host: expected a broker host name or address, found {self.host!r}; give "
                               "host = \"HOST\" or url = \"mqtt://HOST:1883\"")
         _check_topic_part("prefix", self.prefix)
