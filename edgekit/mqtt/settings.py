@@ -145,7 +145,9 @@ class MqttSettings:
             raise ConfigError("do not put the MQTT password in the URL (it shows in process listings); set "
                               "EDGEKIT_MQTT_PASSWORD or use a password file readable only by you")
         try:
-            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+            port = parts.port  # 0 stays 0 (refused below), not the default port in its place
+            if port is None:
+                port = 8883 if parts.scheme == "mqtts" else 1883
         except ValueError:
             raise ConfigError(f"the port in {url!r} is not a number between 1 and 65535") from None
         base: dict[str, Any] = {"host": parts.hostname, "port": port, "tls": parts.scheme == "mqtts"}
