@@ -170,7 +170,7 @@ def parse_labels(text: str, background_first: bool = True) -> tuple[str, ...]:
         lines.pop()
     pairs = [line.split(maxsplit=1) for line in lines if line]
     if pairs and all(len(p) == 2 and p[0].isdigit() for p in pairs):
-        size = max(int(p[0]) for p in pairs) + 1
+        size = _label_count(max(int(p[0]) for p in pairs))
         labels = ["???"] * size
         for idx, name in pairs:
             labels[int(idx)] = name.strip()
@@ -192,16 +192,33 @@ def _parse_pbtxt(text: str) -> tuple[str, ...]:
             items[int(fields["id"]) - 1] = fields.get("display_name") or fields.get("name") or f"class_{fields['id']}"
     if not items:
         return ()
-    return tuple(items.get(i, "???") for i in range(max(items) + 1))
+    return tuple(items.get(i, "???") for i in range(_label_count(max(items))))
+
+
+def _label_count(top: int) -> int:
+    """Labels up to class id ``top``; a label file that numbers a class past MAX_LABELS is refused
+    before a list that long is made (``2000000000 person`` would be 16 GB)."""
+    if top >= MAX_LABELS:
+        raise ConfigError(f"the label file numbers class {top}; expected class ids from 0 to {MAX_LABELS - 1}")
+    return top + 1
+
+
+MAX_LABEL_FILE_BYTES = 16 << 20  # a label file past this is not one (/dev/zero, a model given as --labels)
 
 
 def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
     """Read a label file (see :func:`parse_labels`); raises ConfigError if unreadable or empty."""
     try:
         with open(path, encoding="utf-8") as fh:
-            labels = parse_labels(fh.read())
+            text = fh.read(MAX_LABEL_FILE_BYTES + 1)
+        if len(text) > MAX_LABEL_FILE_BYTES:
+            raise ConfigError(f"{os.fspath(path)}: the label file is larger than {MAX_LABEL_FILE_BYTES >> 20} MiB; "
+                              "expected UTF-8 text, one label per line")
+        labels = parse_labels(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{os.fspath(path)}: cannot read label file ({exc}); expected UTF-8 text, one label per line") from None
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(exc).startswith(os.fspath(path)) else f"{os.fspath(path)}: {exc}") from None
     if not labels:
         raise ConfigError(f"{os.fspath(path)}: label file is empty; expected one label per line")
     return labels

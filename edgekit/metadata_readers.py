@@ -146,7 +146,7 @@ def _tflite_metadata_reader(flatbuffer: bytes, members: Mapping[str, bytes], whe
     if label_files:
         if label_files[0] in members:
             # The Task library maps class c to line c: no background line is dropped here.
-            values["labels"] = parse_labels(members[label_files[0]].decode("utf-8", "replace"), background_first=False)
+            values["labels"] = _member_labels(members, label_files[0], where)
             origins["labels"] = f"{origin} ({label_files[0]})"
         else:
             notes.append(f"TFLite Metadata names label file {label_files[0]!r}, but the model's ZIP has no such member")
@@ -169,11 +169,21 @@ def _tflite_metadata_reader(flatbuffer: bytes, members: Mapping[str, bytes], whe
                          origins=origins, notes=tuple(notes))
 
 
+def _member_labels(members: Mapping[str, bytes], member: str, where: str) -> tuple[str, ...]:
+    """A label file in the model's ZIP (class c on line c). Raises UnsafeModelError: it numbers a
+    class past MAX_LABELS (refused before a list that long is made)."""
+    try:
+        return parse_labels(members[member].decode("utf-8", "replace"), background_first=False)
+    except ConfigError as exc:
+        raise UnsafeModelError(f"{where}: {member} in the model's ZIP: {exc} — the metadata is damaged or hostile: "
+                               "re-export the model") from None
+
+
 def _legacy_labels_reader(flatbuffer: bytes, members: Mapping[str, bytes], where: str) -> ModelMetadata | None:
     # A label file in the ZIP without a TFLITE_METADATA block that names it (hand-made models).
     for member in _LABEL_MEMBERS:
         if member in members:
-            labels = parse_labels(members[member].decode("utf-8", errors="replace"), background_first=False)
+            labels = _member_labels(members, member, where)
             return ModelMetadata(labels=labels, source="zip", origins={"labels": f"model ZIP ({member})"})
     return None
 

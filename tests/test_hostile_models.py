@@ -69,6 +69,37 @@ def test_hostile_metadata_is_refused_with_one_line_under_300mb(model, command, r
     assert str(path.name) in r.lines[0] and ("class id 2000000000" in r.lines[0] or "3221225472 bytes" in r.lines[0])
 
 
+@pytest.mark.parametrize("command", ["info", "detect"])
+@pytest.mark.parametrize("text", ["0 circle\n2000000000 square\n", "item {\n  id: 2000000001\n  name: 'x'\n}\n"],
+                         ids=["numbered-lines", "pbtxt"])
+def test_a_label_file_numbering_a_huge_class_is_refused_under_300mb(text, command, tmp_path):
+    """The Ultralytics names key was bounded, not the model's own label file: ``2000000000 square``
+    (or a label_map.pbtxt id) made a list of two billion labels, 16 GB."""
+    path = tmp_path / "labels_huge.tflite"
+    _with_members(path, {"labels.txt": text.encode()}, keep=False)
+    args = [command, str(path)] + ([str(IMAGE)] if command == "detect" else [])
+    r = run_constrained(*args, mem="300M")
+    assert not r.oom_killed, r
+    assert r.rc == ModelError.exit_code, r
+    assert len(r.lines) == 1 and path.name in r.lines[0] and "numbers class 2000000000" in r.lines[0], r.lines
+
+
+def test_a_user_label_file_that_never_ends_is_refused(tmp_path):
+    """--labels /dev/zero read forever (one endless line)."""
+    from edgekit.errors import ConfigError
+    from edgekit.metadata import MAX_LABEL_FILE_BYTES, read_labels
+
+    big = tmp_path / "labels.txt"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_LABEL_FILE_BYTES + 1)
+    with pytest.raises(ConfigError, match="larger than 16 MiB"):
+        read_labels(big)
+    numbered = tmp_path / "numbered.txt"
+    numbered.write_text("0 a\n2000000000 b\n")
+    with pytest.raises(ConfigError, match=r"numbered.txt: the label file numbers class 2000000000"):
+        read_labels(numbered)
+
+
 def test_zip_member_sizes_are_read_from_headers(zip_bomb):
     with pytest.raises(UnsafeModelError, match="refused without inflating"):
         read_metadata(zip_bomb)

@@ -73,6 +73,9 @@ CASES = [
      ["mqtt", "MQTT prefix of 70000 bytes", "at most"]),
     ("mqtt-device-id-surrogate", '{"model": "%s", "sources": ["%s"], "mqtt": {"host": "h", "device_id": "\\udc80"}}'
      % (MODEL, IMAGES), ["mqtt", "device id", "valid UTF-8"]),
+    ("mqtt-host-nul", BASE + '[mqtt]\nhost = "h\\u0000x"', ["mqtt.host", "expected a broker host", "'h\\x00x'"]),
+    ("mqtt-host-space", BASE + '[mqtt]\nhost = "my broker"', ["mqtt.host", "expected a broker host", "'my broker'"]),
+    ("mqtt-url-port-0", BASE + '[mqtt]\nurl = "mqtt://h:0"', ["mqtt.port", "from 1 to 65535", "found 0"]),
     ("mqtt-host-empty", BASE + '[mqtt]\nhost = ""', ["mqtt.host", "expected a broker host", "''"]),
     ("mqtt-url-ipv6-unclosed", BASE + '[mqtt]\nurl = "mqtt://[::1"', ["mqtt", "expected an MQTT URL", "'mqtt://[::1'"]),
 ]

@@ -77,7 +77,9 @@ class MqttSettings:
 
     def __post_init__(self) -> None:
         check_rules(self)
-        if not self.host.strip():  # paho's connect raises a bare ValueError("Invalid host.") for it
+        # empty: paho's connect raises a bare ValueError("Invalid host."); a space or a control
+        # character (NUL) can never resolve: an outage forever, and the NUL printed in its line
+        if not self.host.strip() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in self.host):
             raise ConfigError(f"host: expected a broker host name or address, found {self.host!r}; give "
                               "host = \"HOST\" or url = \"mqtt://HOST:1883\"")
         _check_topic_part("prefix", self.prefix)
@@ -143,7 +145,9 @@ class MqttSettings:
             raise ConfigError("do not put the MQTT password in the URL (it shows in process listings); set "
                               "EDGEKIT_MQTT_PASSWORD or use a password file readable only by you")
         try:
-            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+            port = parts.port  # 0 stays 0 (refused below), not the default port in its place
+            if port is None:
+                port = 8883 if parts.scheme == "mqtts" else 1883
         except ValueError:
             raise ConfigError(f"the port in {url!r} is not a number between 1 and 65535") from None
         base: dict[str, Any] = {"host": parts.hostname, "port": port, "tls": parts.scheme == "mqtts"}
