@@ -3,7 +3,9 @@
 :class:`MotionGate` runs a :class:`~edgekit.motion.MotionDetector` on each frame's grey picture
 (the Y plane straight from the decoder, a draft decode of a JPEG) before the model: a frame in
 which nothing moves is not inferred — its result carries the previous inference's detections,
-since nothing moved, so tracks stay alive and stationary objects stay put. Every ``recheck``
+since nothing moved, so tracks stay alive and stationary objects stay put. So is a frame whose
+motion is only an object that stopped: it differs from the background (until it becomes part of
+it) but not from the frame last inferred. Every ``recheck``
 seconds a frame is inferred anyway, so that a parked car stays honest; so is a frame after the
 scene changed at once (lights on: ``recalibrated``).
 
@@ -134,26 +136,32 @@ class MotionGate:
             frame_size: the source frame's ``(width, height)`` when ``grey`` is smaller.
 
         Returns:
-            ``(infer, motion)``: infer the first frame, a moving one, the still ones up to
+            ``(infer, motion)``: infer the first frame, a moving one (unless what moves stands
+            where it stood in the frame last inferred: ``Motion.changed``), the still ones up to
             ``settle`` seconds after motion (at least the first), one after a recalibration, one
             of another size, one ``recheck`` seconds after the last inference, and one after time
             went back.
         """
         motion = self._detector.update(grey, timestamp, frame_size)
+        # what moves against the background but stands where it stood in the frame last inferred
+        # (a car that just parked, a person who stopped) needs no new inference: the repeated
+        # detections are where it is
+        moving = motion.moving and motion.changed is not False
         last = self._inferred
         key = (getattr(grey, "shape", None), frame_size)
         resized, self._key = key != self._key, key  # another picture size: another scene (the detector restarts)
         # still frames just after motion are inferred too: they show where things stopped, or that
         # they left (repeating the last moving frame would keep a walker who left in view)
         moved = self._moved
-        if motion.moving or resized or (moved is not None and timestamp < moved):
-            self._moved = moved = timestamp if motion.moving else None
-        settling = moved is not None and not motion.moving and (
+        if moving or resized or (moved is not None and timestamp < moved):
+            self._moved = moved = timestamp if moving else None
+        settling = moved is not None and not moving and (
             last == moved or timestamp - moved <= self.options.settle + 1e-9)
-        infer = (motion.moving or settling or motion.recalibrated or resized or last is None or timestamp < last
+        infer = (moving or settling or motion.recalibrated or resized or last is None or timestamp < last
                  or timestamp - last >= self.options.recheck - 1e-9)
         if infer:
             self._inferred = timestamp
+            self._detector.mark()
         return infer, motion
 
     def reset(self) -> None:

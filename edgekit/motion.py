@@ -103,12 +103,18 @@ class Motion:
         regions: the boxes of the regions that count, in source pixels, largest first.
         fraction: the share of the unmasked area that changed (every changed pixel, specks too).
         recalibrated: so much changed at once that this frame became the background; no motion.
+        changed: for a moving frame, whether its moving regions also differ from the frame last
+            given to :meth:`MotionDetector.mark` (the frame last inferred): False for an object
+            that stopped where it was then (a car that just parked differs from the background
+            for ``absorb_after`` seconds, not from the frame before). None: not compared (no
+            motion, or nothing marked).
     """
 
     moving: bool
     regions: tuple[Box, ...]
     fraction: float
     recalibrated: bool = False
+    changed: Optional[bool] = None
 
 
 _STILL = Motion(False, (), 0.0)
@@ -146,6 +152,7 @@ class MotionDetector:
         self.options = options if options is not None else MotionOptions()
         self._key: Optional[tuple[tuple[int, int], tuple[int, int]]] = None
         self._background: Optional[np.ndarray] = None
+        self._reference: Optional[np.ndarray] = None  # the sampled frame last marked (inferred)
         self._last_time = 0.0
         if frame_size is not None:
             w, h = _size(frame_size)
@@ -154,6 +161,17 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget the background: the next frame becomes it (and reports no motion)."""
         self._background = None
+        self._reference = None
+
+    def mark(self) -> None:
+        """Remember the last frame given to :meth:`update` (the frame a model is about to infer):
+        the next moving frames say whether their moving regions differ from it
+        (``Motion.changed``)."""
+        if self._background is not None:
+            if self._reference is None:
+                self._reference = self._sampled.copy()
+            else:
+                np.copyto(self._reference, self._sampled)
 
     def update(self, grey: np.ndarray, timestamp: float,
                frame_size: Optional[tuple[int, int]] = None) -> Motion:
@@ -206,7 +224,21 @@ class MotionDetector:
                 return self._restart(sampled, t, recalibrated=fraction)
             regions = self._regions(counts, lit)
         self._follow(sampled, diff, changed, count, dt)
-        return Motion(bool(regions), regions, fraction)
+        if not regions:
+            return Motion(False, (), fraction)
+        return Motion(True, regions, fraction, changed=None if self._reference is None else self._changed_since_mark())
+
+    def _changed_since_mark(self) -> bool:
+        """Whether the frame just sampled differs from the marked one by a region that counts
+        (the same threshold, grid and ``min_area``): one more pass over the small grey frame."""
+        diff = np.subtract(self._sampled, self._reference, out=self._diff, dtype=np.float32)
+        changed = np.greater(np.abs(diff, out=self._absdiff), self.options.threshold, out=self._changed)
+        if self._watched is not None:
+            changed &= self._watched
+        if np.count_nonzero(changed) < max(self._min_pixels, _CELL_MIN):
+            return False
+        counts = self._cell_counts(changed)
+        return bool(self._regions(counts, counts >= _CELL_MIN))
 
     def _follow(self, sampled: np.ndarray, diff: np.ndarray, changed: np.ndarray, count: int,
                 dt: float) -> None:
@@ -263,10 +295,11 @@ class MotionDetector:
         self._sampled = np.empty((rows, cols), np.uint8)
         self._diff, self._absdiff, self._age = (np.zeros((rows, cols), np.float32) for _ in range(3))
         self._changed, self._settled = np.zeros((rows, cols), bool), np.zeros((rows, cols), bool)
-        self._background = None
+        self._background = self._reference = None
 
     def _restart(self, sampled: np.ndarray, t: float, recalibrated: Optional[float] = None) -> Motion:
         self._background = sampled.astype(np.float32)
+        self._reference = None
         self._age.fill(0)
         self._pending = False
         self._last_time = t

@@ -70,12 +70,41 @@ def test_the_first_still_frame_after_motion_and_a_new_size_are_inferred():
     times = [k * 0.5 for k in range(12)]
     said = [gate.check(scene(t, 100 + 60 * t if t < 2 else None, rng), t) for t in times]
     # inferred: the first frame, every moving one, and the first still one after motion (it shows
-    # that the square left: gated frames repeat it); not the still ones after that
-    moving = [m.moving for _, m in said]
+    # that the square left: gated frames repeat it); not the still ones after that. Where the
+    # square stood in the first frame (the background) differs until it is absorbed, but that
+    # ghost stands still: it is no change since the frame last inferred
+    moving = [m.moving and m.changed is not False for _, m in said]
     assert moving[1] and not moving[-1] and not moving[-2]
     assert [infer for infer, _ in said] == [k == 0 or moving[k] or moving[k - 1] for k in range(len(times))]
     small = np.full((120, 160), 110, np.uint8)
     assert gate.check(small, 6.0)[0] and not gate.check(small, 6.5)[0]  # another size: another scene
+
+
+def test_an_object_that_stopped_is_not_inferred_again_until_it_moves():
+    """A car drives in and parks: it differs from the background for ``absorb_after`` seconds,
+    but not from the frame last inferred, so those frames are gated once ``settle`` has passed.
+    When it drives off, or creeps by a step the grey sample sees, it is inferred again."""
+    rng = np.random.default_rng(5)
+    gate = MotionGate(GateOptions(settle=0.4, recheck=30.0))
+
+    def at(t):  # 5 fps: drives in 0-2 s, parked 2-6 s, creeps 1 px every 0.4 s 6-9 s, drives off 9-10 s
+        if t < 2:
+            return 20 + 100 * t
+        if t < 6:
+            return 220
+        if t < 9:
+            return 220 + int((t - 6) * 2.5)  # 1 px every 2 frames
+        return 235 + 150 * (t - 9)
+
+    said = [(t, *gate.check(scene(t, at(t), rng), t)) for t in (round(k * 0.2, 1) for k in range(50))]
+    parked = [(t, infer, m) for t, infer, m in said if 2.0 <= t < 6.0]
+    assert all(m.moving for t, _, m in parked if t < 3.8)  # differs from the background ...
+    assert not any(m.changed for t, _, m in parked if t > 2.0)  # ... not from the frame last inferred
+    assert [t for t, infer, _ in parked if infer] == [2.0, 2.2, 2.4]  # where it stopped, then settle
+    creeping = [t for t, infer, _ in said if 6.0 <= t < 9.0 and infer]
+    assert creeping[0] == 6.4  # its first step that moves a sampled pixel column is a change
+    assert all(infer for _, infer, m in said if m.changed)
+    assert all(infer for t, infer, _ in said if 9.2 <= t)  # drives off: every frame
 
 
 def test_still_frames_within_settle_seconds_of_motion_are_inferred():
@@ -87,7 +116,7 @@ def test_still_frames_within_settle_seconds_of_motion_are_inferred():
     for settle, still_inferred in ((0.4, 2), (0.0, 1), (1.0, 5)):
         gate = MotionGate(GateOptions(settle=settle))
         said = [(t, *gate.check(scene(t, 100 + 100 * t if t < 2 else None, rng), t)) for t in times]
-        last_moving = max(t for t, _, m in said if m.moving)
+        last_moving = max(t for t, _, m in said if m.moving and m.changed is not False)
         after = [infer for t, infer, _ in said if t > last_moving]
         assert after[:still_inferred] == [True] * still_inferred, settle
         assert not any(after[still_inferred:]), settle  # then gated, until the recheck
