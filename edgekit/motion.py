@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import ConfigError, ImageError
-from .zones import Zone, parse_zone
+from .zone_config import Zone, parse_zone
 
 __all__ = ["Box", "Motion", "MotionDetector", "MotionOptions", "grey_from_image", "grey_from_rgb", "parse_mask"]
 
