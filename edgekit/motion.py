@@ -443,17 +443,19 @@ def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> 
                 w, h = h, w
         return np.asarray(img), (w, h)
 
+    from .image import LOCAL_FORMATS
+
     if isinstance(source, Image.Image):
         return grey(source, draft=False)
     try:
-        with Image.open(source) as img:
+        with Image.open(source, formats=LOCAL_FORMATS) as img:  # never EPS (Ghostscript) and the like
             return grey(img, draft=True)
     except FileNotFoundError:
         raise ImageError(f"{source}: no such file; expected an image path") from None
     except Image.DecompressionBombError as exc:  # not an OSError
         raise ImageError(f"{source}: refused ({exc})") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{source}: not a readable image ({exc}); expected a JPEG, PNG or BMP") from None
+        raise ImageError(f"{source}: not a readable image ({exc}); expected JPEG, PNG, GIF, BMP, WebP, TIFF or PPM") from None
 
 
 def _mask_error(exc: ConfigError, name: str) -> ConfigError:
