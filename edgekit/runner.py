@@ -210,6 +210,7 @@ class Runner:
         self.stats = [SourceStats(name) for name in unique_names(self.sources)]
         self._by_name = {st.name: source for st, source in zip(self.stats, self.sources)}
         self._stop = threading.Event()
+        self.stopped_by: int | None = None  # the signal (SIGINT/SIGTERM) that stopped the run, if one did
         self._lock = threading.Lock()
         self._inputs = [self._queue_for(i, s) for i, s in enumerate(self.sources)]
         self._live_inputs = [q for q in self._inputs if isinstance(q, _Latest)]
@@ -275,7 +276,8 @@ class Runner:
     @contextlib.contextmanager
     def stop_on_signals(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)):
         """While inside, SIGTERM/SIGINT stop the run gracefully (frames in flight finish, sinks
-        close); a second signal interrupts at once. Only in the main thread; elsewhere a no-op."""
+        close) and :attr:`stopped_by` records the first; a second signal interrupts at once. Only
+        in the main thread; elsewhere a no-op."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -284,6 +286,7 @@ class Runner:
         def _handler(signum, _frame):
             if self._stop.is_set():
                 raise KeyboardInterrupt
+            self.stopped_by = signum
             self.stop()
 
         for sig in signals:
