@@ -323,6 +323,10 @@ class Runner:
         period = 1.0 / self.options.fps if self.options.fps else None
         timeline = getattr(source, "timeline", True)  # still images have none: fps does not sample them
         paced = isinstance(q, _Latest) and bool(getattr(source, "newest_only", False))
+        # a video file forced live plays at its own pace, as a camera would send it (ffmpeg's -re):
+        # frame k is read no earlier than the first one plus its media time
+        played = isinstance(q, _Latest) and bool(getattr(source, "media_clock", False))
+        clock: tuple[float, float] | None = None  # (monotonic, media time) of the first frame read
         seen_dropped = 0  # frames the source itself replaced before they were taken
         refreshed = [-1]  # the invoke during which this reader last refreshed its waiting frame
         try:
@@ -334,6 +338,12 @@ class Runner:
                     frame = next(frames)
                 except StopIteration:
                     break
+                if played and frame.problem is None:
+                    now = time.monotonic()
+                    if clock is None or frame.timestamp < clock[1]:
+                        clock = (now, frame.timestamp)  # the first frame, or the media's clock went back
+                    elif self._stop.wait(clock[0] + (frame.timestamp - clock[1]) - now):
+                        break
                 if self._stop.is_set():
                     break
                 if paced:
