@@ -167,8 +167,9 @@ class Publisher:
             while time.monotonic() < deadline and not self._connected.is_set() and not self._refused.is_set():
                 time.sleep(0.05)
             if not self._connected.is_set():
+                why = self._why_unreachable()
                 self.close(flush_timeout=0)
-                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (self.last_error or
+                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (why or
                                 f"not reachable within {self.connect_timeout:.0f} s") + "; check --mqtt, "
                                 "credentials and TLS settings (without --mqtt-required edgekit keeps the "
                                 "messages and delivers them later)")
@@ -440,11 +441,23 @@ class Publisher:
         """With ``required``, start() itself reports a broker that cannot be reached at start."""
         return not self.required or self._ever_connected
 
+    def _why_unreachable(self) -> str | None:
+        """``last_error``, or for a connection that failed below MQTT, which way it failed: the
+        host does not resolve, the port refuses, or the address does not answer (paho says only
+        that it failed)."""
+        error = self.last_error
+        if error is None or error.startswith("connection failed"):
+            from ..netreason import diagnose
+
+            s = self.settings
+            error = diagnose(s.host, s.port, min(5.0, max(1.0, self.connect_timeout / 2))) or error
+        return error
+
     def _say_outage(self) -> None:
         self._outage_said = True
         s = self.settings
         self.warn(f"edgekit: the MQTT broker {s.host}:{s.port} is not reachable "
-                  f"({self.last_error or 'no connection yet'}); delivery is deferred: {len(self.outbox)} message(s) "
+                  f"({self._why_unreachable() or 'no connection yet'}); delivery is deferred: {len(self.outbox)} message(s) "
                   f"wait in {self.outbox.path} and are sent once it is reachable (by this run or the next)")
 
     def _dead_letter(self, msg: OutboxMessage, reason: str) -> None:

@@ -33,10 +33,12 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
 from ..frames import Frame
+from ..netreason import connect_reason
 from .video import av_reason, import_av
 
 __all__ = ["StatusCallback", "LiveSource", "AvStream", "HttpStream", "PiCamera", "ImageDecoder", "read_multipart",
-           "redact", "jpeg_size", "default_max_frame_bytes"]
+           "redact", "jpeg_size", "default_max_frame_bytes",
+           "http_status_reason"]
 
 StatusCallback = Callable[[str, str, str], None]
 """``on_status(source_name, "up" | "down", reason)``."""
@@ -76,6 +78,13 @@ class LiveSource:
 
     live = True
     newest_only = True
+    #: True when captured items are bytes decoded only in ``frames()``: "up" then waits for a frame
+    #: that decodes, and a run of frames that do not is an outage (a camera sending garbage)
+    decoded_up = False
+    #: this many undecodable frames in a row, or none decodable for ``BAD_FRAMES_S`` seconds
+    #: while frames come, turn the source "down" (said once); the next good frame turns it "up"
+    BAD_FRAMES_DOWN = 10
+    BAD_FRAMES_S = 30.0
 
     def __init__(self, name: str, *, on_status: StatusCallback | None = None, backoff: float = 0.5,
                  max_backoff: float = 30.0) -> None:
@@ -83,6 +92,8 @@ class LiveSource:
         self.on_status = on_status
         self.backoff, self.max_backoff = backoff, max_backoff
         self.status, self.reason = "connecting", ""
+        self._status_lock = threading.RLock()  # the reading thread and frames() both set the status
+        self._bad_run, self._last_good = 0, time.monotonic()
         self.captured_count = self.dropped = self.reconnects = 0
         self._latest: tuple[Any, int, float, float] | None = None  # (item, index, wall time, monotonic)
         self._changed = threading.Condition()
@@ -100,6 +111,7 @@ class LiveSource:
                     return
                 (item, index, wall, now), self._latest = self._latest, None
             pixels, problem = self._pixels(item)
+            self._judge(problem)
             yield Frame(source=self.name, index=index, timestamp=wall, captured=now, pixels=pixels, problem=problem)
 
     def _pixels(self, item: Any) -> tuple[Any, str | None]:
@@ -110,6 +122,19 @@ class LiveSource:
         except Exception as exc:  # one undecodable frame is a failed frame, not an outage
             return None, f"undecodable frame ({av_reason(exc)})"
         return (None, converted) if isinstance(converted, str) else (converted, None)
+
+    def _judge(self, problem: str | None) -> None:
+        """Count a taken frame: a good one is "up", a long run of bad ones "down" (see BAD_FRAMES_DOWN)."""
+        now = time.monotonic()
+        if problem is None:
+            self._bad_run, self._last_good = 0, now
+            if self.decoded_up:
+                self._set_status("up", "")
+            return
+        self._bad_run += 1
+        if self._bad_run >= self.BAD_FRAMES_DOWN or (self._bad_run > 1 and now - self._last_good >= self.BAD_FRAMES_S):
+            self._set_status("down", f"{self._bad_run} frames in a row could not be used (last: {problem}); "
+                                     "check that the URL gives the camera's pictures")
 
     def _convert(self, item: Any) -> Any:
         """A captured item to pixels (or a problem string); pixels pass as they are."""
@@ -158,13 +183,17 @@ class LiveSource:
                 self.dropped += 1
             self._latest = entry
             self._changed.notify_all()
-        if not isinstance(item, str):
+        if not isinstance(item, str) and not self.decoded_up:
             self._set_status("up", "")
 
     def _set_status(self, status: str, reason: str) -> None:
-        if status == self.status:
-            return
-        self.status, self.reason = status, reason
+        with self._status_lock:
+            if status == self.status:
+                return
+            self.status, self.reason = status, reason
+            self._said(status, reason)
+
+    def _said(self, status: str, reason: str) -> None:
         # Whoever set on_status says it (the CLI prints one line): the log would say it twice.
         if status == "down":
             (log.debug if self.on_status is not None else log.warning)(
@@ -295,6 +324,8 @@ class HttpStream(LiveSource):
         self._watchdog = _Watchdog(self._interrupt)
         super().__init__(redact(url), **live)
 
+    decoded_up = True  # bytes until frames() decodes them: "up" means a picture decoded
+
     def _convert(self, item: Any) -> Any:
         if self._decoder is None:  # made on the consumer's thread, which alone uses it
             self._decoder = ImageDecoder()
@@ -357,18 +388,30 @@ class HttpStream(LiveSource):
         if parts.username is not None:
             user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(user_pass).decode("ascii")
-        conn.connect()
+        try:
+            conn.connect()
+        except OSError as exc:
+            reason = connect_reason(exc, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+                                    self.open_timeout)
+            if reason is None:
+                raise
+            raise ConnectionError(reason) from None
         with self._sock_lock:
             self._sock = conn.sock
         if self._stop.is_set() or self._watchdog.expired:
             conn.close()
             raise ConnectionAbortedError("closed")
         conn.sock.settimeout(self.read_timeout)
-        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
-        response = conn.getresponse()
+        try:
+            conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
+            response = conn.getresponse()
+        except TimeoutError:
+            raise ConnectionError(f"no answer from {parts.hostname}:{parts.port or conn.port} within "
+                                  f"{self.read_timeout:g} s (it accepted the connection but sent no HTTP response; "
+                                  "check the port is the camera's web port)") from None
         if response.status != 200:
             response.close()
-            raise ConnectionError(f"HTTP {response.status} {response.reason}")
+            raise ConnectionError(http_status_reason(response.status, response.reason, parts.path or "/"))
         return response
 
     def _interrupt(self) -> None:
@@ -378,6 +421,18 @@ class HttpStream(LiveSource):
                     self._sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def http_status_reason(status: int, reason: str, path: str) -> str:
+    """A camera's non-200 answer, with what to check: retried with backoff all the same (a
+    rebooting camera answers 404 or 503 for a while), and said once, as the outage's reason."""
+    line = f"HTTP {status} {reason}"
+    if status in (401, 403):
+        return (f"{line}: the camera refused the credentials; check the user name and password in the URL "
+                "(http://user:password@camera/…) and that this user may read the stream")
+    if status in (404, 410):
+        return f"{line}: the camera has no {path!r}; check the URL's path (the camera's manual names its stream URL)"
+    return line
 
 
 def default_max_frame_bytes() -> int:
