@@ -19,7 +19,10 @@ from ..frames import Frame
 __all__ = ["VIDEO_EXTENSIONS", "VideoFile", "import_av"]
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mjpeg", ".mjpg", ".h264",
-                              ".264", ".h265", ".265", ".hevc"})
+                              ".264", ".h265", ".265", ".hevc",
+                              # what NVRs, camcorders and HLS export: MPEG transport and program streams,
+                              # and the older containers
+                              ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".flv", ".wmv", ".asf", ".3gp", ".ogv", ".nut"})
 
 # A file whose packets keep failing to decode is not worth a problem frame per packet for ever.
 MAX_CONSECUTIVE_ERRORS = 25
