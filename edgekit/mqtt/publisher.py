@@ -167,9 +167,8 @@ class Publisher:
             while time.monotonic() < deadline and not self._connected.is_set() and not self._refused.is_set():
                 time.sleep(0.05)
             if not self._connected.is_set():
-                why = self._why_unreachable()
                 self.close(flush_timeout=0)
-                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (why or
+                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (self.last_error or
                                 f"not reachable within {self.connect_timeout:.0f} s") + "; check --mqtt, "
                                 "credentials and TLS settings (without --mqtt-required edgekit keeps the "
                                 "messages and delivers them later)")
@@ -374,8 +373,13 @@ class Publisher:
     def _on_connect_fail(self, client, userdata) -> None:
         self._went_down()
         if not (self.last_error or "").startswith("connection refused"):
-            self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
-                               else "connection failed (host unreachable or not an MQTT broker)")
+            # paho calls this while it handles the connect's OSError: that error tells which way it failed
+            from ..netreason import connect_reason
+
+            s = self.settings
+            self.last_error = connect_reason(sys.exc_info()[1], s.host, s.port, client.connect_timeout, "broker") or (
+                "connection failed (TLS handshake or certificate problem)" if s.tls
+                else "connection failed (host unreachable or not an MQTT broker)")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
@@ -441,23 +445,11 @@ class Publisher:
         """With ``required``, start() itself reports a broker that cannot be reached at start."""
         return not self.required or self._ever_connected
 
-    def _why_unreachable(self) -> str | None:
-        """``last_error``, or for a connection that failed below MQTT, which way it failed: the
-        host does not resolve, the port refuses, or the address does not answer (paho says only
-        that it failed)."""
-        error = self.last_error
-        if error is None or error.startswith("connection failed"):
-            from ..netreason import diagnose
-
-            s = self.settings
-            error = diagnose(s.host, s.port, min(5.0, max(1.0, self.connect_timeout / 2))) or error
-        return error
-
     def _say_outage(self) -> None:
         self._outage_said = True
         s = self.settings
         self.warn(f"edgekit: the MQTT broker {s.host}:{s.port} is not reachable "
-                  f"({self._why_unreachable() or 'no connection yet'}); delivery is deferred: {len(self.outbox)} message(s) "
+                  f"({self.last_error or 'no connection yet'}); delivery is deferred: {len(self.outbox)} message(s) "
                   f"wait in {self.outbox.path} and are sent once it is reachable (by this run or the next)")
 
     def _dead_letter(self, msg: OutboxMessage, reason: str) -> None:

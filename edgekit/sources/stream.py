@@ -23,6 +23,7 @@ import base64
 import http.client
 import io
 import logging
+import math
 import re
 import socket
 import ssl
@@ -81,10 +82,10 @@ class LiveSource:
     #: True when captured items are bytes decoded only in ``frames()``: "up" then waits for a frame
     #: that decodes, and a run of frames that do not is an outage (a camera sending garbage)
     decoded_up = False
-    #: this many undecodable frames in a row, or none decodable for ``BAD_FRAMES_S`` seconds
-    #: while frames come, turn the source "down" (said once); the next good frame turns it "up"
+    #: this many unusable frames in a row, over at least ``BAD_FRAMES_S`` seconds, turn the source
+    #: "down" (said once: a camera sending garbage is not "up"); the next good frame turns it "up"
     BAD_FRAMES_DOWN = 10
-    BAD_FRAMES_S = 30.0
+    BAD_FRAMES_S = 3.0
 
     def __init__(self, name: str, *, on_status: StatusCallback | None = None, backoff: float = 0.5,
                  max_backoff: float = 30.0) -> None:
@@ -93,7 +94,7 @@ class LiveSource:
         self.backoff, self.max_backoff = backoff, max_backoff
         self.status, self.reason = "connecting", ""
         self._status_lock = threading.RLock()  # the reading thread and frames() both set the status
-        self._bad_run, self._last_good = 0, time.monotonic()
+        self._bad_run, self._bad_since = 0, 0.0  # unusable frames in a row, and when the run began
         self.captured_count = self.dropped = self.reconnects = 0
         self._latest: tuple[Any, int, float, float] | None = None  # (item, index, wall time, monotonic)
         self._changed = threading.Condition()
@@ -111,7 +112,7 @@ class LiveSource:
                     return
                 (item, index, wall, now), self._latest = self._latest, None
             pixels, problem = self._pixels(item)
-            self._judge(problem)
+            self._judge(problem, item)
             yield Frame(source=self.name, index=index, timestamp=wall, captured=now, pixels=pixels, problem=problem)
 
     def _pixels(self, item: Any) -> tuple[Any, str | None]:
@@ -123,18 +124,26 @@ class LiveSource:
             return None, f"undecodable frame ({av_reason(exc)})"
         return (None, converted) if isinstance(converted, str) else (converted, None)
 
-    def _judge(self, problem: str | None) -> None:
+    def _judge(self, problem: str | None, item: Any) -> None:
         """Count a taken frame: a good one is "up", a long run of bad ones "down" (see BAD_FRAMES_DOWN)."""
-        now = time.monotonic()
         if problem is None:
-            self._bad_run, self._last_good = 0, now
+            self._bad_run = 0
             if self.decoded_up:
                 self._set_status("up", "")
             return
+        now = time.monotonic()
+        if self._bad_run == 0:
+            self._bad_since = now
         self._bad_run += 1
-        if self._bad_run >= self.BAD_FRAMES_DOWN or (self._bad_run > 1 and now - self._last_good >= self.BAD_FRAMES_S):
-            self._set_status("down", f"{self._bad_run} frames in a row could not be used (last: {problem}); "
-                                     "check that the URL gives the camera's pictures")
+        if self._bad_run >= self.BAD_FRAMES_DOWN and now - self._bad_since >= self.BAD_FRAMES_S:
+            received = self._received(item)
+            self._set_status("down", f"{self._bad_run} frames in a row over {now - self._bad_since:.0f} s were not "
+                                     f"usable pictures ({f'received {received}; ' if received else ''}last: "
+                                     f"{problem}); check that the URL gives the camera's pictures")
+
+    def _received(self, item: Any) -> str:
+        """What an unusable captured item was, for the outage line ("" when nothing more to say)."""
+        return ""
 
     def _convert(self, item: Any) -> Any:
         """A captured item to pixels (or a problem string); pixels pass as they are."""
@@ -275,6 +284,38 @@ class AvStream(LiveSource):
                     return
 
 
+#: The options an HTTP camera URL may carry in its fragment (``http://cam/video#frame_timeout=5``),
+#: as an RTSP URL carries ``#transport=udp``: name -> (converter, what it must be).
+HTTP_OPTIONS: dict[str, tuple[Callable[[str], float], str]] = {
+    "frame_timeout": (float, "seconds above 0"),
+    "max_frame_bytes": (int, "a whole number of bytes above 0"),
+    "interval": (float, "seconds above 0"),
+}
+
+
+def _http_options(fragment: str, url: str) -> dict[str, float]:
+    """The ``#name=value&…`` options of an HTTP camera URL, checked (see :data:`HTTP_OPTIONS`)."""
+    import difflib
+
+    options: dict[str, float] = {}
+    for pair in filter(None, fragment.split("&")):
+        name, _, text = pair.partition("=")
+        if name not in HTTP_OPTIONS:
+            close = difflib.get_close_matches(name, HTTP_OPTIONS, 1)
+            hint = f"did you mean {close[0]}?" if close else "remove it"
+            raise ConfigError(f"{redact(url)}: unknown option #{name}; expected one of {', '.join(HTTP_OPTIONS)} "
+                              f"({hint})")
+        convert, expected = HTTP_OPTIONS[name]
+        try:
+            value = convert(text)
+        except ValueError:
+            value = 0
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{redact(url)}: #{name} must be {expected}, found {text!r}")
+        options[name] = value
+    return options
+
+
 class HttpStream(LiveSource):
     """An HTTP(S) camera URL: an MJPEG stream or a snapshot image, told apart by Content-Type.
 
@@ -288,9 +329,13 @@ class HttpStream(LiveSource):
     seconds (a watchdog shuts the connection down otherwise, so a server trickling a byte every
     few seconds cannot hold a read forever) and in at most ``max_frame_bytes`` bytes (no body,
     MJPEG part or run of bytes without a boundary is buffered past it). Either is an outage.
+    Both, and ``interval``, may be set in the URL's fragment, as the command line and settings
+    files give them: ``http://cam/video#frame_timeout=5&max_frame_bytes=4000000`` (the fragment
+    is not sent; see :data:`HTTP_OPTIONS`).
 
     Args:
-        url: ``http://`` or ``https://`` URL.
+        url: ``http://`` or ``https://`` URL, with options in its fragment (they win over the
+            arguments below).
         interval: seconds between snapshot requests (MJPEG streams ignore it).
         open_timeout, read_timeout: seconds for connecting, and for each read.
         frame_timeout: seconds a whole frame may take: the response headers and body of a
@@ -302,6 +347,11 @@ class HttpStream(LiveSource):
 
     def __init__(self, url: str, *, interval: float = 1.0, open_timeout: float = 10.0, read_timeout: float = 10.0,
                  frame_timeout: float = 20.0, max_frame_bytes: int | None = None, **live: Any) -> None:
+        url, _, fragment = url.partition("#")  # options for edgekit, never sent to the camera
+        options = _http_options(fragment, url)
+        interval = options.get("interval", interval)
+        frame_timeout = options.get("frame_timeout", frame_timeout)
+        max_frame_bytes = int(options.get("max_frame_bytes", max_frame_bytes or 0)) or None
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 -- raises ValueError for a port that is not a number from 0 to 65535
@@ -310,10 +360,12 @@ class HttpStream(LiveSource):
                               f"unusable one ({exc}); check its host and port") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"expected an http:// or https:// URL with a host, found {redact(url)!r}")
-        if interval <= 0:
+        if not interval > 0:
             raise ConfigError(f"snapshot interval must be above 0 seconds, found {interval}")
         if not frame_timeout > 0:
             raise ConfigError(f"frame timeout must be above 0 seconds, found {frame_timeout}")
+        if max_frame_bytes is not None and max_frame_bytes < 1:
+            raise ConfigError(f"max_frame_bytes must be a whole number of bytes above 0, found {max_frame_bytes}")
         self.url, self.interval = url, interval
         self.open_timeout, self.read_timeout, self.frame_timeout = open_timeout, read_timeout, frame_timeout
         self.max_frame_bytes = max_frame_bytes or default_max_frame_bytes()
@@ -329,7 +381,11 @@ class HttpStream(LiveSource):
     def _convert(self, item: Any) -> Any:
         if self._decoder is None:  # made on the consumer's thread, which alone uses it
             self._decoder = ImageDecoder()
-        return self._decoder(item)
+        return self._decoder(item[0])
+
+    def _received(self, item: Any) -> str:
+        body, content_type = item
+        return f"Content-Type {_printable(content_type) or 'none'!r}, {len(body)} bytes beginning {body[:16]!r}"
 
     def close(self) -> None:
         super().close()
@@ -360,10 +416,10 @@ class HttpStream(LiveSource):
                 kind = content_type.split(";")[0].strip().lower()
                 if kind == "multipart/x-mixed-replace":
                     self.mode = "mjpeg"
-                    for body in read_multipart(response, _boundary(content_type), self.max_frame_bytes):
+                    for headers, body in _read_parts(response, _boundary(content_type), self.max_frame_bytes):
                         self._check_deadline()
                         self._watchdog.disarm()
-                        yield body  # decoded only if taken (_convert)
+                        yield body, headers.get("content-type", "")  # decoded only if taken (_convert)
                         self._watchdog.arm(self.frame_timeout)
                     return
                 if not kind.startswith("image/"):
@@ -373,7 +429,7 @@ class HttpStream(LiveSource):
                 body = _read_body(response, self.max_frame_bytes)
             self._check_deadline()  # a body cut short by the watchdog is not a picture
             self._watchdog.disarm()
-            yield body
+            yield body, content_type
             next_poll = max(next_poll + self.interval, time.monotonic())
             self._stop.wait(next_poll - time.monotonic())
 
@@ -391,8 +447,7 @@ class HttpStream(LiveSource):
         try:
             conn.connect()
         except OSError as exc:
-            reason = connect_reason(exc, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                                    self.open_timeout)
+            reason = connect_reason(exc, conn.host, conn.port, self.open_timeout)
             if reason is None:
                 raise
             raise ConnectionError(reason) from None
@@ -406,12 +461,12 @@ class HttpStream(LiveSource):
             conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), headers=headers)
             response = conn.getresponse()
         except TimeoutError:
-            raise ConnectionError(f"no answer from {parts.hostname}:{parts.port or conn.port} within "
-                                  f"{self.read_timeout:g} s (it accepted the connection but sent no HTTP response; "
-                                  "check the port is the camera's web port)") from None
+            raise ConnectionError(f"no answer from {parts.hostname}:{conn.port} within {self.read_timeout:g} s: it "
+                                  "accepted the connection but sent no HTTP response; check that the port is the "
+                                  "camera's web port") from None
         if response.status != 200:
             response.close()
-            raise ConnectionError(http_status_reason(response.status, response.reason, parts.path or "/"))
+            raise ConnectionError(http_status_reason(response.status, response.reason, self.url))
         return response
 
     def _interrupt(self) -> None:
@@ -423,15 +478,14 @@ class HttpStream(LiveSource):
                     pass
 
 
-def http_status_reason(status: int, reason: str, path: str) -> str:
-    """A camera's non-200 answer, with what to check: retried with backoff all the same (a
-    rebooting camera answers 404 or 503 for a while), and said once, as the outage's reason."""
-    line = f"HTTP {status} {reason}"
+def http_status_reason(status: int, reason: str, url: str) -> str:
+    """A camera's non-200 answer and what to check. It is an outage like any other: retried with
+    backoff (a rebooting camera answers 404 or 503 for a while) and said once."""
+    line = f"HTTP {status} {reason} from {redact(url)}"
     if status in (401, 403):
-        return (f"{line}: the camera refused the credentials; check the user name and password in the URL "
-                "(http://user:password@camera/…) and that this user may read the stream")
+        return f"{line}: check the credentials (http://user:password@camera/…) and that this user may read the stream"
     if status in (404, 410):
-        return f"{line}: the camera has no {path!r}; check the URL's path (the camera's manual names its stream URL)"
+        return f"{line}: check the URL (the camera's manual names its stream and snapshot URLs)"
     return line
 
 
@@ -537,6 +591,12 @@ def read_multipart(fp: Any, boundary: bytes, max_part_bytes: int = MAX_PART_BYTE
         ConnectionError: more than ``max_part_bytes`` without a complete part (a part too large,
             or no boundary at all).
     """
+    for _headers, body in _read_parts(fp, boundary, max_part_bytes):
+        yield body
+
+
+def _read_parts(fp: Any, boundary: bytes, max_part_bytes: int) -> Iterator[tuple[dict[str, str], bytes]]:
+    """:func:`read_multipart`'s parts with their headers (names in lower case)."""
     core = boundary.strip(b'"').lstrip(b"-")
     delimiter = re.compile(rb"^--+" + re.escape(core) + rb"(--)?\s*$")
     bounded = _Bounded(fp, max_part_bytes, core)
@@ -558,14 +618,14 @@ def read_multipart(fp: Any, boundary: bytes, max_part_bytes: int = MAX_PART_BYTE
             if len(body) < size:
                 return
             bounded.reset()
-            yield body
+            yield headers, body
             line = bounded.readline()
         else:
             body, line = _read_to_delimiter(bounded, delimiter)
             bounded.reset()
             bounded.count = len(line)
             if body is not None:
-                yield body
+                yield headers, body
 
 
 def _part_headers(fp: Any) -> dict[str, str]:
@@ -669,6 +729,11 @@ def _too_large(size: tuple[int, int], mode: str, nbytes: int) -> str | None:
 
 
 _REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """A camera's header value safe to print: no control characters, at most ``limit`` long."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
 def _plain(message: str) -> str:
