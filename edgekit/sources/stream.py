@@ -5,9 +5,12 @@ the latest one, and a frame replaced before it was taken is counted in ``dropped
 fails or ends (server restarted, network cut, camera unplugged) is reopened with exponential
 backoff (0.5 s doubling to 30 s); the source never raises out of ``frames()`` for it. Each outage is
 reported once: ``status`` turns ``"down"`` (with ``reason``) and ``on_status(name, "down", reason)``
-is called; when frames flow again, ``"up"`` (also on the first connection). ``on_status`` is an
+is called; when frames flow again, ``"up"`` (also on the first connection). A source whose
+frames cannot be used (``LiveSource.BAD_FRAMES_DOWN`` in a row over ``BAD_FRAMES_S`` seconds: a
+camera sending noise, or its login page) is down too, until a good one comes. ``on_status`` is an
 optional attribute: the runner sets it (after construction, before ``frames()``) to publish the
-state; it runs on the reading thread, so it must return quickly. ``close()`` makes ``frames()``
+state; it runs on the reading thread (or, when frames decide it, the one taking them), so it must
+return quickly. ``close()`` makes ``frames()``
 return at once; the reading thread ends after its current read (HTTP: at once; PyAV: within
 ``read_timeout``).
 
