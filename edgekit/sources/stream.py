@@ -10,9 +10,8 @@ frames cannot be used (``LiveSource.BAD_FRAMES_DOWN`` in a row over ``BAD_FRAMES
 camera sending noise, or its login page) is down too, until a good one comes. ``on_status`` is an
 optional attribute: the runner sets it (after construction, before ``frames()``) to publish the
 state; it runs on the reading thread (or, when frames decide it, the one taking them), so it must
-return quickly. ``close()`` makes ``frames()``
-return at once; the reading thread ends after its current read (HTTP: at once; PyAV: within
-``read_timeout``).
+return quickly. ``close()`` makes ``frames()`` return at once; the reading thread ends after its
+current read (HTTP: at once; PyAV: within ``read_timeout``).
 
 ``Frame.timestamp`` is the wall-clock capture time (``time.time()``), ``Frame.captured`` the
 monotonic one and ``Frame.index`` counts frames captured since the source started (dropped ones
