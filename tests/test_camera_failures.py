@@ -236,7 +236,7 @@ def holding_kind():
 def test_sources_opened_before_a_failing_one_are_closed(holding_kind):
     threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     with pytest.raises(ConfigError):
-        open_sources(["holding:a", "holding:b", "http://cam.lan/video#bogus=1", "holding:c"])
+        open_sources(["holding:a", "holding:b", "rtsp://cam.lan/stream#transport=bogus", "holding:c"])
     assert len(_Holding.made) == 2
     assert all(h.sock.fileno() == -1 and not h.thread.is_alive() for h in _Holding.made)
     assert threading.active_count() == threads and len(os.listdir("/proc/self/fd")) == fds
