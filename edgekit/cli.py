@@ -2,7 +2,7 @@
 
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
-5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory
+5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory or latency limit
 (refused before loading) · 7 MQTT broker unreachable or refused us (with --mqtt-required) ·
 70 internal error.
 """

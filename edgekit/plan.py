@@ -438,13 +438,20 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
                                                                        full_frames=full_frames), threads, why, list(candidates),
                 None)
     if not fitting:
+        in_memory = [c for c in candidates if c.cost and c.predicted_peak is not None
+                     and c.predicted_peak - baseline <= budget]
+        if in_memory and max_latency_ms is not None:  # memory was not the limit: latency ruled them all out
+            fastest = min(in_memory, key=lambda c: c.cost.invoke_ms)
+            raise PlanError(
+                f"nothing is fast enough: the latency limit is {max_latency_ms:g} ms per invoke and the fastest "
+                f"candidate that fits in memory takes {fastest.cost.invoke_ms:.1f} ms ({fastest.path}, "
+                f"{threads} thread(s)); raise --max-latency-ms / lower --fps, or use a smaller or int8 variant")
         needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]
         smallest = min(needs) if needs else None
         raise PlanError(
             f"nothing fits: this process may allocate {budget / _MIB:.0f} MiB more"
             + (f" (cgroup limit {device.memory.cgroup_limit / _MIB:.0f} MiB)" if device.memory.cgroup_limit else "")
             + (f", the smallest candidate needs {smallest / _MIB:.0f} MiB more" if smallest else "")
-            + (f" or is slower than {max_latency_ms:g} ms" if max_latency_ms else "")
             + "; use a smaller input size or int8 variant, raise the memory limit, or free memory")
     def area(c: Candidate) -> int:
         return c.input_size[0] * c.input_size[1] if c.input_size else 0
