@@ -69,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", metavar="NAME",
                    help="output layout to record: ssd, yolov8, yolov5, end2end or a custom decoder name (edgekit "
                         "detect then needs the --plugin that registers it)")
-    p.add_argument("--color", choices=("RGB", "BGR"), default="RGB")
+    p.add_argument("--color", choices=("RGB", "BGR"),
+                   help="default RGB; a .tflite keeps what its metadata says (so do all the options not given)")
     p.add_argument("--resize", choices=("stretch", "letterbox"), help="default: the layout's convention")
-    p.add_argument("--pad-value", type=int, default=114, metavar="V", help="letterbox padding grey level")
+    p.add_argument("--pad-value", type=int, metavar="V", help="letterbox padding grey level (default 114)")
     p.add_argument("--name", help="model name to record")
     p.add_argument("--no-eval", action="store_true", help="skip the agreement check against the source model")
     p.add_argument("--eval", metavar="DATA", dest="eval_data",

@@ -30,6 +30,7 @@ from edgekit.metadata import InputSpec, ModelMetadata, embed_metadata, read_labe
 from edgekit.metadata_readers import read_metadata
 
 from . import calibration as calib
+from . import labelfit
 from .evaluate import Agreement, compare, run_tflite
 from .source import Source, import_tensorflow, load_source
 
@@ -141,7 +142,7 @@ def _input_size(source: Source) -> tuple[int, int] | None:
 def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32", calibration: str | None = None,
             mean: float | Sequence[float] | None = None, std: float | Sequence[float] | None = None,
             labels: str | Sequence[str] | None = None, io: str | None = None, layout: str | None = None,
-            color: str = "RGB", resize: str | None = None, pad_value: int = 114, name: str | None = None,
+            color: str | None = None, resize: str | None = None, pad_value: int | None = None, name: str | None = None,
             max_calibration: int = 200, evaluate: bool = True, progress: bool = True,
             eval_data: str | None = None, eval_images: str | None = None, max_drop: float | None = None,
             eval_threads: Sequence[int] = (1, 2)) -> ConversionReport:
@@ -155,7 +156,9 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         labels: label file path or list (index = class id).
         io: int8 model input/output type: uint8 (default), int8 or float32.
         layout: output layout to record (ssd, yolov8, yolov5, or a custom decoder's name).
-        color, resize, pad_value: how the runtime must prepare pixels.
+        color, resize, pad_value: how the runtime must prepare pixels (colour order, default RGB; resize,
+            default the layout's convention; letterbox grey, default 114). For a .tflite, an option
+            left out (None) keeps what the model's metadata says.
         eval_data: a validation set (COCO instances JSON, or a YOLO dataset folder) to measure the
             mAP of the source and of the converted model on, through edgekit's runtime; images in
             ``eval_images`` (default: ``images/`` beside the JSON). Must not share images with
@@ -166,7 +169,8 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
     Returns:
         A ConversionReport (print ``report.table()``).
     Raises:
-        ConfigError for bad options, ModelError for an unusable source.
+        ConfigError for bad options (also labels whose count differs from the model's class
+        count), ModelError for an unusable source.
     """
     mode_given, mode = mode, mode or "float32"  # a .tflite without a mode only gets metadata
     # the evaluation's Detector reads labels from the models' metadata; a label *file* is also handed to it
@@ -179,7 +183,9 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         raise ConfigError(f"--io must be one of {', '.join(IO_TYPES)}, found {io!r}")
     if mode != "int8" and io != "float32":
         raise ConfigError(f"--io {io} only applies to --mode int8 (float32/float16/dynamic models keep float I/O)")
-    spec = InputSpec(_parse_channels(mean, "--mean"), _parse_channels(std, "--std"), color, resize, pad_value)
+    given = {k: v for k, v in dict(mean=_parse_channels(mean, "--mean"), std=_parse_channels(std, "--std"),
+                                   color=color, resize=resize, pad_value=pad_value).items() if v is not None}
+    spec = InputSpec(**given)  # checks the options; defaults for what was not given
     label_list = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else (tuple(labels) if labels else None)
     if mode == "int8" and calibration is None:
         raise ConfigError("int8 conversion needs calibration images: pass --calibration DIR (a folder of "
@@ -196,12 +202,22 @@ def convert(src: Any, output: str | os.PathLike, *, mode: str | None = "float32"
         raise ConfigError(f"--io {io_given}: int8 from a .tflite or with --max-drop (ai-edge-quantizer) has int8 "
                           "input and outputs; leave --io out (edgekit feeds and reads int8 models as they are)")
     start = time.perf_counter()
+    labels_from = f"--labels {os.fspath(labels)}" if eval_labels is not None else "the labels given"
     if source.kind == "tflite":
+        old = read_metadata(source.tflite_bytes)
+        shapes, input_size = labelfit.tflite_output_shapes(source.tflite_bytes)
+        labelfit.check_labels_fit(source.name, shapes, label_list or old.labels, layout or old.layout,
+                                  labels_from if label_list else f"its metadata ({old.origins.get('labels', old.source)})",
+                                  input_size)
         if mode_given is None:
-            return _add_metadata_only(source, output, spec, label_list, layout, name)
-        return _convert_tflite(source, output, mode, split, spec, label_list, layout, name, eval_labels, dataset,
-                               max_drop, eval_threads, progress, start)
+            return _add_metadata_only(source, output, old, given, label_list, layout, name)
+        return _convert_tflite(source, output, mode, split, old, given, label_list, layout, name, eval_labels,
+                               dataset, max_drop, eval_threads, progress, start)
     size = _input_size(source)
+    if label_list and size is not None and source.run is not None:  # before converting: cheap to ask the source
+        outputs = source.run(np.zeros((1, size[1], size[0], 3), np.float32))
+        labelfit.check_labels_fit(source.name, [tuple(np.shape(v)) for v in outputs.values()], label_list, layout,
+                                  labels_from, size)
     if size is None and mode == "int8":
         raise ConfigError(f"{source.name}: the input has no fixed height/width {list(source.input_shape)}; int8 "
                           "calibration needs one — export the model with a fixed input size")
@@ -267,8 +283,9 @@ def _validation_set(eval_data: str, eval_images: str | None, split: calib.Calibr
     return dataset
 
 
-def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSpec, label_list, layout, name,
-                    labels, dataset, max_drop, eval_threads, progress: bool, start: float) -> ConversionReport:
+def _convert_tflite(source: Source, output: str, mode: str, split, old: ModelMetadata, given: dict, label_list,
+                    layout, name, labels, dataset, max_drop, eval_threads, progress: bool,
+                    start: float) -> ConversionReport:
     """A downloaded .tflite: ``float32`` is its float copy (float16 and dynamic-range weights carry
     their scales, so the copy is exact), ``int8`` quantizes that copy with ai-edge-quantizer."""
     from .floatcopy import float_copy
@@ -276,11 +293,10 @@ def _convert_tflite(source: Source, output: str, mode: str, split, spec: InputSp
     if mode not in ("float32", "int8"):
         raise ConfigError(f"--mode {mode} from a .tflite is not supported: a .tflite converts to float32 (its float "
                           "copy) or int8; for float16/dynamic-range convert the original SavedModel/Keras model")
-    old = read_metadata(source.tflite_bytes)
     copy = float_copy(source.tflite_bytes, source.name)
     metadata = ModelMetadata(
         name=name or old.name or source.name, labels=label_list or old.labels,
-        input=spec if spec != InputSpec() else old.input, layout=layout or old.layout,
+        input=_merged_input(old, given), layout=layout or old.layout,
         versions={**(old.versions or {}), "edgekit": edgekit.__version__, "python": platform.python_version()},
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
@@ -443,12 +459,20 @@ def _runtime_resize(source: Source, size: tuple[int, int] | None, layout: str | 
     return decoders.resize_convention(layout) if layout else "stretch"
 
 
-def _add_metadata_only(source: Source, output: str, spec: InputSpec, labels, layout, name) -> ConversionReport:
-    old = read_metadata(source.tflite_bytes)
+def _merged_input(old: ModelMetadata, given: dict) -> InputSpec:
+    """The input spec of a rewritten .tflite: each field the model's metadata set, except those given."""
+    return InputSpec(**{**{k: getattr(old.input, k) for k in old.explicit_input}, **given})
+
+
+def _add_metadata_only(source: Source, output: str, old: ModelMetadata, given: dict, labels, layout,
+                       name) -> ConversionReport:
+    """Rewrite a .tflite's metadata: the fields given change, every other field stays as the model had
+    it (measured accuracy, normalisation, resize, versions, creation time)."""
     metadata = ModelMetadata(
-        name=name or old.name or source.name, labels=labels or old.labels, input=spec, layout=layout or old.layout,
-        quantization=old.quantization, versions={**(old.versions or {}), "edgekit": edgekit.__version__},
-        created=old.created, sha256=flatbuffer_sha256(source.tflite_bytes),
+        name=name or old.name or source.name, labels=labels or old.labels, input=_merged_input(old, given),
+        layout=layout or old.layout, quantization=old.quantization,
+        versions={"edgekit": edgekit.__version__, **(old.versions or {})}, created=old.created,
+        sha256=flatbuffer_sha256(source.tflite_bytes), accuracy=old.accuracy,
     )
     final = embed_metadata(source.tflite_bytes, metadata)
     _write(output, final)

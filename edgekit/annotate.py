@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .results import Detection
 
-__all__ = ["TagBox", "AnnotationWriter", "draw_detections", "save_annotated", "tag_layout"]
+__all__ = ["TagBox", "AnnotationWriter", "draw_detections", "draw_label", "place_label", "save_annotated",
+           "tag_layout"]
 
 _PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
             (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))
@@ -32,21 +33,25 @@ _GAP = 1  # pixels kept free between two tags, so that they read as two
 
 @dataclass(frozen=True)
 class TagBox:
-    """Where one detection's tag goes: ``rect`` is ``(left, top, right, bottom)``, right/bottom exclusive."""
+    """Where one detection's tag goes: ``rect`` is ``(left, top, right, bottom)``, right/bottom
+    exclusive; ``detection`` is None for a free-standing label (:func:`place_label`)."""
 
-    detection: Detection
+    detection: Detection | None
     text: str
     rect: tuple[int, int, int, int]
 
 
 def tag_layout(image_size: tuple[int, int], detections: Sequence[Detection],
-               font: ImageFont.ImageFont | ImageFont.FreeTypeFont | None = None) -> list[TagBox]:
+               font: ImageFont.ImageFont | ImageFont.FreeTypeFont | None = None,
+               reserved: Sequence[tuple[int, int, int, int]] = ()) -> list[TagBox]:
     """Place one tag per detection so that no two overlap and each lies inside the image.
 
     Args:
         image_size: (width, height) of the image the tags are drawn on.
         detections: boxes in that image's pixels.
         font: the font the tags are written in (default: :func:`tag_font` for this size).
+        reserved: rectangles ``(left, top, right, bottom)`` no tag may cover (other labels, such
+            as a zone's name).
     Returns: the tags, highest score first. A tag is left out only when the image cannot hold it
         (it is narrower or lower than one line of text) or no free room is left anywhere.
     """
@@ -54,14 +59,16 @@ def tag_layout(image_size: tuple[int, int], detections: Sequence[Detection],
     font = font or tag_font(image_size)
     line = _line_height(font)
     placed: list[TagBox] = []
+    taken = [tuple(r) for r in reserved]
     for det in sorted(detections, key=lambda d: -d.score):
         text = _fit(f"{det.label} {det.score:.2f}", font, width - 2 * _PAD)
         if text is None or line > height:
             continue
         size = (_text_width(font, text) + 2 * _PAD, line)
-        rect = _place(det.box, size, image_size, [t.rect for t in placed])
+        rect = _place(det.box, size, image_size, taken)
         if rect is not None:
             placed.append(TagBox(det, text, rect))
+            taken.append(rect)
     return placed
 
 
@@ -74,21 +81,49 @@ def tag_font(image_size: tuple[int, int]) -> ImageFont.ImageFont | ImageFont.Fre
         return ImageFont.load_default()
 
 
-def draw_detections(image: Image.Image, detections: Sequence[Detection]) -> Image.Image:
+def draw_detections(image: Image.Image, detections: Sequence[Detection], *,
+                    reserved: Sequence[tuple[int, int, int, int]] = (), copy: bool = True) -> Image.Image:
     """Return a copy of ``image`` (RGB) with a box for each detection and its ``label score`` tag
-    placed by :func:`tag_layout` (boxes first, tags on top, so no line crosses a tag)."""
-    out = image.convert("RGB")
+    placed by :func:`tag_layout` (boxes first, tags on top, so no line crosses a tag).
+
+    ``reserved``: rectangles no tag may cover (:func:`tag_layout`). ``copy=False`` draws on
+    ``image`` itself (an RGB image the caller owns: a 1080p copy costs more than the drawing)."""
+    out = image if not copy and image.mode == "RGB" else image.convert("RGB")
     draw = ImageDraw.Draw(out)
     width = max(1, round(min(out.size) / 300))
     font = tag_font(out.size)
     for det in detections:
         draw.rectangle(det.box, outline=_color(det), width=width)
     top = _text_top(font)
-    for tag in tag_layout(out.size, detections, font):
+    for tag in tag_layout(out.size, detections, font, reserved):
         left, upper, right, lower = tag.rect
         draw.rectangle((left, upper, right - 1, lower - 1), fill=_color(tag.detection))
         draw.text((left + _PAD, upper + _PAD - top), tag.text, fill=(0, 0, 0), font=font)
     return out
+
+
+def place_label(image_size: tuple[int, int], text: str, at: tuple[float, float],
+                font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> TagBox | None:
+    """A free-standing label (a zone's name): ``text`` (shortened to fit) in a tag whose top-left
+    corner is ``at``, moved inside the image; None when the image cannot hold one line of text.
+    Pass its ``rect`` to :func:`draw_detections` as ``reserved`` so no detection's tag covers it,
+    then draw it with :func:`draw_label`."""
+    width, height = image_size
+    line = _line_height(font)
+    fitted = _fit(text, font, width - 2 * _PAD)
+    if fitted is None or line > height:
+        return None
+    w = _text_width(font, fitted) + 2 * _PAD
+    x, y = min(max(round(at[0]), 0), width - w), min(max(round(at[1]), 0), height - line)
+    return TagBox(None, fitted, (x, y, x + w, y + line))
+
+
+def draw_label(draw: ImageDraw.ImageDraw, tag: TagBox, font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+               color: tuple[int, int, int], background: tuple[int, int, int] = (0, 0, 0)) -> None:
+    """Draw a :func:`place_label` tag: ``color`` text on ``background`` (legible over any line)."""
+    left, upper, right, lower = tag.rect
+    draw.rectangle((left, upper, right - 1, lower - 1), fill=background)
+    draw.text((left + _PAD, upper + _PAD - _text_top(font)), tag.text, fill=color, font=font)
 
 
 class AnnotationWriter:

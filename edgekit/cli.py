@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--follow", action="store_true",
                      help="watch folder SOURCEs: their images, then each new one as it is written, until stopped")
     det.add_argument("--live", action="store_true",
-                     help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams)")
+                     help="newest frame wins: drop frames the model cannot keep up with (default for cameras/streams); "
+                          "a video file then plays at its own frame rate, as a camera would send it")
     det.add_argument("--track", action="store_true",
                      help="track objects: each detection gets a track_id and each JSON line an \"events\" list "
                           "(new / update / end, Frigate's shape)")

@@ -29,6 +29,7 @@ from .errors import ConfigError, ImageError
 
 __all__ = [
     "ImageSource",
+    "LOCAL_FORMATS",
     "LoadedImage",
     "Transform",
     "InputEncoder",
@@ -47,6 +48,13 @@ __all__ = [
 ImageSource = Union[str, "os.PathLike[str]", Image.Image, np.ndarray]
 
 _TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+#: The formats an image file is decoded as (Pillow format ids; JPEG includes MPO, PPM is also PGM,
+#: PBM and PFM): raster formats Pillow decodes in-process. Not Pillow's every format: EPS runs
+#: Ghostscript on the file, and others (PSD, FITS, SPIDER, …) bring parsers no detector needs.
+#: A camera's bytes get fewer still (:data:`edgekit.sources.stream.CAMERA_FORMATS`).
+LOCAL_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+_LOCAL_FORMATS_TEXT = "JPEG, PNG, GIF, BMP, WebP, TIFF or PPM/PGM/PBM"
 
 
 # How swscale resizes a decoder's frame to the model input. Chosen by measurement against the
@@ -138,11 +146,11 @@ def load_image(source: ImageSource, target: tuple[int, int] | None = None, resiz
 def _load_file(path: str, target: tuple[int, int] | None, resize: str) -> LoadedImage:
     try:
         if os.path.getsize(path) == 0:
-            raise ImageError(f"{path}: file is empty (0 bytes); expected an image (JPEG, PNG, BMP, …)")
+            raise ImageError(f"{path}: file is empty (0 bytes); expected an image ({_LOCAL_FORMATS_TEXT})")
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path, formats=LOCAL_FORMATS) as img:
                 if img.format != "JPEG":  # (a PNG's getexif() decodes the whole image to find EXIF)
                     check_decode(img, path, target)  # ImageError before an allocation that would not fit
                 orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
@@ -169,9 +177,33 @@ def _load_file(path: str, target: tuple[int, int] | None, resize: str) -> Loaded
             "(possible decompression bomb); downscale it before detection"
         ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image Pillow can read; expected JPEG, PNG, BMP, GIF, TIFF or WebP") from None
+        raise ImageError(_unreadable(path)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: corrupt or truncated image ({exc}); re-export or re-download it") from None
+
+
+def _unreadable(path: str) -> str:
+    """Why ``path`` is not one of :data:`LOCAL_FORMATS`: the format it is in, when one of Pillow's
+    other plugins recognises its first bytes (by their magic-number checks only: nothing decodes it)."""
+    try:
+        with open(path, "rb") as fh:
+            prefix = fh.read(16)  # what Image.open shows each plugin's check
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror or exc}); expected an image file"
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            known = accept is not None and bool(accept(prefix))
+        except Exception:  # a plugin's check that fails on these bytes: not its format
+            known = False
+        if known and fmt in LOCAL_FORMATS:
+            return f"{path}: a damaged {fmt} file (Pillow cannot read its header); re-export or re-download it"
+        if known:
+            what = getattr(factory, "format_description", None) or fmt
+            return (f"{path}: found {what} ({fmt}), a format edgekit does not decode; expected {_LOCAL_FORMATS_TEXT} "
+                    "(formats Pillow decodes without external programs): convert it to one of those")
+    return f"{path}: not an image (it begins {prefix[:8].hex(' ')}); expected {_LOCAL_FORMATS_TEXT}"
 
 
 # Below this a decode is not worth asking the kernel about (a 1920x1080 RGB decode is 8 MB).
@@ -240,6 +272,8 @@ def _draft_size(size: tuple[int, int], target: tuple[int, int], resize: str, ori
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode.startswith("I;16"):  # 16-bit grey (PNG, TIFF, PGM): Pillow's convert would clip it to white
+        return Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L").convert("RGB")
     if img.mode in ("RGBA", "LA", "P", "PA") and ("transparency" in img.info or "A" in img.mode):
         # Composite on white rather than letting transparent pixels turn black.
         rgba = img.convert("RGBA")

@@ -23,7 +23,6 @@ Settings file (``edgekit run service.toml``)::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -278,11 +277,11 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     progress = _progress(settings, sources, err)
     if progress is not None:
         sinks.append(progress)
-    with runner.stop_on_signals(), _signals_seen() as seen:
+    with runner.stop_on_signals():
         summary = run(runner, sinks)
     if progress is not None:
         print(progress.summary(getattr(publisher, "final_stats", None)), file=err)
-    if signal.SIGINT in seen:
+    if runner.stopped_by == signal.SIGINT:
         print(f"edgekit: interrupted (Ctrl-C): stopped after {summary.processed} frame(s); the rest were not "
               "processed", file=err, flush=True)
         return EXIT_INTERRUPTED
@@ -344,28 +343,3 @@ def _check_tls(mqtt: Any) -> None:
             context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
     except (OSError, ValueError, ssl.SSLError) as exc:
         raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
-
-
-@contextlib.contextmanager
-def _signals_seen():
-    """The set of SIGINT/SIGTERM received inside (each still handled as before: the runner's
-    graceful stop), so that Ctrl-C can end the command with exit 130. Main thread only."""
-    seen: set[int] = set()
-    if threading.current_thread() is not threading.main_thread():
-        yield seen
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum, frame):
-        seen.add(signum)
-        before = previous[signum]
-        if callable(before):  # the runner's graceful stop (or Python's KeyboardInterrupt)
-            before(signum, frame)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield seen
-    finally:
-        for sig, before in previous.items():
-            signal.signal(sig, before)

@@ -23,8 +23,15 @@ def crashing_runtime(tmp_path):
     return tmp_path
 
 
-def test_doctor_here():
-    r = run_cli("-m", "edgekit", "doctor", "--json")
+@pytest.fixture(scope="module")
+def doctor_here():
+    """One ``edgekit doctor --json`` and one ``edgekit doctor`` on this machine, for the tests that
+    only read what they print (each run probes every runtime in a child process: seconds each)."""
+    return run_cli("-m", "edgekit", "doctor", "--json"), run_cli("-m", "edgekit", "doctor")
+
+
+def test_doctor_here(doctor_here):
+    r, text_run = doctor_here
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     runtimes = {x["distribution"]: x["status"] for x in doc["runtimes"]}
@@ -32,7 +39,7 @@ def test_doctor_here():
     assert runtimes["tflite-runtime"] == "missing"
     assert doc["ok"] is True and doc["packages"]["numpy"] and doc["glibc"]
     assert doc["device"]["cpu"]["usable_cores"] == doc["default_threads"]
-    text = run_cli("-m", "edgekit", "doctor").stdout
+    text = text_run.stdout
     assert "runtime: edgekit will use ai-edge-litert" in text and "budget" in text
 
 
@@ -100,10 +107,11 @@ def test_rules_old_glibc():
     assert any(f.topic == "glibc" and "2.27" in f.message for f in findings)
 
 
-def test_doctor_reports_video_and_mqtt_support():
-    doc = json.loads(run_cli("-m", "edgekit", "doctor", "--json").stdout)
+def test_doctor_reports_video_and_mqtt_support(doctor_here):
+    json_run, text_run = doctor_here
+    doc = json.loads(json_run.stdout)
     assert doc["video"]["status"] == "ok" and "h264" in doc["video"]["decoders"]
-    text = run_cli("-m", "edgekit", "doctor").stdout
+    text = text_run.stdout
     assert any(line.startswith("ok    video: PyAV") and "H.264" in line for line in text.splitlines()), text
     assert any(line.startswith("ok    mqtt: paho-mqtt 2.") for line in text.splitlines()), text
 

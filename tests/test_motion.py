@@ -386,3 +386,16 @@ def _flood(lit: np.ndarray) -> np.ndarray:
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     pairs = set(zip(a.ravel().tolist(), b.ravel().tolist()))
     return len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
+
+
+def test_the_grey_decode_of_a_file_never_opens_postscript(tmp_path):
+    """--motion decodes each file's grey picture itself: an EPS named .jpg must be refused as edgekit's
+    image decode refuses it, not handed to Ghostscript."""
+    from edgekit.errors import ImageError
+    from edgekit.motion import grey_from_image
+
+    eps = tmp_path / "snapshot.jpg"
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\nnewpath 0 0 moveto 64 48 lineto stroke\n"
+                   "showpage\n%%EOF\n")
+    with pytest.raises(ImageError, match="not a readable image"):
+        grey_from_image(eps)

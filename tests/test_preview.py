@@ -430,11 +430,11 @@ def test_encodes_only_while_watched_and_once_for_every_client(detector, camera):
         assert _feed(sink, detector, camera, lambda n: n >= 10) == 10
         assert _stats(sink).frames == 10 and _stats(sink).encoded == 0  # nobody watched: nothing encoded
 
+        started = time.monotonic()  # before the clients connect: the first encode may follow at once
         a, b = _Stream(sink.port), _Stream(sink.port)
         readers = [threading.Thread(target=s.read_all, daemon=True) for s in (a, b)]
         for reader in readers:
             reader.start()
-        started = time.monotonic()
         _feed(sink, detector, camera, lambda n: len(a.parts) >= 3 and len(b.parts) >= 3)
         elapsed, watched = time.monotonic() - started, _stats(sink)
         # every JPEG went to both clients (sent, or replaced in a slot, or still waiting in one: at most

@@ -66,6 +66,7 @@ class VideoFile:
     """
 
     live = False
+    media_clock = True  # timestamps are the media's own seconds: forced live, it plays at that pace
 
     def __init__(self, path: str, *, decode_threads: int | None = None) -> None:
         self._av = import_av("reading video files")
