@@ -132,7 +132,7 @@ EXIT_CODES: dict[int, str] = {
     RuntimeNotFoundError.exit_code: "no TFLite runtime",
     ModelError.exit_code: "model unusable",
     ImageError.exit_code: "some inputs failed",
-    PlanError.exit_code: "nothing fits this device's memory",
+    PlanError.exit_code: "nothing fits this device's memory or the latency limit",
     MqttError.exit_code: "MQTT broker unreachable/refused",
     AccuracyError.exit_code: "converted model less accurate than `--max-drop` allows",
     EXIT_INTERNAL: "internal error",

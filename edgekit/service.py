@@ -282,8 +282,9 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     if progress is not None:
         print(progress.summary(getattr(publisher, "final_stats", None)), file=err)
     if runner.stopped_by == signal.SIGINT:
-        print(f"edgekit: interrupted (Ctrl-C): stopped after {summary.processed} frame(s); the rest were not "
-              "processed", file=err, flush=True)
+        from .progress import interrupted_line
+
+        print(interrupted_line(summary.processed + summary.failed, sources), file=err, flush=True)
         return EXIT_INTERRUPTED
     if summary.failed:
         rest = f"the other {summary.processed} were processed" if summary.processed else "nothing was processed"
