@@ -110,8 +110,11 @@ def _check_label_filters(options: DetectorOptions, labels: Sequence[str] | None,
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"did you mean {' or '.join(close)}? " if close else ""
-                raise ConfigError(f"{option} {name}: not one of the {len(labels)} labels of {model}; {hint}"
-                                  "'edgekit info MODEL' lists them")
+                shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
+                error = ConfigError(f"{option} {name}: not one of the {len(labels)} labels of {model} ({shown}); "
+                                    f"{hint}'edgekit info MODEL' lists them")
+                error.option, error.value, error.labels = option.lstrip("-"), name, tuple(labels)  # a settings file
+                raise error  # names its key: edgekit.service_settings.label_filter_error
 
 
 def _plugin_origin(func: Any) -> str:
