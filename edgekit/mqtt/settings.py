@@ -34,7 +34,7 @@ def _check_topic_part(name: str, value: str, level: bool = False) -> str:
     if level and (not value or value in (".", "..") or any(c in "/+#" or c.isspace() or not c.isprintable()
                                                             for c in value)):  # a lone surrogate too
         raise ConfigError(f"{name}: expected one MQTT topic level, also a file name: {TOPIC_LEVEL}; found "
-                          f"{found(value)}")
+                          f"{found(value)}, not usable in a topic")
     if not value or any(c in value for c in "+#\0") or "//" in value or value.startswith("/") or value.endswith("/"):
         raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: no '+', '#', empty levels or "
                           "leading/trailing '/'")
