@@ -297,9 +297,9 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
 def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Validate a run without starting it (``edgekit run --check``): the settings (already typed
-    and in range), the model (it exists, plans and loads), the sources (they parse; nothing is
-    read), zones, motion, the preview's options and the MQTT settings (no connection). Prints a
-    short summary on ``out``; returns 0.
+    and in range, their files checked by :meth:`ServiceSettings.from_file`), the model (it exists,
+    plans and loads), the sources (they parse; nothing is read), zones, motion, the preview's
+    options and the MQTT settings (no connection). Prints a short summary on ``out``; returns 0.
 
     Raises the error tree's errors, as :func:`serve` would at start.
     """

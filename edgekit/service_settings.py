@@ -78,6 +78,10 @@ class ServiceSettings:
         unknown, of the wrong type or out of range is refused with one line naming the file and
         the key (``mqtt.port``, ``sources[1].motion.threshold``).
 
+        The files the run will read or write (labels, outbox, videos, the preview's secrets) and
+        the names that go into topics are checked too, without creating anything, so that
+        ``run --check`` refuses what ``run`` would refuse, with the same line.
+
         ``overrides`` replace the file's settings, except ``preview`` given as a mapping (the
         ``--preview*`` flags): it is laid over the file's preview settings.
         """
