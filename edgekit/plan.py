@@ -345,8 +345,9 @@ def _recorded_accuracy(entry: Any) -> float | None:
 
 def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
     """Higher is preferred. int8 first where the ISA has fast int8 dot products (VNNI, AVX2,
-    ARM dot product) and in general on ARM; dynamic-range last on x86, where XNNPACK runs it
-    ~3x slower than float32 (only chosen there on a measured latency)."""
+    ARM dot product) and in general on ARM; dynamic-range last on x86 unless measured: there it
+    has run 3x slower than float32 (older XNNPACK) and 3x faster (ai-edge-litert 2.3 on an AVX-512
+    VNNI EPYC, the shapes model: 0.41 against 1.2 ms), so only a measured latency chooses it."""
     isa, arch = device.cpu.isa, device.cpu.arch
     fast_int8 = bool(isa & {"avx512_vnni", "avx_vnni", "avx2", "dotprod", "i8mm"}) or arch in ("aarch64", "armv7l")
     order = ["dynamic", "float32", "float16", "int8"] if fast_int8 else ["dynamic", "int8", "float16", "float32"]
