@@ -105,8 +105,10 @@ def _check_label_filters(options: DetectorOptions, labels: Sequence[str] | None,
             if known is None:
                 if re.fullmatch(r"class_\d+", name):
                     continue  # without names, detections are labelled class_N
-                raise ConfigError(f"{option} {name}: {model} has no label names (detections print as class_N); "
-                                  "pass --labels FILE, or use class_N names")
+                error = ConfigError(f"{option} {name}: {model} has no label names (detections print as class_N); "
+                                    "pass --labels FILE, or use class_N names")
+                error.option, error.value, error.labels = option.lstrip("-"), name, ()
+                raise error
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"did you mean {' or '.join(close)}? " if close else ""

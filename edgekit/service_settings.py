@@ -247,6 +247,9 @@ def label_filter_error(settings: ServiceSettings, error: ConfigError) -> ConfigE
     if settings.origin is None or key not in ("allow", "deny"):
         return error
     labels = error.labels  # type: ignore[attr-defined]
+    if not labels:
+        return ConfigError(f"{settings.origin}: {key}: expected class_N names (the model has no label names), found "
+                           f"{found(error.value)}; give labels = \"FILE\" (one name per line), or use class_N")  # type: ignore[attr-defined]
     shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
     return ConfigError(f"{settings.origin}: {key}: expected labels of the model ({len(labels)}: {shown}), found "
                        f"{found(error.value)}; {str(error).rpartition('; ')[2]}")  # type: ignore[attr-defined]

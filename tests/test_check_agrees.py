@@ -114,3 +114,20 @@ def test_a_source_name_is_one_topic_level(tmp_path):
     path.write_text(f'model = "{MODEL}"\n[[sources]]\nname = "front-door.1"\nsource = "{PICTURE}"\n')
     r = run_cli("-m", "edgekit", "run", "--check", str(path))
     assert r.returncode == 0 and "front-door.1" in r.stdout, r.stderr
+
+
+def test_allow_on_a_model_without_label_names_names_the_key(tmp_path):
+    from edgekit.metadata import split_model
+
+    bare = tmp_path / "bare.tflite"  # the demo model without its edgekit metadata: no label names
+    bare.write_bytes(split_model(MODEL.read_bytes())[0])
+    path = tmp_path / "settings.toml"
+    path.write_text(f'model = "{bare}"\nsources = ["{PICTURE}"]\nallow = "circle"\n')
+    lines = []
+    for flag in ("--check", None):
+        r = run_cli("-m", "edgekit", "run", *([flag] if flag else []), str(path))
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        lines.append(r.stderr.strip())
+    assert lines[0] == lines[1] == (f"edgekit: error: {path}: allow: expected class_N names (the model has no label "
+                                    "names), found 'circle' (a string); give labels = \"FILE\" (one name per line), "
+                                    "or use class_N")
