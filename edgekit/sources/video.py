@@ -81,6 +81,7 @@ class VideoFile:
         self.duration: float | None = None
         self.width = self.height = 0
         self.codec = ""
+        self._start: Any = None  # the first frame's presentation time (an exact Fraction)
         self._closed = False
 
     def frames(self) -> Iterator[Frame]:
@@ -116,6 +117,7 @@ class VideoFile:
             self.duration = container.duration / 1_000_000  # AV_TIME_BASE
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         self.codec = stream.codec_context.name
+        self._start = None  # seconds count from the first frame (see _seconds)
 
     def _decode(self, av: Any, container: Any, stream: Any) -> Iterator[Frame]:
         index, errors = 0, 0
@@ -144,9 +146,14 @@ class VideoFile:
                 index += 1
 
     def _seconds(self, frame: Any, index: int) -> float:
-        """Presentation time; raw elementary streams without timestamps count frames at ``fps``."""
+        """Presentation time from the first frame's (an MPEG-TS export's clock starts at 1.4 s or so,
+        an ASF's at its preroll: the first frame is 0 here, as a player shows it); raw elementary
+        streams without timestamps count frames at ``fps``."""
         if frame.pts is not None and frame.time_base is not None:
-            return float(frame.pts * frame.time_base)
+            t = frame.pts * frame.time_base
+            if self._start is None:
+                self._start = t
+            return max(0.0, float(t - self._start))
         return index / self.fps if self.fps else 0.0
 
     def _problem(self, index: int, problem: str) -> Frame:
