@@ -72,7 +72,7 @@ CASES = [
     ("mqtt-prefix-huge", BASE + '[mqtt]\nhost = "h"\nprefix = "' + "p" * 70_000 + '"',
      ["mqtt", "MQTT prefix of 70000 bytes", "at most"]),
     ("mqtt-device-id-surrogate", '{"model": "%s", "sources": ["%s"], "mqtt": {"host": "h", "device_id": "\\udc80"}}'
-     % (MODEL, IMAGES), ["mqtt", "device id", "valid UTF-8"]),
+     % (MODEL, IMAGES), ["mqtt.device_id", "expected one MQTT topic level", "'\\udc80'"]),
     ("mqtt-host-nul", BASE + '[mqtt]\nhost = "h\\u0000x"', ["mqtt.host", "expected a broker host", "'h\\x00x'"]),
     ("mqtt-host-space", BASE + '[mqtt]\nhost = "my broker"', ["mqtt.host", "expected a broker host", "'my broker'"]),
     ("mqtt-url-port-0", BASE + '[mqtt]\nurl = "mqtt://h:0"', ["mqtt.port", "from 1 to 65535", "found 0"]),
