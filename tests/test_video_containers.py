@@ -1,6 +1,6 @@
 """Video files in the containers NVRs, camcorders and HLS export (MPEG-TS .ts/.m2ts, FLV, ASF/WMV) are
 read as videos: before, a camera's `.ts` export was handed to Pillow and refused as "not a readable
-image"."""
+image". Their timestamps count from the video's start, as a player shows them."""
 
 from __future__ import annotations
 
@@ -47,4 +47,6 @@ def test_a_camera_export_is_read_as_a_video(tmp_path, name, container_format):
                        capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
-    assert [d["frame"] for d in lines] == list(range(FRAMES)), r.stdout
+    assert [d["frame"] for d in lines] == list(range(FRAMES)), r.stderr
+    # seconds from the first frame, as a player shows them (an MPEG-TS clock starts at 1.4 s)
+    assert [d["timestamp"] for d in lines] == [i / 5 for i in range(FRAMES)]
