@@ -168,8 +168,8 @@ class Publisher:
                 time.sleep(0.05)
             if not self._connected.is_set():
                 self.close(flush_timeout=0)
-                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (self.last_error or
-                                f"not reachable within {self.connect_timeout:.0f} s") + "; check --mqtt, "
+                raise MqttError(f"MQTT broker {s.host}:{s.port}" + (": " if self._refused.is_set() else " unreachable: ")
+                                + (self.last_error or f"no answer within {self.connect_timeout:.0f} s") + "; check --mqtt, "
                                 "credentials and TLS settings (without --mqtt-required edgekit keeps the "
                                 "messages and delivers them later)")
         return self
