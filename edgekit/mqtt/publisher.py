@@ -32,6 +32,7 @@ __all__ = ["Publisher"]
 
 #: MQTT 5 PUBACK reasons worth sending again later (packet identifier in use, quota exceeded)
 _RETRY_LATER = frozenset({0x91, 0x97})
+_ACKED = object()  # Publisher._settle's answer for a delivered message
 
 
 class Publisher:
@@ -69,6 +70,11 @@ class Publisher:
     STRIKES = 3
     #: an outage is said during a run once it has lasted this long (and at close, if not said yet)
     OUTAGE_GRACE_S = 5.0
+    #: this many connections closed by the broker within a minute, each less than TAKEOVER_LIVED_S
+    #: after it was made: another edgekit has our device id (MQTT 3.1.1; MQTT 5 says so: 2)
+    TAKEOVERS = 3
+    TAKEOVER_LIVED_S = 30.0
+    TAKEOVER_SAY_EVERY_S = 600.0
 
     def __init__(self, settings: MqttSettings, required: bool = False, connect_timeout: float = 10.0,
                  role: str | None = None, warn: Callable[[str], None] | None = None) -> None:
@@ -81,6 +87,8 @@ class Publisher:
         if role is not None:
             root, ext = os.path.splitext(path)
             path = f"{root}-{role}{ext or '.db'}"
+        # the client first: a bad TLS file raises here, before the outbox (a sqlite handle) is opened
+        self._client = self._make_client()
         self.outbox = Outbox(path, settings.outbox_max, warn=self.warn)
         self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): replayed on HA's birth
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
@@ -92,7 +100,10 @@ class Publisher:
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, tuple[float, Any]] = {}  # PUBACKs (time, reason) that came before their mid was recorded
-        self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
+        # guards the maps below and nothing else: never held across I/O (sqlite, a socket, a paho
+        # call: paho's own locks would deadlock, a slow disk would stall paho's network thread)
+        self._map_lock = threading.Lock()
+        self._settling: set[int] = set()  # outbox ids answered by the broker, being acked/set aside
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._suspects: set[int] = set()  # outbox ids in flight when the connection was lost: sent alone
@@ -102,9 +113,11 @@ class Publisher:
         self._outage_said = False
         self._dead_said = False
         self._ever_connected = False
+        self._connected_at: float | None = None  # monotonic time of the current connection's CONNACK
+        self._takeovers: list[float] = []  # when short connections were closed by the broker (last minute)
+        self._takeover_said: float | None = None
         self._wake = threading.Condition()
         self._stop = False
-        self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
         if settings.ha_discovery and role is None:
             self.subscribe(f"{settings.ha_prefix}/status", self._on_ha_status)
@@ -128,7 +141,7 @@ class Publisher:
                 client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
                                cert_reqs=ssl.CERT_NONE if s.insecure else ssl.CERT_REQUIRED)
             except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
+                raise ConfigError(_tls_problem(s, exc)) from None
             client.tls_insecure_set(s.insecure)
         if self.role is None:
             client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
@@ -182,7 +195,13 @@ class Publisher:
 
     def close(self, flush_timeout: float = 10.0) -> None:
         """Deliver what can be delivered within ``flush_timeout``, mark us offline, disconnect.
-        Undelivered messages stay in the outbox for the next run."""
+        Undelivered messages stay in the outbox for the next run.
+
+        Before that, the retained states this run published are put at rest (:meth:`_at_rest`):
+        counts to 0, motion OFF, live sources down: the device is going offline, and a consumer
+        that does not read ``status`` (Frigate's, a script) must not see a person counted all night."""
+        if self.role is None and self.final_stats is None:
+            self._at_rest()
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
@@ -206,6 +225,35 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()
+
+    def _at_rest(self) -> int:
+        """Queue the resting value of every retained state this run published that is not at rest:
+        a count (a positive integer) becomes ``0``, a source's ``motion`` ``OFF``, a source's
+        ``up`` status ``down`` (reason ``edgekit stopped``); discovery configs and snapshots stay.
+        Returns how many were queued."""
+        from .payloads import source_status_message
+
+        s = self.settings
+        sources = s.topic("sources") + "/"
+        with self._map_lock:
+            entries = list(self._retained.items())
+        rest: list[tuple[str, bytes, int]] = []
+        for topic, (payload, qos) in entries:
+            if payload.isdigit() and payload.strip(b"0"):
+                rest.append((topic, b"0", qos))
+            elif topic.endswith("/motion") and payload == b"ON":
+                rest.append((topic, b"OFF", qos))
+            elif topic.startswith(sources) and topic.endswith("/status"):
+                try:
+                    doc = json.loads(payload)
+                except ValueError:
+                    continue
+                if isinstance(doc, dict) and doc.get("status") == "up":
+                    message = source_status_message(s, str(doc.get("source", "")), "down", "edgekit stopped")
+                    rest.append((topic, message.payload, message.qos))
+        for topic, payload, qos in rest:
+            self.publish(topic, payload, qos, retain=True)
+        return len(rest)
 
     @staticmethod
     def _wait(info: Any, timeout: float = 2.0) -> None:
@@ -344,6 +392,7 @@ class Publisher:
         self._down_since = None
         self._outage_said = False
         self._ever_connected = True
+        self._connected_at = time.monotonic()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -382,12 +431,37 @@ class Publisher:
         _forget_unacknowledged(client)
         with self._map_lock:
             inflight = set(self._inflight.values())
-            if self._probe is not None and self._probe in inflight:
+            probed = self._probe is not None and self._probe in inflight
+            if probed:
                 self._strikes[self._probe] = self._strikes.get(self._probe, 0) + 1
             self._probe = None
             self._suspects |= inflight
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
             self.last_error = f"disconnected: {reason_code}"  # a refusal's reason says more: keep it
+        connected_at, self._connected_at = self._connected_at, None
+        if reason_code.is_failure and connected_at is not None and not probed:
+            self._taken_over(time.monotonic() - connected_at, getattr(reason_code, "value", None) == 0x8E)
+
+    def _taken_over(self, lasted: float, said_by_broker: bool) -> None:
+        """A connection the broker closed soon after it was made, not on a message sent alone (a
+        probe): another client with our client id, i.e. another edgekit with our device id, kicks
+        us off at each of its connects and we kick it off at each of ours. MQTT 5 says so
+        (reason "Session taken over"); MQTT 3.1.1 only closes the socket, so it takes a few in a
+        row. Said once per ``TAKEOVER_SAY_EVERY_S``, and kept in ``last_error``."""
+        if lasted >= self.TAKEOVER_LIVED_S and not said_by_broker:
+            return
+        now = time.monotonic()
+        self._takeovers = [t for t in self._takeovers if now - t < 60] + [now]
+        if len(self._takeovers) < (2 if said_by_broker else self.TAKEOVERS):
+            return
+        s = self.settings
+        self.last_error = f"another client connected with the client id edgekit-{s.device_id}"
+        if self._takeover_said is None or now - self._takeover_said >= self.TAKEOVER_SAY_EVERY_S:
+            self._takeover_said = now
+            self.warn(f"edgekit: another edgekit is connected as device {s.device_id} to {s.host}:{s.port}: "
+                      f"give each device its own device_id (--device-id, or device_id in [mqtt]); the broker "
+                      f"closed this one's connection {len(self._takeovers)} times in the last minute, each "
+                      "time the other connected (said again every 10 min while it goes on)")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._map_lock:
@@ -396,41 +470,45 @@ class Publisher:
                 now = time.monotonic()
                 self._early = {m: t for m, t in self._early.items() if now - t[0] < 60}  # status/stats mids age out
                 self._early[mid] = (now, reason_code)
-            elif not self._answered(outbox_id, reason_code):
-                return  # stays queued, sent again on the sender's next round (not at once: no storm)
+                answer = None
+            else:
+                answer = self._settle(outbox_id, reason_code)
+                if answer is None:
+                    return  # stays queued, sent again on the sender's next round (not at once: no storm)
+        if answer is not None:
+            self._finish(outbox_id, answer)
         self._notify()
 
-    def _answered(self, outbox_id: int, reason_code: Any) -> bool:
-        """Under ``_map_lock`` (the sender must never see a message neither in flight nor gone):
-        the broker's answer to a message. False: it asked to be sent it again later."""
-        if not getattr(reason_code, "is_failure", False):
-            self._acked(outbox_id)
-        elif getattr(reason_code, "value", None) in _RETRY_LATER:
-            return False
-        else:  # MQTT 5: the broker answered but did not take it
-            self._refused_message(outbox_id, reason_code)
-        return True
-
-    def _refused_message(self, outbox_id: int, reason_code: Any) -> None:
-        """Under ``_map_lock``: an MQTT 5 PUBACK/PUBREC with a failure reason (not authorized, topic
-        name invalid…): it was not delivered and sending it again gets the same answer, so it is a
-        dead letter, never counted as sent."""
+    def _settle(self, outbox_id: int, reason_code: Any) -> Any:
+        """Under ``_map_lock``, no I/O: the broker's answer to a message (None: QoS 0, no answer
+        comes). Returns None when it asked to be sent the message again later; else the answer
+        for :meth:`_finish`, and the message is marked settling until then, so that the sender,
+        which skips what is in flight or settling, never sends it again meanwhile."""
+        if getattr(reason_code, "is_failure", False) and getattr(reason_code, "value", None) in _RETRY_LATER:
+            return None
         self._suspects.discard(outbox_id)
         self._strikes.pop(outbox_id, None)
         if self._probe == outbox_id:
             self._probe = None
-        for msg in self.outbox.get([outbox_id]):
-            self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
-                                   "check the broker's ACL for that topic")
+        self._settling.add(outbox_id)
+        return reason_code if getattr(reason_code, "is_failure", False) else _ACKED
 
-    def _acked(self, outbox_id: int) -> None:
-        """Under ``_map_lock``."""
-        self.outbox.ack(outbox_id)
-        self.sent += 1
-        self._suspects.discard(outbox_id)
-        self._strikes.pop(outbox_id, None)
-        if self._probe == outbox_id:
-            self._probe = None
+    def _finish(self, outbox_id: int, answer: Any) -> None:
+        """Outside ``_map_lock`` (sqlite may be slow: a busy SD card): acknowledge the message in
+        the outbox, or, for an MQTT 5 failure reason (not authorized, topic name invalid…), set it
+        aside as a dead letter: sending it again gets the same answer, and it never counts as sent."""
+        try:
+            if answer is _ACKED:
+                self.outbox.ack(outbox_id)
+                with self._map_lock:
+                    self.sent += 1
+            else:
+                for msg in self.outbox.get([outbox_id]):
+                    self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({answer}); "
+                                           "check the broker's ACL for that topic")
+        finally:
+            with self._map_lock:
+                self._settling.discard(outbox_id)
 
     def _went_down(self) -> None:
         if self._down_since is None:
@@ -484,7 +562,7 @@ class Publisher:
             return last_stats
         with self._map_lock:
             room = self.settings.window - len(self._inflight)
-            pending = set(self._inflight.values())
+            pending = set(self._inflight.values()) | self._settling
             probing = bool(self._suspects)
         if probing:
             self._send_probe(pending)
@@ -537,15 +615,47 @@ class Publisher:
             return True
         if info.rc != 0:
             return False
+        answer = None
         with self._map_lock:
             early = None if msg.qos == 0 else self._early.pop(info.mid, None)
             if msg.qos == 0:
-                self._acked(msg.id)  # QoS 0: no acknowledgement will come
+                answer = self._settle(msg.id, None)  # QoS 0: no acknowledgement will come
             elif early is not None:
-                self._answered(msg.id, early[1])
+                answer = self._settle(msg.id, early[1])
             else:
                 self._inflight[info.mid] = msg.id
+        if answer is not None:
+            self._finish(msg.id, answer)
         return True
+
+
+def _tls_problem(settings: MqttSettings, exc: BaseException) -> str:
+    """One line naming the TLS file that paho's ``tls_set`` could not use (its own error names none)."""
+    import ssl
+
+    def why(error: BaseException) -> str:
+        if isinstance(error, FileNotFoundError):
+            return "no such file"
+        if isinstance(error, PermissionError):
+            return "not readable by this user"
+        if isinstance(error, IsADirectoryError):
+            return "a directory, not a file"
+        return f"not a PEM file it can use ({getattr(error, 'reason', None) or error})"
+
+    checks = []
+    if settings.ca_file:
+        checks.append((f"the CA file {settings.ca_file} (--mqtt-ca, ca_file)",
+                       lambda ctx: ctx.load_verify_locations(settings.ca_file)))
+    if settings.cert_file:
+        checks.append((f"the client certificate {settings.cert_file} (--mqtt-cert, cert_file) or its key "
+                       f"{settings.key_file or '(in the same file)'} (--mqtt-key, key_file)",
+                       lambda ctx: ctx.load_cert_chain(settings.cert_file, settings.key_file)))
+    for what, load in checks:
+        try:
+            load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+        except (OSError, ValueError, ssl.SSLError) as error:
+            return f"MQTT TLS cannot use {what}: {why(error)}; give a readable PEM file"
+    return f"MQTT TLS set-up failed ({exc}); check the CA, certificate and key files"
 
 
 def _forget_unacknowledged(client: Any) -> None:
