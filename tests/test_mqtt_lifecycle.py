@@ -208,3 +208,43 @@ def test_a_bad_ca_file_is_one_line_naming_it_and_leaks_nothing(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing-ca.crt" in lines[0] and "Traceback" not in r.stderr, r.stderr
     assert not list(tmp_path.glob("o*.db*"))
+
+
+def test_a_tracked_run_leaves_nothing_counted_and_its_transitions_match_the_schema(mosquitto, tmp_path):
+    """`edgekit detect --zone --frigate --ha-discovery` of a generated scene through a real
+    mosquitto: each zone transition of its events went out on ``…/transition`` as the bare word
+    (schema transition-1, QoS 1, not retained); after the run, no retained count says anything but 0."""
+    import jsonschema
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from scenes import walk_and_park, write_video
+
+    video = write_video(walk_and_park(), tmp_path / "walk.mp4")
+    sub = Subscriber(mosquitto.port, "#", client_id="transition-watch")
+    time.sleep(0.3)
+    r = run_cli("-m", "edgekit", "detect", str(REPO / "examples" / "shapes" / "shapes_int8.tflite"), str(video),
+                "--no-plan", "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}", "--device-id", "yard", "--mqtt-required",
+                "--outbox", str(tmp_path / "o.db"), "--zone", "left=0,0,0.5,0,0.5,1,0,1",
+                "--zone", "right=0.5,0,1,0,1,1,0.5,1", "--frigate", "--ha-discovery")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    expected = sorted((e["after"]["source"], t["zone"], e["after"]["label"], t["kind"]) for d in lines
+                      for e in d["events"] for t in e["after"]["zone_transitions"] if t["kind"] in ("entered", "left"))
+    assert expected, "the scene crosses both zones"
+    assert sub.wait_for(lambda s: any(t == "edgekit/yard/status" and p == b"offline" for t, p, _ in s.messages), 30)
+    with sub.lock:
+        transitions = [(t, p, was_retained) for t, p, was_retained in sub.messages if t.endswith("/transition")]
+    sub.close()
+    schema = json.loads((REPO / "edgekit" / "schemas" / "transition-1.json").read_text())
+    for _topic, payload, was_retained in transitions:
+        jsonschema.validate(payload.decode(), schema)
+        assert not was_retained
+    got = sorted((*t.split("/")[3:5], p.decode()) for t, p, _ in transitions)  # edgekit/yard/<src>/<zone>/<label>/transition
+    assert got == [(zone, label, kind) for _source, zone, label, kind in expected], (got, expected)
+
+    kept = retained(mosquitto.port, "#", 0.8)
+    assert kept["edgekit/yard/status"] == b"offline"
+    counts = {t: p for t, p in kept.items() if p.isdigit()}
+    assert any(t.startswith("edgekit/yard/counts/") for t in counts) and any(t.startswith("frigate/") for t in counts)
+    assert set(counts.values()) == {b"0"}, {t: p for t, p in counts.items() if p != b"0"}
+    assert not any(t.endswith("/transition") for t in kept)

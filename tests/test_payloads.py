@@ -235,3 +235,21 @@ def test_publish_result_without_the_runner(only_on_change):
     assert models[-1] == "other.tflite" and set(models[:-1]) == {"model.tflite"}
     s = sink.stats.frames.summary()
     assert s.frames == 4 and (s.latency_ms_p50, s.latency_ms_max) == (10.0, 15.0)
+
+
+def test_every_published_schema_is_named_in_the_readme():
+    """Each JSON Schema in edgekit/schemas is named where the README lists the MQTT topics."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    readme = root.joinpath("README.md").read_text()
+    mqtt = readme[readme.index("## Publish over MQTT"):readme.index("## Settings file")]
+    schemas = sorted(p.name for p in (root / "edgekit" / "schemas").glob("*.json"))
+    assert "transition-1.json" in schemas
+    latest = {}
+    for name in schemas:
+        kind, _, version = name.removesuffix(".json").rpartition("-")
+        latest[kind] = max(latest.get(kind, 0), int(version))
+    missing = [f"{k}-{v}.json" for k, v in latest.items() if f"edgekit/schemas/{k}-{v}.json" not in mqtt]
+    assert not missing, missing
+    assert "`<source>/<zone>/<label>/transition`" in mqtt

@@ -13,7 +13,11 @@ as one topic level each, see :func:`topic_safe`)::
     events                     QoS 1: new / update / end of tracked objects (schema "edgekit.events/1")
     <source>/<zone|all>/<label|all>         retained: tracked objects there now
     <source>/<zone|all>/<label|all>/active  retained: the same, leaving out stationary objects
-    status                     retained "online" / "offline"; "offline" is also the last will
+    <source>/<zone>/<label>/transition      QoS 1, not retained: "entered" / "left", the bare word
+                               (schema edgekit/schemas/transition-1.json; HA's device triggers)
+    <source>/motion            retained "ON" / "OFF" (motion gating)
+    status                     retained "online" / "offline"; "offline" is also the last will (on a
+                               clean exit the retained counts go to 0 first: Publisher.close)
     stats                      every stats_interval: fps, latency, per-stage ms, per-source counters,
                                RSS, messages queued/sent/dropped, connection state
     snapshot                   JPEG of each published frame (off by default: ``snapshot``)
