@@ -198,7 +198,7 @@ class Publisher:
         Undelivered messages stay in the outbox for the next run.
 
         Before that, the retained states this run published are put at rest (:meth:`_at_rest`):
-        counts to 0, motion OFF, live sources down: the device is going offline, and a consumer
+        counts to 0, live sources down: the device is going offline, and a consumer
         that does not read ``status`` (Frigate's, a script) must not see a person counted all night."""
         if self.role is None and self.final_stats is None:
             self._at_rest()
@@ -228,9 +228,10 @@ class Publisher:
 
     def _at_rest(self) -> int:
         """Queue the resting value of every retained state this run published that is not at rest:
-        a count (a positive integer) becomes ``0``, a source's ``motion`` ``OFF``, a source's
-        ``up`` status ``down`` (reason ``edgekit stopped``); discovery configs and snapshots stay.
-        Returns how many were queued."""
+        a count (a positive integer) becomes ``0``, a source's ``up`` status ``down`` (reason
+        ``edgekit stopped``); discovery configs, snapshots and ``<source>/motion`` stay (motion
+        goes OFF by its own off delay; while ``status`` is ``offline`` Home Assistant shows it
+        unavailable). Returns how many were queued."""
         from .payloads import source_status_message
 
         s = self.settings
@@ -241,8 +242,6 @@ class Publisher:
         for topic, (payload, qos) in entries:
             if payload.isdigit() and payload.strip(b"0"):
                 rest.append((topic, b"0", qos))
-            elif topic.endswith("/motion") and payload == b"ON":
-                rest.append((topic, b"OFF", qos))
             elif topic.startswith(sources) and topic.endswith("/status"):
                 try:
                     doc = json.loads(payload)
@@ -429,10 +428,14 @@ class Publisher:
         self._connected.clear()
         self._went_down()
         _forget_unacknowledged(client)
+        now = time.monotonic()
+        # kicked off by a twin (another edgekit with our device id), not closed on the probe: no strike
+        kicked = (getattr(reason_code, "value", None) == 0x8E or
+                  sum(now - t < 60 for t in self._takeovers) >= self.TAKEOVERS)
         with self._map_lock:
             inflight = set(self._inflight.values())
             probed = self._probe is not None and self._probe in inflight
-            if probed:
+            if probed and not kicked:
                 self._strikes[self._probe] = self._strikes.get(self._probe, 0) + 1
             self._probe = None
             self._suspects |= inflight
