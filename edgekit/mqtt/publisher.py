@@ -20,9 +20,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigError, MqttError
+from ..errors import MqttError
+from .client import Takeovers, forget_unacknowledged, make_client
 from .outbox import Outbox, OutboxMessage
-from .payloads import STATS_SCHEMA, MessageRefused, check_message
+from .payloads import STATS_SCHEMA, MessageRefused, at_rest_messages, check_message
 from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
@@ -70,11 +71,6 @@ class Publisher:
     STRIKES = 3
     #: an outage is said during a run once it has lasted this long (and at close, if not said yet)
     OUTAGE_GRACE_S = 5.0
-    #: this many connections closed by the broker within a minute, each less than TAKEOVER_LIVED_S
-    #: after it was made: another edgekit has our device id (MQTT 3.1.1; MQTT 5 says so: 2)
-    TAKEOVERS = 3
-    TAKEOVER_LIVED_S = 30.0
-    TAKEOVER_SAY_EVERY_S = 600.0
 
     def __init__(self, settings: MqttSettings, required: bool = False, connect_timeout: float = 10.0,
                  role: str | None = None, warn: Callable[[str], None] | None = None) -> None:
@@ -113,9 +109,7 @@ class Publisher:
         self._outage_said = False
         self._dead_said = False
         self._ever_connected = False
-        self._connected_at: float | None = None  # monotonic time of the current connection's CONNACK
-        self._takeovers: list[float] = []  # when short connections were closed by the broker (last minute)
-        self._takeover_said: float | None = None
+        self._takeovers = Takeovers()  # another edgekit with our device id (the same client id)
         self._wake = threading.Condition()
         self._stop = False
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
@@ -124,35 +118,9 @@ class Publisher:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _make_client(self):
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        s = self.settings
-        v5 = s.protocol == "5"
-        client_id = f"edgekit-{s.device_id}" if self.role is None else f"edgekit-{s.device_id}-{self.role}-{os.getpid()}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
-        if s.username:
-            client.username_pw_set(s.username, s.password())
-        if s.tls:
-            import ssl
-
-            try:
-                client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
-                               cert_reqs=ssl.CERT_NONE if s.insecure else ssl.CERT_REQUIRED)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(_tls_problem(s, exc)) from None
-            client.tls_insecure_set(s.insecure)
-        if self.role is None:
-            client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
-        client.max_inflight_messages_set(s.window)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
+        return make_client(self.settings, self.role, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                           on_publish=self._on_publish, on_connect_fail=self._on_connect_fail,
+                           on_message=self._on_message)
 
     def start(self) -> "Publisher":
         """Connect in the background and start delivering."""
@@ -227,31 +195,13 @@ class Publisher:
         self.outbox.close()
 
     def _at_rest(self) -> int:
-        """Queue the resting value of every retained state this run published that is not at rest:
-        a count (a positive integer) becomes ``0``, a source's ``up`` status ``down`` (reason
-        ``edgekit stopped``); discovery configs, snapshots and ``<source>/motion`` stay (motion
-        goes OFF by its own off delay; while ``status`` is ``offline`` Home Assistant shows it
-        unavailable). Returns how many were queued."""
-        from .payloads import source_status_message
-
-        s = self.settings
-        sources = s.topic("sources") + "/"
+        """Queue :func:`~edgekit.mqtt.payloads.at_rest_messages` of the retained states this run
+        published; returns how many."""
         with self._map_lock:
             entries = list(self._retained.items())
-        rest: list[tuple[str, bytes, int]] = []
-        for topic, (payload, qos) in entries:
-            if payload.isdigit() and payload.strip(b"0"):
-                rest.append((topic, b"0", qos))
-            elif topic.startswith(sources) and topic.endswith("/status"):
-                try:
-                    doc = json.loads(payload)
-                except ValueError:
-                    continue
-                if isinstance(doc, dict) and doc.get("status") == "up":
-                    message = source_status_message(s, str(doc.get("source", "")), "down", "edgekit stopped")
-                    rest.append((topic, message.payload, message.qos))
-        for topic, payload, qos in rest:
-            self.publish(topic, payload, qos, retain=True)
+        rest = at_rest_messages(self.settings, entries)
+        for message in rest:
+            self.publish(*message)
         return len(rest)
 
     @staticmethod
@@ -391,7 +341,7 @@ class Publisher:
         self._down_since = None
         self._outage_said = False
         self._ever_connected = True
-        self._connected_at = time.monotonic()
+        self._takeovers.connected_at = time.monotonic()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -427,11 +377,9 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self._went_down()
-        _forget_unacknowledged(client)
-        now = time.monotonic()
+        forget_unacknowledged(client)
         # kicked off by a twin (another edgekit with our device id), not closed on the probe: no strike
-        kicked = (getattr(reason_code, "value", None) == 0x8E or
-                  sum(now - t < 60 for t in self._takeovers) >= self.TAKEOVERS)
+        kicked = self._takeovers.kicked(reason_code)
         with self._map_lock:
             inflight = set(self._inflight.values())
             probed = self._probe is not None and self._probe in inflight
@@ -441,30 +389,14 @@ class Publisher:
             self._suspects |= inflight
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
             self.last_error = f"disconnected: {reason_code}"  # a refusal's reason says more: keep it
-        connected_at, self._connected_at = self._connected_at, None
-        if reason_code.is_failure and connected_at is not None and not probed:
-            self._taken_over(time.monotonic() - connected_at, getattr(reason_code, "value", None) == 0x8E)
-
-    def _taken_over(self, lasted: float, said_by_broker: bool) -> None:
-        """A connection the broker closed soon after it was made, not on a message sent alone (a
-        probe): another client with our client id, i.e. another edgekit with our device id, kicks
-        us off at each of its connects and we kick it off at each of ours. MQTT 5 says so
-        (reason "Session taken over"); MQTT 3.1.1 only closes the socket, so it takes a few in a
-        row. Said once per ``TAKEOVER_SAY_EVERY_S``, and kept in ``last_error``."""
-        if lasted >= self.TAKEOVER_LIVED_S and not said_by_broker:
-            return
-        now = time.monotonic()
-        self._takeovers = [t for t in self._takeovers if now - t < 60] + [now]
-        if len(self._takeovers) < (2 if said_by_broker else self.TAKEOVERS):
-            return
-        s = self.settings
-        self.last_error = f"another client connected with the client id edgekit-{s.device_id}"
-        if self._takeover_said is None or now - self._takeover_said >= self.TAKEOVER_SAY_EVERY_S:
-            self._takeover_said = now
-            self.warn(f"edgekit: another edgekit is connected as device {s.device_id} to {s.host}:{s.port}: "
-                      f"give each device its own device_id (--device-id, or device_id in [mqtt]); the broker "
-                      f"closed this one's connection {len(self._takeovers)} times in the last minute, each "
-                      "time the other connected (said again every 10 min while it goes on)")
+        if reason_code.is_failure and not probed:
+            line = self._takeovers.closed(reason_code, self.settings)
+            if line or self._takeovers.kicked(reason_code):
+                self.last_error = f"another client connected with the client id edgekit-{self.settings.device_id}"
+            if line:
+                self.warn(line)
+        else:
+            self._takeovers.connected_at = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._map_lock:
@@ -630,45 +562,3 @@ class Publisher:
         if answer is not None:
             self._finish(msg.id, answer)
         return True
-
-
-def _tls_problem(settings: MqttSettings, exc: BaseException) -> str:
-    """One line naming the TLS file that paho's ``tls_set`` could not use (its own error names none)."""
-    import ssl
-
-    def why(error: BaseException) -> str:
-        if isinstance(error, FileNotFoundError):
-            return "no such file"
-        if isinstance(error, PermissionError):
-            return "not readable by this user"
-        if isinstance(error, IsADirectoryError):
-            return "a directory, not a file"
-        return f"not a PEM file it can use ({getattr(error, 'reason', None) or error})"
-
-    checks = []
-    if settings.ca_file:
-        checks.append((f"the CA file {settings.ca_file} (--mqtt-ca, ca_file)",
-                       lambda ctx: ctx.load_verify_locations(settings.ca_file)))
-    if settings.cert_file:
-        checks.append((f"the client certificate {settings.cert_file} (--mqtt-cert, cert_file) or its key "
-                       f"{settings.key_file or '(in the same file)'} (--mqtt-key, key_file)",
-                       lambda ctx: ctx.load_cert_chain(settings.cert_file, settings.key_file)))
-    for what, load in checks:
-        try:
-            load(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-        except (OSError, ValueError, ssl.SSLError) as error:
-            return f"MQTT TLS cannot use {what}: {why(error)}; give a readable PEM file"
-    return f"MQTT TLS set-up failed ({exc}); check the CA, certificate and key files"
-
-
-def _forget_unacknowledged(client: Any) -> None:
-    """Empty paho's own queue of unacknowledged messages when the connection is lost: the outbox
-    sends them again after the reconnect, one at a time when needed. Left there, paho would resend
-    them all first, so a message the broker closes the connection on would be sent again at every
-    reconnect, ahead of everything (paho 2.x keeps them in ``_out_messages``)."""
-    lock, queue = getattr(client, "_out_message_mutex", None), getattr(client, "_out_messages", None)
-    if lock is None or queue is None:
-        return
-    with lock:
-        queue.clear()
-        client._inflight_messages = 0
