@@ -10,7 +10,9 @@ Library users catch :class:`EdgekitError`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import Callable
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "Terminated",
     "exit_code_for",
     "run_cli",
 ]
@@ -39,6 +43,13 @@ EXIT_CHECK_FAILED = 1  # `edgekit doctor` found a problem (also the base class's
 EXIT_USAGE = 2  # argparse's own code for a bad option, kept equal to ConfigError's
 EXIT_INTERNAL = 70  # EX_SOFTWARE of sysexits.h: a bug in edgekit
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: stopped before the work began (a run under way stops gracefully, 0)
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived where no graceful stop was in place: a run still starting (loading the model,
+    opening sources) or a command without one (a conversion, a benchmark), so its work is not done. A BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` swallows it."""
 
 
 class EdgekitError(Exception):
@@ -121,11 +132,12 @@ EXIT_CODES: dict[int, str] = {
     RuntimeNotFoundError.exit_code: "no TFLite runtime",
     ModelError.exit_code: "model unusable",
     ImageError.exit_code: "some inputs failed",
-    PlanError.exit_code: "nothing fits this device's memory",
+    PlanError.exit_code: "nothing fits this device's memory or the latency limit",
     MqttError.exit_code: "MQTT broker unreachable/refused",
     AccuracyError.exit_code: "converted model less accurate than `--max-drop` allows",
     EXIT_INTERNAL: "internal error",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_TERMINATED: "stopped by SIGTERM before its work was done (a run under way stops gracefully with 0)",
 }
 
 
@@ -139,6 +151,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
     if isinstance(exc, BrokenPipeError):
         return 0  # stdout closed early (e.g. `| head`): the reader had enough
     return EXIT_INTERNAL
@@ -148,8 +162,11 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
     """Run a console entry point's ``body`` (parse arguments and do the work; returns a code from
     :data:`EXIT_CODES`) and turn whatever it raises into one line on stderr and an exit code.
 
-    ``EDGEKIT_DEBUG=1`` re-raises unexpected exceptions for their traceback.
+    ``EDGEKIT_DEBUG=1`` re-raises unexpected exceptions for their traceback. Until a run puts its
+    own graceful stop in place (:meth:`edgekit.runner.Runner.stop_on_signals`), SIGTERM raises
+    :class:`Terminated`: one line and exit 143, not a silent death by the signal.
     """
+    restore = _terminate_on_sigterm()
     try:
         return body()
     except BaseException as exc:
@@ -160,6 +177,8 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
             pass  # argparse has already printed its usage message
         elif isinstance(exc, KeyboardInterrupt):
             print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
+        elif isinstance(exc, Terminated):
+            print(f"{prog}: stopped by SIGTERM before its work was done", file=sys.stderr)
         elif isinstance(exc, BrokenPipeError):
             _silence_stdout()
         elif code == EXIT_INTERNAL:
@@ -168,6 +187,21 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
             print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set EDGEKIT_DEBUG=1 for a traceback "
                   "and please report it)", file=sys.stderr)
         return code
+    finally:
+        restore()
+
+
+def _terminate_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise :class:`Terminated` (main thread, default handler only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+
+    def handler(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _silence_stdout() -> None:

@@ -24,15 +24,16 @@ back in time, only becomes the background: it reports no motion.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, Optional, Union
+from typing import Optional
 
 import numpy as np
 
-from .errors import ConfigError, ImageError
-from .zone_config import Zone, parse_zone
+from .errors import ConfigError
+from .motion_grey import grey_from_image, grey_from_rgb
+from .motion_options import MotionOptions, _describe, _mask_error, _size, parse_mask
+from .zone_config import Zone
 
 __all__ = ["Box", "Motion", "MotionDetector", "MotionOptions", "grey_from_image", "grey_from_rgb", "parse_mask"]
 
@@ -40,58 +41,6 @@ Box = tuple[int, int, int, int]  # (x1, y1, x2, y2) in source pixels, x2/y2 excl
 _CELL = 8  # sampled pixels per grid cell side: ~300 cells on a 16:9 frame at 100 rows
 _CELL_MIN = 2  # changed pixels that light a cell: one alone is noise or a codec speck
 _TIME_EPS = 1e-9  # timestamps such as 0.1 * k are not exact
-_TRANSPOSE = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # EXIF orientation -> PIL Image.Transpose
-
-
-@dataclass(frozen=True)
-class MotionOptions:
-    """How :class:`MotionDetector` decides what moves.
-
-    Args:
-        threshold: grey levels (1..254) a sampled pixel must differ from the background by.
-        min_area: share of the frame (0..1) a region's changed pixels must cover to count.
-        alpha: share of the background (0..1] that follows the frame per second of timestamps
-            where it has not changed (slow light, noise).
-        recalibrate: share of the unmasked grid cells (0..1] whose change at once means the
-            scene, not an object, changed: the frame becomes the background. None: never.
-        height: the rows the frame is sampled down to, at least (16..1080); an integer stride,
-            so 720 rows at 100 become 103.
-        absorb_after: seconds a pixel may differ from the background without a break (counted
-            from the last frame where it did not) before it becomes background: a parked car
-            stops being motion; what an object hid when the detector started is no lasting ghost.
-        masks: polygons never watched (:func:`parse_mask`, or :class:`~edgekit.zones.Zone`
-            values: pixels of the source frame, or fractions when every value is ≤ 1).
-
-    Raises ConfigError (one line naming the option) for a value outside these.
-    """
-
-    threshold: float = 25
-    min_area: float = 0.001
-    alpha: float = 0.2
-    recalibrate: Optional[float] = 0.6
-    height: int = 100
-    absorb_after: float = 2.0
-    masks: tuple[Zone, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check("threshold", self.threshold, 1 <= _real(self.threshold) <= 254, "grey levels 1..254")
-        _check("min_area", self.min_area, 0 <= _real(self.min_area) < 1, "a share of the frame 0 ≤ a < 1")
-        _check("alpha", self.alpha, 0 < _real(self.alpha) <= 1, "a share per second 0 < alpha ≤ 1")
-        _check("recalibrate", self.recalibrate, self.recalibrate is None or 0 < _real(self.recalibrate) <= 1,
-               "a share of the grid 0 < r ≤ 1, or None for never")
-        _check("absorb_after", self.absorb_after, 0 < _real(self.absorb_after) <= 3600, "seconds 0 < s ≤ 3600")
-        _check("height", self.height, _is_int(self.height) and 16 <= self.height <= 1080, "whole rows 16..1080")
-        if not isinstance(self.masks, tuple):
-            raise ConfigError(f"motion option masks: expected a tuple of masks (parse_mask), found "
-                              f"{_found(self.masks)}")
-        names: set[str] = set()
-        for i, mask in enumerate(self.masks, 1):
-            if not isinstance(mask, Zone):
-                raise ConfigError(f"motion option masks: item {i} is {_found(mask)}; expected a polygon "
-                                  "from parse_mask('NAME=x1,y1,x2,y2,x3,y3')")
-            if mask.name in names:
-                raise ConfigError(f"motion mask {mask.name!r} is given twice; give each mask its own name")
-            names.add(mask.name)
 
 
 @dataclass(frozen=True)
@@ -118,22 +67,6 @@ class Motion:
 
 
 _STILL = Motion(False, (), 0.0)
-
-
-def parse_mask(text: str, index: int = 1) -> Zone:
-    """A mask from ``NAME=x1,y1,x2,y2,...`` or ``x1,y1,x2,y2,...`` (named ``mask<index>``): at
-    least 3 points, pixels of the source frame or fractions when every value is ≤ 1.
-
-    Raises ConfigError (one line naming the mask): the rules of :func:`edgekit.zones.parse_zone`.
-    """
-    if not isinstance(text, str):
-        raise ConfigError(f"motion mask {index}: expected text NAME=x1,y1,x2,y2,..., found {_found(text)}")
-    if "=" not in text or text.startswith("="):
-        text = f"mask{index}={text.lstrip('=')}"
-    try:
-        return parse_zone(text)
-    except ConfigError as exc:
-        raise _mask_error(exc, text.partition("=")[0]) from None
 
 
 class MotionDetector:
@@ -387,114 +320,3 @@ def _rasterise(masks: list[Zone], rows: int, cols: int, step: int, source: tuple
     for mask in masks:
         inside |= mask.contains_points(points)
     return inside.reshape(rows, cols)
-
-
-def grey_from_rgb(rgb: np.ndarray, height: Optional[int] = None) -> np.ndarray:
-    """A grey (luma) frame from an RGB ``HxWx3`` uint8 frame, for sources without a Y plane.
-
-    Args:
-        rgb: the frame (any strides).
-        height: sample it first at an integer stride down to at least this many rows (the
-            detector's ``MotionOptions.height``), which is far cheaper; pass the frame's size to
-            :meth:`MotionDetector.update`. None: full size.
-
-    Returns a 2-D uint8 array: (77 R + 150 G + 29 B) / 256, BT.601 weights in integers.
-
-    Raises ValueError: not an ``HxWx3`` uint8 array, or a height that is not a whole number ≥ 1.
-    """
-    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
-        raise ValueError(f"grey_from_rgb: expected an HxWx3 uint8 RGB array, found {_describe(rgb)}")
-    if height is not None:
-        if not (_is_int(height) and height >= 1):
-            raise ValueError(f"grey_from_rgb: height: expected whole rows ≥ 1 or None, found {height!r}")
-        step = max(1, rgb.shape[0] // height)
-        rgb = rgb[::step, ::step]
-    luma = rgb[..., 0] * np.uint16(77)
-    luma += rgb[..., 1] * np.uint16(150)
-    luma += rgb[..., 2] * np.uint16(29)
-    return (luma >> 8).astype(np.uint8)
-
-
-def grey_from_image(source: Union[str, os.PathLike, Any], height: int = 100) -> tuple[np.ndarray, tuple[int, int]]:
-    """A small grey frame from an image file: a JPEG decodes only its luma, scaled down in the
-    decoder (Pillow's draft mode) to at least ``height`` rows; upright by its EXIF orientation.
-    A PIL image passed in is converted whole (drafting it would change the caller's image).
-
-    Returns (grey 2-D uint8 array, the upright image's (width, height)): pass both to
-    :meth:`MotionDetector.update` (``frame_size``) so regions are in the image's pixels.
-
-    Raises ImageError: the file is missing or not a readable image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    def grey(img: Image.Image, draft: bool) -> tuple[np.ndarray, tuple[int, int]]:
-        if draft and img.format != "JPEG":  # decoded whole (a PNG's getexif() already decodes it): must fit
-            from .image import check_decode
-
-            check_decode(img, str(source))
-        orientation = img.getexif().get(0x0112, 1)
-        w, h = img.size
-        if draft and img.format == "JPEG":
-            img.draft("L", (max(1, w * height // h), height))
-        img = img.convert("L")
-        if orientation in _TRANSPOSE:  # the EXIF orientation tag's meaning, as ImageOps.exif_transpose
-            img = img.transpose(Image.Transpose(_TRANSPOSE[orientation]))
-            if orientation >= 5:
-                w, h = h, w
-        return np.asarray(img), (w, h)
-
-    from .image import LOCAL_FORMATS
-
-    if isinstance(source, Image.Image):
-        return grey(source, draft=False)
-    try:
-        with Image.open(source, formats=LOCAL_FORMATS) as img:  # never EPS (Ghostscript) and the like
-            return grey(img, draft=True)
-    except FileNotFoundError:
-        raise ImageError(f"{source}: no such file; expected an image path") from None
-    except Image.DecompressionBombError as exc:  # not an OSError
-        raise ImageError(f"{source}: refused ({exc})") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{source}: not a readable image ({exc}); expected JPEG, PNG, GIF, BMP, WebP, TIFF or PPM") from None
-
-
-def _mask_error(exc: ConfigError, name: str) -> ConfigError:
-    """A zone's error as the mask's (the polygon rules are the zones' own): 'zone 'x'' -> 'motion mask 'x''."""
-    text, prefix = str(exc), f"zone {name!r}"
-    if text.startswith(prefix):
-        return ConfigError(f"motion mask {name!r}{text[len(prefix):]}")
-    return ConfigError(f"motion mask {name!r}: {text}")
-
-
-def _real(v: Any) -> float:
-    """A finite number as a float; NaN (which fails every comparison) for anything else."""
-    return float(v) if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) else math.nan
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _check(name: str, value: Any, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"motion option {name}: expected {expected}, found {_found(value)}")
-
-
-def _size(size: Any) -> tuple[int, int]:
-    try:
-        w, h = size
-    except (TypeError, ValueError):
-        w = h = None
-    if not all(_is_int(v) and v > 0 for v in (w, h)):
-        raise ConfigError(f"motion: frame_size: expected (width, height) in whole pixels > 0, found {size!r}")
-    return int(w), int(h)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} and dtype {value.dtype}"
-    return type(value).__name__
-
-
-def _found(v: Any) -> str:
-    return f"{v!r} ({type(v).__name__})"
