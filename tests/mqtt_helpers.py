@@ -202,3 +202,16 @@ class CuttableLink:
     def close(self) -> None:
         self.restore()
         self.server.close()
+
+
+def retained(port: int, topic: str, wait: float = 1.0) -> dict[str, bytes]:
+    """What the broker keeps retained under ``topic`` (a filter), as a fresh subscriber sees it:
+    topic -> payload of the messages that came with the retain flag."""
+    sub = Subscriber(port, topic, client_id=f"retained-{time.monotonic_ns()}")
+    time.sleep(wait)
+    if not sub.messages and sub.wait_for(lambda s: bool(s.messages), 5):  # a loaded machine: they come late
+        time.sleep(wait)  # and the rest with them
+    with sub.lock:
+        out = {t: p for t, p, was_retained in sub.messages if was_retained}
+    sub.close()
+    return out

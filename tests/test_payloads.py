@@ -235,3 +235,74 @@ def test_publish_result_without_the_runner(only_on_change):
     assert models[-1] == "other.tflite" and set(models[:-1]) == {"model.tflite"}
     s = sink.stats.frames.summary()
     assert s.frames == 4 and (s.latency_ms_p50, s.latency_ms_max) == (10.0, 15.0)
+
+
+def test_every_published_schema_is_named_in_the_readme():
+    """Each JSON Schema in edgekit/schemas is named where the README lists the MQTT topics."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    readme = root.joinpath("README.md").read_text()
+    mqtt = readme[readme.index("## Publish over MQTT"):readme.index("## Settings file")]
+    schemas = sorted(p.name for p in (root / "edgekit" / "schemas").glob("*.json"))
+    assert "transition-1.json" in schemas
+    latest = {}
+    for name in schemas:
+        kind, _, version = name.removesuffix(".json").rpartition("-")
+        latest[kind] = max(latest.get(kind, 0), int(version))
+    missing = [f"{k}-{v}.json" for k, v in latest.items() if f"edgekit/schemas/{k}-{v}.json" not in mqtt]
+    assert not missing, missing
+    assert "`<source>/<zone>/<label>/transition`" in mqtt
+
+
+def test_at_rest_messages_zero_counts_and_take_live_sources_down():
+    from edgekit.mqtt.payloads import at_rest_messages, source_status_message
+
+    s = MqttSettings(host="h", device_id="garage")
+    up = source_status_message(s, "cam 1", "up")
+    retained = [("edgekit/garage/counts/cat", (b"3", 1)), ("edgekit/garage/counts/dog", (b"0", 1)),
+                ("frigate/cam/person", (b"12", 0)), (up.topic, (up.payload, 1)),
+                ("edgekit/garage/cam/motion", (b"ON", 1)), ("homeassistant/sensor/x/config", (b"{}", 1)),
+                ("edgekit/garage/cam/cat/snapshot", (b"\xff\xd8", 1))]
+    rest = at_rest_messages(s, retained)
+    assert [(m.topic, m.qos, m.retain) for m in rest] == [
+        ("edgekit/garage/counts/cat", 1, True), ("frigate/cam/person", 0, True), (up.topic, 1, True)]
+    assert rest[0].payload == rest[1].payload == b"0"
+    down = json.loads(rest[2].payload)
+    assert (down["source"], down["status"], down["reason"]) == ("cam 1", "down", "edgekit stopped")
+    assert at_rest_messages(s, [(m.topic, (m.payload, m.qos)) for m in rest]) == []  # at rest: nothing more
+
+
+def test_takeovers_are_said_once_per_ten_minutes_and_only_for_short_connections():
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edgekit.mqtt.client import Takeovers
+
+    s = MqttSettings(host="broker", device_id="garage")
+    now = [0.0]
+    watch = Takeovers(clock=lambda: now[0])
+    lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+    said = []
+    for _ in range(20):  # two edgekits flapping: a close 1.5 s after each connect, for 30 s
+        watch.connected_at = now[0]
+        now[0] += 1.5
+        said.append(watch.closed(lost, s))
+    lines = [x for x in said if x]
+    assert said[:2] == [None, None] and len(lines) == 1
+    assert "another edgekit is connected as device garage to broker:1883: give each device its own device_id" in lines[0]
+    now[0] += 600
+    watch.connected_at = now[0] - 1
+    assert watch.closed(lost, s) is None  # the minute's closes have aged out: one alone says nothing
+    watch = Takeovers(clock=lambda: now[0])
+    for _ in range(5):  # a long-lived connection closed now and then (a broker restart): never said
+        watch.connected_at = now[0]
+        now[0] += 40
+        assert watch.closed(lost, s) is None
+    taken = ReasonCode(PacketTypes.DISCONNECT, "Session taken over")
+    answers = []
+    for _ in range(2):  # MQTT 5 says so: the second close is enough
+        watch.connected_at = now[0]
+        now[0] += 1
+        answers.append(watch.closed(taken, s))
+    assert answers[0] is None and answers[1] and watch.kicked(taken)

@@ -13,7 +13,11 @@ as one topic level each, see :func:`topic_safe`)::
     events                     QoS 1: new / update / end of tracked objects (schema "edgekit.events/1")
     <source>/<zone|all>/<label|all>         retained: tracked objects there now
     <source>/<zone|all>/<label|all>/active  retained: the same, leaving out stationary objects
-    status                     retained "online" / "offline"; "offline" is also the last will
+    <source>/<zone>/<label>/transition      QoS 1, not retained: "entered" / "left", the bare word
+                               (schema edgekit/schemas/transition-1.json; HA's device triggers)
+    <source>/motion            retained "ON" / "OFF" (motion gating)
+    status                     retained "online" / "offline"; "offline" is also the last will (on a
+                               clean exit the retained counts go to 0 first: Publisher.close)
     stats                      every stats_interval: fps, latency, per-stage ms, per-source counters,
                                RSS, messages queued/sent/dropped, connection state
     snapshot                   JPEG of each published frame (off by default: ``snapshot``)
@@ -39,7 +43,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import MessageRefused
@@ -52,6 +56,7 @@ __all__ = [
     "SCHEMA",
     "STATS_SCHEMA",
     "Message",
+    "at_rest_messages",
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_BYTES",
     "MessageRefused",
@@ -248,3 +253,25 @@ def object_snapshot_messages(settings: MqttSettings, snapshot: Any) -> list[Mess
     if settings.frigate:
         messages.append(Message("/".join((settings.frigate_prefix, *base)), snapshot.crop_jpeg, settings.qos, True))
     return messages
+
+
+def at_rest_messages(settings: MqttSettings, retained: Iterable[tuple[str, tuple[bytes, int]]]) -> list[Message]:
+    """What a run that ends cleanly publishes so that its retained states stop claiming what it
+    last saw (``retained``: topic -> (payload, QoS) of each retained message it published): a
+    count (a positive integer: ``counts/<label>``, tracked-object counts, Frigate's) becomes
+    ``0``, a source's ``up`` status ``down`` (reason ``edgekit stopped``). Discovery configs,
+    snapshots and ``<source>/motion`` (it goes OFF by its own off delay) are left as they are."""
+    sources = settings.topic("sources") + "/"
+    rest: list[Message] = []
+    for topic, (payload, qos) in retained:
+        if payload.isdigit() and payload.strip(b"0"):
+            rest.append(Message(topic, b"0", qos, True))
+        elif topic.startswith(sources) and topic.endswith("/status"):
+            try:
+                doc = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("status") == "up":
+                down = source_status_message(settings, str(doc.get("source", "")), "down", "edgekit stopped")
+                rest.append(Message(topic, down.payload, down.qos, True))
+    return rest

@@ -20,9 +20,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigError, MqttError
+from ..errors import MqttError
+from .client import Takeovers, forget_unacknowledged, make_client
 from .outbox import Outbox, OutboxMessage
-from .payloads import STATS_SCHEMA, MessageRefused, check_message
+from .payloads import STATS_SCHEMA, MessageRefused, at_rest_messages, check_message
 from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = ["Publisher"]
 
 #: MQTT 5 PUBACK reasons worth sending again later (packet identifier in use, quota exceeded)
 _RETRY_LATER = frozenset({0x91, 0x97})
+_ACKED = object()  # Publisher._settle's answer for a delivered message
 
 
 class Publisher:
@@ -81,6 +83,8 @@ class Publisher:
         if role is not None:
             root, ext = os.path.splitext(path)
             path = f"{root}-{role}{ext or '.db'}"
+        # the client first: a bad TLS file raises here, before the outbox (a sqlite handle) is opened
+        self._client = self._make_client()
         self.outbox = Outbox(path, settings.outbox_max, warn=self.warn)
         self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): replayed on HA's birth
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
@@ -92,7 +96,10 @@ class Publisher:
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, tuple[float, Any]] = {}  # PUBACKs (time, reason) that came before their mid was recorded
-        self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
+        # guards the maps below and nothing else: never held across I/O (sqlite, a socket, a paho
+        # call: paho's own locks would deadlock, a slow disk would stall paho's network thread)
+        self._map_lock = threading.Lock()
+        self._settling: set[int] = set()  # outbox ids answered by the broker, being acked/set aside
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._suspects: set[int] = set()  # outbox ids in flight when the connection was lost: sent alone
@@ -102,44 +109,18 @@ class Publisher:
         self._outage_said = False
         self._dead_said = False
         self._ever_connected = False
+        self._takeovers = Takeovers()  # another edgekit with our device id (the same client id)
         self._wake = threading.Condition()
         self._stop = False
-        self._client = self._make_client()
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
         if settings.ha_discovery and role is None:
             self.subscribe(f"{settings.ha_prefix}/status", self._on_ha_status)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _make_client(self):
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        s = self.settings
-        v5 = s.protocol == "5"
-        client_id = f"edgekit-{s.device_id}" if self.role is None else f"edgekit-{s.device_id}-{self.role}-{os.getpid()}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
-        if s.username:
-            client.username_pw_set(s.username, s.password())
-        if s.tls:
-            import ssl
-
-            try:
-                client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
-                               cert_reqs=ssl.CERT_NONE if s.insecure else ssl.CERT_REQUIRED)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
-            client.tls_insecure_set(s.insecure)
-        if self.role is None:
-            client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
-        client.max_inflight_messages_set(s.window)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
+        return make_client(self.settings, self.role, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                           on_publish=self._on_publish, on_connect_fail=self._on_connect_fail,
+                           on_message=self._on_message)
 
     def start(self) -> "Publisher":
         """Connect in the background and start delivering."""
@@ -182,7 +163,13 @@ class Publisher:
 
     def close(self, flush_timeout: float = 10.0) -> None:
         """Deliver what can be delivered within ``flush_timeout``, mark us offline, disconnect.
-        Undelivered messages stay in the outbox for the next run."""
+        Undelivered messages stay in the outbox for the next run.
+
+        Before that, the retained states this run published are put at rest (:meth:`_at_rest`):
+        counts to 0, live sources down: the device is going offline, and a consumer
+        that does not read ``status`` (Frigate's, a script) must not see a person counted all night."""
+        if self.role is None and self.final_stats is None:
+            self._at_rest()
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
@@ -206,6 +193,16 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()
+
+    def _at_rest(self) -> int:
+        """Queue :func:`~edgekit.mqtt.payloads.at_rest_messages` of the retained states this run
+        published; returns how many."""
+        with self._map_lock:
+            entries = list(self._retained.items())
+        rest = at_rest_messages(self.settings, entries)
+        for message in rest:
+            self.publish(*message)
+        return len(rest)
 
     @staticmethod
     def _wait(info: Any, timeout: float = 2.0) -> None:
@@ -344,6 +341,7 @@ class Publisher:
         self._down_since = None
         self._outage_said = False
         self._ever_connected = True
+        self._takeovers.connected_at = time.monotonic()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -384,15 +382,26 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         self._went_down()
-        _forget_unacknowledged(client)
+        forget_unacknowledged(client)
+        # kicked off by a twin (another edgekit with our device id), not closed on the probe: no strike
+        kicked = self._takeovers.kicked(reason_code)
         with self._map_lock:
             inflight = set(self._inflight.values())
-            if self._probe is not None and self._probe in inflight:
+            probed = self._probe is not None and self._probe in inflight
+            if probed and not kicked:
                 self._strikes[self._probe] = self._strikes.get(self._probe, 0) + 1
             self._probe = None
             self._suspects |= inflight
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
             self.last_error = f"disconnected: {reason_code}"  # a refusal's reason says more: keep it
+        if reason_code.is_failure and not probed:
+            line = self._takeovers.closed(reason_code, self.settings)
+            if line or self._takeovers.kicked(reason_code):
+                self.last_error = f"another client connected with the client id edgekit-{self.settings.device_id}"
+            if line:
+                self.warn(line)
+        else:
+            self._takeovers.connected_at = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._map_lock:
@@ -401,41 +410,45 @@ class Publisher:
                 now = time.monotonic()
                 self._early = {m: t for m, t in self._early.items() if now - t[0] < 60}  # status/stats mids age out
                 self._early[mid] = (now, reason_code)
-            elif not self._answered(outbox_id, reason_code):
-                return  # stays queued, sent again on the sender's next round (not at once: no storm)
+                answer = None
+            else:
+                answer = self._settle(outbox_id, reason_code)
+                if answer is None:
+                    return  # stays queued, sent again on the sender's next round (not at once: no storm)
+        if answer is not None:
+            self._finish(outbox_id, answer)
         self._notify()
 
-    def _answered(self, outbox_id: int, reason_code: Any) -> bool:
-        """Under ``_map_lock`` (the sender must never see a message neither in flight nor gone):
-        the broker's answer to a message. False: it asked to be sent it again later."""
-        if not getattr(reason_code, "is_failure", False):
-            self._acked(outbox_id)
-        elif getattr(reason_code, "value", None) in _RETRY_LATER:
-            return False
-        else:  # MQTT 5: the broker answered but did not take it
-            self._refused_message(outbox_id, reason_code)
-        return True
-
-    def _refused_message(self, outbox_id: int, reason_code: Any) -> None:
-        """Under ``_map_lock``: an MQTT 5 PUBACK/PUBREC with a failure reason (not authorized, topic
-        name invalid…): it was not delivered and sending it again gets the same answer, so it is a
-        dead letter, never counted as sent."""
+    def _settle(self, outbox_id: int, reason_code: Any) -> Any:
+        """Under ``_map_lock``, no I/O: the broker's answer to a message (None: QoS 0, no answer
+        comes). Returns None when it asked to be sent the message again later; else the answer
+        for :meth:`_finish`, and the message is marked settling until then, so that the sender,
+        which skips what is in flight or settling, never sends it again meanwhile."""
+        if getattr(reason_code, "is_failure", False) and getattr(reason_code, "value", None) in _RETRY_LATER:
+            return None
         self._suspects.discard(outbox_id)
         self._strikes.pop(outbox_id, None)
         if self._probe == outbox_id:
             self._probe = None
-        for msg in self.outbox.get([outbox_id]):
-            self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
-                                   "check the broker's ACL for that topic")
+        self._settling.add(outbox_id)
+        return reason_code if getattr(reason_code, "is_failure", False) else _ACKED
 
-    def _acked(self, outbox_id: int) -> None:
-        """Under ``_map_lock``."""
-        self.outbox.ack(outbox_id)
-        self.sent += 1
-        self._suspects.discard(outbox_id)
-        self._strikes.pop(outbox_id, None)
-        if self._probe == outbox_id:
-            self._probe = None
+    def _finish(self, outbox_id: int, answer: Any) -> None:
+        """Outside ``_map_lock`` (sqlite may be slow: a busy SD card): acknowledge the message in
+        the outbox, or, for an MQTT 5 failure reason (not authorized, topic name invalid…), set it
+        aside as a dead letter: sending it again gets the same answer, and it never counts as sent."""
+        try:
+            if answer is _ACKED:
+                self.outbox.ack(outbox_id)
+                with self._map_lock:
+                    self.sent += 1
+            else:
+                for msg in self.outbox.get([outbox_id]):
+                    self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({answer}); "
+                                           "check the broker's ACL for that topic")
+        finally:
+            with self._map_lock:
+                self._settling.discard(outbox_id)
 
     def _went_down(self) -> None:
         if self._down_since is None:
@@ -489,7 +502,7 @@ class Publisher:
             return last_stats
         with self._map_lock:
             room = self.settings.window - len(self._inflight)
-            pending = set(self._inflight.values())
+            pending = set(self._inflight.values()) | self._settling
             probing = bool(self._suspects)
         if probing:
             self._send_probe(pending)
@@ -542,25 +555,15 @@ class Publisher:
             return True
         if info.rc != 0:
             return False
+        answer = None
         with self._map_lock:
             early = None if msg.qos == 0 else self._early.pop(info.mid, None)
             if msg.qos == 0:
-                self._acked(msg.id)  # QoS 0: no acknowledgement will come
+                answer = self._settle(msg.id, None)  # QoS 0: no acknowledgement will come
             elif early is not None:
-                self._answered(msg.id, early[1])
+                answer = self._settle(msg.id, early[1])
             else:
                 self._inflight[info.mid] = msg.id
+        if answer is not None:
+            self._finish(msg.id, answer)
         return True
-
-
-def _forget_unacknowledged(client: Any) -> None:
-    """Empty paho's own queue of unacknowledged messages when the connection is lost: the outbox
-    sends them again after the reconnect, one at a time when needed. Left there, paho would resend
-    them all first, so a message the broker closes the connection on would be sent again at every
-    reconnect, ahead of everything (paho 2.x keeps them in ``_out_messages``)."""
-    lock, queue = getattr(client, "_out_message_mutex", None), getattr(client, "_out_messages", None)
-    if lock is None or queue is None:
-        return
-    with lock:
-        queue.clear()
-        client._inflight_messages = 0
