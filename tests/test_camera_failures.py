@@ -251,3 +251,18 @@ def test_sources_of_a_good_open_stay_open(holding_kind):
     finally:
         for s in sources:
             s.close()
+
+
+def test_a_settings_files_source_table_that_fails_closes_the_sources_opened_before(holding_kind):
+    """``run``'s sources come from two calls (SOURCE strings, then each table): a failing table
+    closes what the strings opened."""
+    from edgekit.service import ServiceSettings, _open
+
+    threads = threading.active_count()
+    settings = ServiceSettings(model="m.tflite", sources=("holding:a", {"name": "door", "source": "holding:b"},
+                                                          {"source": "rtsp://cam.lan/stream#transport=bogus"}))
+    with pytest.raises(ConfigError):
+        _open(settings, None)
+    assert len(_Holding.made) == 2
+    assert all(h.sock.fileno() == -1 and not h.thread.is_alive() for h in _Holding.made)
+    assert threading.active_count() == threads
