@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import ModelError, RuntimeNotFoundError, UnsupportedModelError
+from .errors import ConfigError, ModelError, RuntimeNotFoundError, UnsupportedModelError
 
 __all__ = ["RuntimeInfo", "find_runtime", "create_interpreter", "invoke_error", "quantization_mode", "signature_output_names", "CANDIDATES"]
 
@@ -213,10 +213,10 @@ def _check_model_file(path: str) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file; expected a .tflite file path") from None
+    except FileNotFoundError:  # a wrong path is a bad argument (exit 2), as the CLI's own check says
+        raise ConfigError(f"{path}: no such model file; expected a .tflite file path") from None
     except IsADirectoryError:
-        raise ModelError(
+        raise ConfigError(
             f"{path}: is a directory, expected a .tflite file (convert a SavedModel with edgekit-convert)"
         ) from None
     except OSError as exc:

@@ -171,3 +171,22 @@ def test_a_folder_of_netpbm_images_is_detected_and_watched(ssd, ssd_labels, imag
     assert sorted(os.path.basename(line.split('"source": "', 1)[1].split('"', 1)[0])
                   for line in r.stdout.splitlines()) == ["colour.ppm", "grey.pgm", "mono.pbm"]
     assert sorted(WatchedFolder(str(folder))._scan()) == ["colour.ppm", "grey.pgm", "mono.pbm"]
+
+
+@pytest.mark.parametrize("command", ["info", "bench"])
+def test_info_and_bench_call_a_wrong_model_path_a_bad_argument_too(tmp_path, command):
+    """detect, plan and run said exit 2 for a missing model; info and bench (which load it directly)
+    said 4, "model unusable". Now every command calls a wrong path what it is."""
+    for model, words in ((tmp_path / "nope.tflite", "no such model file"), (tmp_path, "is a directory")):
+        r = subprocess.run([sys.executable, "-m", "edgekit", command, str(model)], capture_output=True, text=True,
+                           cwd=REPO, timeout=300)
+        assert r.returncode == 2, (command, model, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and words in r.stderr, r.stderr
+
+
+def test_the_library_raises_config_error_for_a_wrong_model_path(tmp_path):
+    from edgekit import Detector
+    from edgekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such model file"):
+        Detector(str(tmp_path / "nope.tflite"))
