@@ -469,12 +469,13 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
                      and c.predicted_peak - baseline <= budget]
         if in_memory and max_latency_ms is not None:  # memory was not the limit: latency ruled them all out
             fastest = min(in_memory, key=lambda c: c.cost.invoke_ms)
+            shown = math.ceil(fastest.cost.invoke_ms * 10) / 10  # rounded up: the limit named below lets it through
             usable = device.cpu.usable_cores
             raise PlanError(
                 f"nothing is fast enough: the limit is {max_latency_ms:g} ms per invoke, and the fastest candidate "
                 f"that fits in memory ({fastest.path}, {threads} thread{'' if threads == 1 else 's'}) takes "
-                f"{fastest.cost.invoke_ms:.1f} ms; raise the limit (--max-latency-ms, or a lower --fps) to at least "
-                f"{math.ceil(fastest.cost.invoke_ms)} ms"
+                f"{shown:.1f} ms; raise the limit (--max-latency-ms, or a lower --fps) to at least "
+                f"{math.ceil(shown)} ms"
                 + (f", try --threads {usable}" if threads < usable else "")
                 + ", or use a variant with a smaller input size")
         needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]
