@@ -202,3 +202,47 @@ class CuttableLink:
     def close(self) -> None:
         self.restore()
         self.server.close()
+
+
+def retained(port: int, topic: str = "#", timeout: float = 30.0) -> dict[str, bytes]:
+    """What the broker keeps retained under ``topic`` (a filter), as a fresh client sees it.
+
+    No sleeping and hoping: it subscribes at QoS 0 (the broker sends the retained messages in
+    order, right after the SUBACK), then sends itself a marker on a topic of its own; the marker
+    comes after every retained message of the first subscription, so when it arrives they all have.
+    """
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    marker = f"edgekit-test-marker/{uuid.uuid4().hex}"
+    out: dict[str, bytes] = {}
+    done = threading.Event()
+    marker_mid: list[int] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"retained-{uuid.uuid4().hex[:12]}")
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        c.subscribe(topic, qos=0)
+        marker_mid.append(c.subscribe(marker, qos=0)[1])
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties):
+        if marker_mid and mid == marker_mid[-1]:  # the marker's subscription: the first one's retained messages are on their way
+            c.publish(marker, b"end", qos=0)
+
+    def on_message(c, userdata, msg):
+        if msg.topic == marker:
+            done.set()
+        elif msg.retain:
+            out[msg.topic] = msg.payload
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise AssertionError(f"the broker on port {port} did not echo the marker within {timeout:.0f} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return dict(out)

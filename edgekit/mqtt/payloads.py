@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import MessageRefused
@@ -57,6 +57,7 @@ __all__ = [
     "MessageRefused",
     "changed_labels",
     "check_message",
+    "closing_messages",
     "count_messages",
     "detection_message",
     "detection_payload",
@@ -235,6 +236,19 @@ def object_count_messages(settings: MqttSettings, source: str,
             if settings.frigate:
                 messages.append(Message("/".join((settings.frigate_prefix, *frigate, *suffix)), str(value).encode(),
                                         settings.qos, True))
+    return messages
+
+
+def closing_messages(settings: MqttSettings, counts: Mapping[str, int],
+                     objects: Mapping[str, Mapping[str, Mapping[str, tuple[int, int]]]],
+                     moving: Iterable[str] = ()) -> list[Message]:
+    """A run's clean end: its retained states back to rest — ``counts/<label>`` above 0 to ``0``,
+    each source's tracked-object counts (``objects``: source → ``object_counts``) to ``0``, and the
+    ``<source>/motion`` of the ``moving`` sources to ``OFF``."""
+    messages = count_messages(settings, counts, {})
+    for source in sorted(objects):
+        messages += object_count_messages(settings, source, objects[source], {})
+    messages += [Message(settings.topic(topic_safe(source), "motion"), b"OFF", settings.qos, True) for source in moving]
     return messages
 
 

@@ -92,7 +92,7 @@ class Publisher:
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, tuple[float, Any]] = {}  # PUBACKs (time, reason) that came before their mid was recorded
-        self._map_lock = threading.Lock()  # never held across a paho call (paho's own locks: deadlock)
+        self._map_lock = threading.Lock()  # the maps only: never held across sqlite, socket or paho (see _claim)
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._suspects: set[int] = set()  # outbox ids in flight when the connection was lost: sent alone
@@ -104,7 +104,17 @@ class Publisher:
         self._ever_connected = False
         self._wake = threading.Condition()
         self._stop = False
-        self._client = self._make_client()
+        self._settling: set[int] = set()  # outbox ids answered, their outbox write not done yet (outside _map_lock)
+        self._takeovers: list[float] = []  # monotonic times of connections lost and at once taken back
+        self._dropped_at: float | None = None  # the last lost connection that was up, until the next connect
+        self._takeover_said: float | None = None
+        #: messages queued at a clean close before ``offline`` (the sink's counts back to 0)
+        self.closing_messages: Callable[[], list] | None = None
+        try:
+            self._client = self._make_client()
+        except BaseException:  # TLS files: nothing of the outbox (sqlite handle) may outlive the error
+            self.outbox.close()
+            raise
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
         if settings.ha_discovery and role is None:
             self.subscribe(f"{settings.ha_prefix}/status", self._on_ha_status)
@@ -124,6 +134,7 @@ class Publisher:
         if s.tls:
             import ssl
 
+            _check_tls_files(s)
             try:
                 client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
                                cert_reqs=ssl.CERT_NONE if s.insecure else ssl.CERT_REQUIRED)
@@ -182,7 +193,11 @@ class Publisher:
 
     def close(self, flush_timeout: float = 10.0) -> None:
         """Deliver what can be delivered within ``flush_timeout``, mark us offline, disconnect.
-        Undelivered messages stay in the outbox for the next run."""
+        Undelivered messages stay in the outbox for the next run.
+
+        Before that it queues ``closing_messages()`` (set by the sink: its retained counts back to
+        0, motion OFF), so the broker does not keep claiming the run's last values after it ended."""
+        self._queue_closing()
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
@@ -206,6 +221,18 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()
+
+    def _queue_closing(self) -> None:
+        make, self.closing_messages = self.closing_messages, None  # once, as final_stats
+        if make is None or self.role is not None:
+            return
+        try:
+            messages = list(make())
+        except Exception as exc:  # a bug there must not keep the rest from being delivered
+            self.last_error = f"closing messages: {type(exc).__name__}: {exc}"
+            return
+        for message in messages:
+            self.publish(*message)
 
     @staticmethod
     def _wait(info: Any, timeout: float = 2.0) -> None:
@@ -344,6 +371,7 @@ class Publisher:
         self._down_since = None
         self._outage_said = False
         self._ever_connected = True
+        self._note_reconnect()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -372,12 +400,16 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._went_down()
+        self._dropped_at = None  # the broker was not there: an outage, not another client taking over
         if not (self.last_error or "").startswith("connection refused"):
             self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
                                else "connection failed (host unreachable or not an MQTT broker)")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_up = self._connected.is_set()
         self._connected.clear()
+        if was_up and not self._stop and _maybe_taken_over(reason_code):
+            self._dropped_at = time.monotonic()
         self._went_down()
         _forget_unacknowledged(client)
         with self._map_lock:
@@ -396,41 +428,76 @@ class Publisher:
                 now = time.monotonic()
                 self._early = {m: t for m, t in self._early.items() if now - t[0] < 60}  # status/stats mids age out
                 self._early[mid] = (now, reason_code)
-            elif not self._answered(outbox_id, reason_code):
-                return  # stays queued, sent again on the sender's next round (not at once: no storm)
+                kind = None
+            else:
+                kind = self._claim(outbox_id, reason_code)
+                if kind is None:
+                    return  # stays queued, sent again on the sender's next round (not at once: no storm)
+        if outbox_id is not None:
+            self._settle(outbox_id, kind, reason_code)
         self._notify()
 
-    def _answered(self, outbox_id: int, reason_code: Any) -> bool:
-        """Under ``_map_lock`` (the sender must never see a message neither in flight nor gone):
-        the broker's answer to a message. False: it asked to be sent it again later."""
-        if not getattr(reason_code, "is_failure", False):
-            self._acked(outbox_id)
-        elif getattr(reason_code, "value", None) in _RETRY_LATER:
-            return False
-        else:  # MQTT 5: the broker answered but did not take it
-            self._refused_message(outbox_id, reason_code)
-        return True
-
-    def _refused_message(self, outbox_id: int, reason_code: Any) -> None:
-        """Under ``_map_lock``: an MQTT 5 PUBACK/PUBREC with a failure reason (not authorized, topic
-        name invalid…): it was not delivered and sending it again gets the same answer, so it is a
-        dead letter, never counted as sent."""
+    # The map lock guards only the maps (_inflight, _settling, _suspects, _strikes, _probe, _early,
+    # _retained); no sqlite, socket or paho call is made under it, so a slow disk never holds up
+    # paho's network thread or a publish. A message the broker answered moves from _inflight to
+    # _settling under the lock and leaves _settling only once the outbox has written the answer:
+    # the sender excludes both, so it never sees a message neither in flight nor gone (it would
+    # send it again).
+    def _claim(self, outbox_id: int, reason_code: Any) -> str | None:
+        """Under ``_map_lock``: the broker's answer to a message: ``"ack"`` (delivered),
+        ``"refuse"`` (an MQTT 5 failure reason: a dead letter) or None (sent again later)."""
+        failed = getattr(reason_code, "is_failure", False)
+        if failed and getattr(reason_code, "value", None) in _RETRY_LATER:
+            return None
         self._suspects.discard(outbox_id)
         self._strikes.pop(outbox_id, None)
         if self._probe == outbox_id:
             self._probe = None
-        for msg in self.outbox.get([outbox_id]):
-            self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
-                                   "check the broker's ACL for that topic")
+        self._settling.add(outbox_id)
+        return "refuse" if failed else "ack"
 
-    def _acked(self, outbox_id: int) -> None:
-        """Under ``_map_lock``."""
-        self.outbox.ack(outbox_id)
-        self.sent += 1
-        self._suspects.discard(outbox_id)
-        self._strikes.pop(outbox_id, None)
-        if self._probe == outbox_id:
-            self._probe = None
+    def _settle(self, outbox_id: int, kind: str, reason_code: Any) -> None:
+        """Not under ``_map_lock``: write a claimed answer to the outbox. A refused message (MQTT 5
+        PUBACK/PUBREC with a failure reason: not authorized, topic name invalid…) was not delivered
+        and sending it again gets the same answer, so it is a dead letter, never counted as sent."""
+        try:
+            if kind == "ack":
+                self.outbox.ack(outbox_id)
+            else:
+                for msg in self.outbox.get([outbox_id]):
+                    self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
+                                           "check the broker's ACL for that topic")
+        finally:
+            with self._map_lock:
+                self._settling.discard(outbox_id)
+                if kind == "ack":
+                    self.sent += 1
+
+    #: connections lost and at once taken back this many times within TAKEOVER_WINDOW_S: another
+    #: client uses our client id (the broker lets the newest connection in and closes the older)
+    TAKEOVERS = 3
+    TAKEOVER_WINDOW_S = 60.0
+    #: the line about it is said again at most this often while it goes on
+    TAKEOVER_REPEAT_S = 600.0
+
+    def _note_reconnect(self) -> None:
+        """On a connect: was the connection before it closed by the broker, and taken back at once
+        (no failed attempt between)? Repeatedly so is two processes with one device id."""
+        dropped, self._dropped_at = self._dropped_at, None
+        if dropped is None or self.role is not None:
+            return
+        now = time.monotonic()
+        self._takeovers = [t for t in self._takeovers if now - t < self.TAKEOVER_WINDOW_S] + [now]
+        if len(self._takeovers) < self.TAKEOVERS:
+            return
+        if self._takeover_said is not None and now - self._takeover_said < self.TAKEOVER_REPEAT_S:
+            return
+        self._takeover_said = now
+        s = self.settings
+        self.warn(f"edgekit: another edgekit is connected as device {s.device_id} to {s.host}:{s.port}: give each "
+                  f"device its own device_id (--device-id); the broker lets one client id in at a time, so the "
+                  f"two keep disconnecting each other ({len(self._takeovers)} times in the last "
+                  f"{self.TAKEOVER_WINDOW_S:.0f} s)")
 
     def _went_down(self) -> None:
         if self._down_since is None:
@@ -484,7 +551,7 @@ class Publisher:
             return last_stats
         with self._map_lock:
             room = self.settings.window - len(self._inflight)
-            pending = set(self._inflight.values())
+            pending = set(self._inflight.values()) | self._settling
             probing = bool(self._suspects)
         if probing:
             self._send_probe(pending)
@@ -537,15 +604,54 @@ class Publisher:
             return True
         if info.rc != 0:
             return False
+        kind = reason = None
         with self._map_lock:
             early = None if msg.qos == 0 else self._early.pop(info.mid, None)
             if msg.qos == 0:
-                self._acked(msg.id)  # QoS 0: no acknowledgement will come
+                kind = self._claim(msg.id, None)  # QoS 0: no acknowledgement will come
             elif early is not None:
-                self._answered(msg.id, early[1])
+                reason = early[1]
+                kind = self._claim(msg.id, reason)
             else:
                 self._inflight[info.mid] = msg.id
+        if kind is not None:
+            self._settle(msg.id, kind, reason)
         return True
+
+
+def _maybe_taken_over(reason_code: Any) -> bool:
+    """A lost connection that another client with our id may have taken. Brokers mostly just
+    close the socket (mosquitto 2 does so under MQTT 5 too, rather than sending reason 0x8E,
+    session taken over), so any failure counts but a broker that said it is shutting down (0x8B);
+    only its being taken back at once, again and again, says it (see ``_note_reconnect``)."""
+    return bool(getattr(reason_code, "is_failure", False)) and getattr(reason_code, "value", None) != 0x8B
+
+
+def _check_tls_files(s: MqttSettings) -> None:
+    """Load each TLS file the settings name on its own, so that the one at fault is named.
+
+    Raises:
+        ConfigError: a CA, certificate or key file that is missing, unreadable or not PEM.
+    """
+    import ssl
+
+    files = (("CA file", "--mqtt-ca / ca_file", s.ca_file), ("client certificate", "--mqtt-cert / cert_file",
+             s.cert_file), ("client key", "--mqtt-key / key_file", s.key_file))
+    for what, option, path in files:
+        if path is None:
+            continue
+        try:
+            if what == "CA file":
+                ssl.create_default_context().load_verify_locations(cafile=path)
+            elif what == "client certificate":
+                ssl.create_default_context().load_cert_chain(path, s.key_file)
+            else:
+                with open(path, "rb"):
+                    pass
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"MQTT TLS {what} {path}: expected a readable PEM file, found: {reason}; "
+                              f"fix {option}") from None
 
 
 def _forget_unacknowledged(client: Any) -> None:
