@@ -198,3 +198,25 @@ def test_entities_announced_at_start_for_allowed_labels_zones_and_live_sources(m
     assert (trigger["automation_type"], trigger["type"], trigger["payload"]) == ("trigger", "entered", "entered")
     assert trigger["topic"] == "edgekit/garage/cam/drive/person/transition"
     sink.close()
+
+
+def test_after_a_clean_run_no_retained_count_claims_its_last_values(mosquitto, tmp_path):
+    """A real `edgekit detect` run ends: its counts (per label, tracked per source × zone × label)
+    are back to 0, status is offline, and every entity it announced is tied to that status (so a
+    run killed without this reset, its last will fired, shows unavailable, not its last counts)."""
+    r = run_cli("-m", "edgekit", "detect", str(REPO / "examples/shapes/shapes_int8.tflite"),
+                str(REPO / "examples/shapes/images"), "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}",
+                "--device-id", "garage", "--ha-discovery", "--track", "--outbox", str(tmp_path / "o.db"))
+    assert r.returncode == 0, r.stderr
+    kept = retained(mosquitto.port, "#")
+    counts = {t: p for t, p in kept.items() if t.startswith("edgekit/garage/") and t != "edgekit/garage/status"}
+    assert any(t.startswith("edgekit/garage/counts/") for t in counts) and any("/all/" in t for t in counts), kept
+    assert set(counts.values()) == {b"0"}, counts
+    assert kept["edgekit/garage/status"] == b"offline"
+    entities = {t: json.loads(p) for t, p in kept.items() if t.startswith("homeassistant/") and p}
+    assert len(entities) >= 6, sorted(entities)
+    for topic, config in entities.items():
+        if "/device_automation/" in topic:  # a trigger has no state to go stale (HA has no availability for it)
+            continue
+        assert (config["availability_topic"], config["payload_available"], config["payload_not_available"]) == \
+            ("edgekit/garage/status", "online", "offline"), topic

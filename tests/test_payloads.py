@@ -235,3 +235,37 @@ def test_publish_result_without_the_runner(only_on_change):
     assert models[-1] == "other.tflite" and set(models[:-1]) == {"model.tflite"}
     s = sink.stats.frames.summary()
     assert s.frames == 4 and (s.latency_ms_p50, s.latency_ms_max) == (10.0, 15.0)
+
+
+def test_transition_messages_follow_their_schema_and_the_readme_table():
+    """The zone transition topic: bare ``entered`` / ``left`` text, QoS 1, never retained, as
+    edgekit/schemas/transition-1.json and the README's topic table say."""
+    from types import SimpleNamespace
+
+    from edgekit.zones import ZoneTransition
+
+    schema = json.loads((REPO / "edgekit" / "schemas" / "transition-1.json").read_text())
+    pub = _Recorder(_settings())
+    sink = MqttSink(pub, "detect.tflite")
+    tracks = SimpleNamespace(tracks=(SimpleNamespace(id=1, label="car"),), ended=(SimpleNamespace(id=2, label="dog"),))
+    zones = SimpleNamespace(transitions=(ZoneTransition(1, "drive", "entered", 1.0), ZoneTransition(2, "drive", "left", 1.0),
+                                         ZoneTransition(1, "drive", "loitering", 1.0)))
+    messages = sink._transition_messages(SimpleNamespace(source="cam", zones=zones, tracks=tracks))
+    assert [(m.topic, m.payload, m.qos, m.retain) for m in messages] == [
+        ("edgekit/garage/cam/drive/car/transition", b"entered", 1, False),
+        ("edgekit/garage/cam/drive/dog/transition", b"left", 1, False)]
+    for m in messages:
+        jsonschema.validate(m.payload.decode(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("loitering", schema)
+    readme = (REPO / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `<source>/<zone>/<label>/transition`"))
+    assert "transition-1.json" in row and "| 1 | no |" in row, row
+
+
+def test_the_stats_schema_says_how_fps_and_fps_out_differ():
+    schema = json.loads((REPO / "edgekit" / "schemas" / "stats-1.json").read_text())
+    fps = schema["properties"]["fps"]["description"]
+    source = schema["properties"]["sources"]["items"]["properties"]
+    assert "all sources" in fps and "fps_out" in fps
+    assert "wall-clock" in source["fps_in"]["description"] and "fps_in" in source["fps_out"]["description"]

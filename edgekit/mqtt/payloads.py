@@ -13,6 +13,8 @@ as one topic level each, see :func:`topic_safe`)::
     events                     QoS 1: new / update / end of tracked objects (schema "edgekit.events/1")
     <source>/<zone|all>/<label|all>         retained: tracked objects there now
     <source>/<zone|all>/<label|all>/active  retained: the same, leaving out stationary objects
+    <source>/<zone>/<label>/transition      QoS 1, not retained: "entered" / "left", bare text
+                               (edgekit/schemas/transition-1.json; Home Assistant's device triggers)
     status                     retained "online" / "offline"; "offline" is also the last will
     stats                      every stats_interval: fps, latency, per-stage ms, per-source counters,
                                RSS, messages queued/sent/dropped, connection state
