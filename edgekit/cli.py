@@ -2,7 +2,7 @@
 
 Errors become one line on stderr and an exit code, here and nowhere else:
 0 success · 2 bad usage or option · 3 no TFLite runtime · 4 model unusable ·
-5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory
+5 at least one input failed (the rest of the batch still ran) · 6 nothing fits this device's memory or latency limit
 (refused before loading) · 7 MQTT broker unreachable or refused us (with --mqtt-required) ·
 70 internal error.
 """
@@ -10,6 +10,7 @@ Errors become one line on stderr and an exit code, here and nowhere else:
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -72,6 +73,47 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are edgekit's: one line (a ConfigError, exit 2) naming the command,
+    with a did-you-mean for an unknown option, instead of the whole usage and then the error."""
+
+    def error(self, message: str):
+        wrong = message.split("invalid choice: '", 1)[1].split("'", 1)[0] if "invalid choice: '" in message else None
+        close = difflib.get_close_matches(wrong, list(self._commands()), n=1) if wrong else []
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{_command(self)}{message}{hint}; see '{self.prog} --help'")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self._commands().get(getattr(parsed, "command", None), self)
+            raise ConfigError(_unknown_arguments(command, extra))
+        return parsed
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        return next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def _command(parser: argparse.ArgumentParser) -> str:
+    """``"detect: "`` for a subcommand's parser (run_cli already prints ``edgekit: error:``), else ``""``."""
+    return parser.prog.split(" ", 1)[1] + ": " if " " in parser.prog else ""
+
+
+def _unknown_arguments(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """One line for arguments ``parser`` does not take: each unknown option with the closest
+    known one of that command (difflib), else the stray arguments."""
+    known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    options = [e.split("=", 1)[0] for e in extra if e.startswith("-") and e != "-"]
+    if not options:
+        return f"{_command(parser)}unexpected argument(s) {' '.join(extra)}; see '{parser.prog} --help'"
+    parts = []
+    for option in options:
+        close = difflib.get_close_matches(option, known, n=1, cutoff=0.6)
+        parts.append(f"{option} (did you mean {close[0]}?)" if close else option)
+    return (f"{_command(parser)}unknown option{'s' if len(parts) > 1 else ''} {', '.join(parts)}; "
+            f"see '{parser.prog} --help'")
+
+
 def _add_connection_args(group) -> None:
     """Where and as whom to publish (shared by detect and ha-remove)."""
     group.add_argument("--mqtt", metavar="URL", default=os.environ.get("EDGEKIT_MQTT_URL"),
@@ -110,7 +152,7 @@ def _preview_flags(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
+    parser = _Parser(prog="edgekit", description="Run TFLite object detectors on CPU-only devices.")
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -209,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("model", metavar="MODEL_OR_BUNDLE")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.add_argument("--threads", type=_positive_int, metavar="N", help="use N threads instead of choosing")
-    pl.add_argument("--max-latency-ms", type=float, metavar="MS", help="only variants whose invoke takes at most MS")
+    pl.add_argument("--max-latency-ms", type=_positive_float, metavar="MS", help="only variants whose invoke takes at most MS")
     pl.add_argument("--fps", type=_positive_float, help="only variants fast enough for this frame rate")
     pl.add_argument("--max-image", type=_size, default=(1920, 1080), metavar="WxH",
                     help="largest image to leave memory for (default 1920x1080)")
@@ -245,6 +287,7 @@ def _load_plugins(plugins: Sequence[str] | None) -> None:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from .gate import gate_options
+    from .plan import check_model_path
     from .preview import preview_options
     from .service import ServiceSettings, serve
 
@@ -258,6 +301,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         save_video=args.save_video, track=args.track, zones=tuple(args.zone or ()),
         snapshots=args.snapshots, preview=preview_options(None, **_preview_flags(args)),
         motion=gate_options(args.motion, args.motion_mask))
+    check_model_path(settings.model)  # with --no-plan too: a wrong path is exit 2, never "model unusable"
     return serve(settings)
 
 
@@ -266,6 +310,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     flags = {k: v for k, v in _preview_flags(args).items() if v is not None}
     settings = ServiceSettings.from_file(args.config, verbose=args.verbose or None, preview=flags or None)
+    from .plan import check_model_path
+
+    check_model_path(settings.model, (args.config, "model"))
     return check(settings) if args.check else serve(settings)
 
 

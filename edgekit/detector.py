@@ -105,13 +105,18 @@ def _check_label_filters(options: DetectorOptions, labels: Sequence[str] | None,
             if known is None:
                 if re.fullmatch(r"class_\d+", name):
                     continue  # without names, detections are labelled class_N
-                raise ConfigError(f"{option} {name}: {model} has no label names (detections print as class_N); "
-                                  "pass --labels FILE, or use class_N names")
+                error = ConfigError(f"{option} {name}: {model} has no label names (detections print as class_N); "
+                                    "pass --labels FILE, or use class_N names")
+                error.option, error.value, error.labels = option.lstrip("-"), name, ()
+                raise error
             if name not in known:
                 close = difflib.get_close_matches(name, sorted(known), n=3)
                 hint = f"did you mean {' or '.join(close)}? " if close else ""
-                raise ConfigError(f"{option} {name}: not one of the {len(labels)} labels of {model}; {hint}"
-                                  "'edgekit info MODEL' lists them")
+                shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
+                error = ConfigError(f"{option} {name}: not one of the {len(labels)} labels of {model} ({shown}); "
+                                    f"{hint}'edgekit info MODEL' lists them")
+                error.option, error.value, error.labels = option.lstrip("-"), name, tuple(labels)  # a settings file
+                raise error  # names its key: edgekit.service_settings.label_filter_error
 
 
 def _plugin_origin(func: Any) -> str:

@@ -47,8 +47,8 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM: stopped before the work began (a run und
 
 
 class Terminated(BaseException):
-    """SIGTERM arrived before a command's own graceful stop was in place (while it was starting:
-    loading the model, opening sources), so nothing was done. A BaseException, like
+    """SIGTERM arrived where no graceful stop was in place: a run still starting (loading the model,
+    opening sources) or a command without one (a conversion, a benchmark), so its work is not done. A BaseException, like
     KeyboardInterrupt, so that no ``except Exception`` swallows it."""
 
 
@@ -132,12 +132,12 @@ EXIT_CODES: dict[int, str] = {
     RuntimeNotFoundError.exit_code: "no TFLite runtime",
     ModelError.exit_code: "model unusable",
     ImageError.exit_code: "some inputs failed",
-    PlanError.exit_code: "nothing fits this device's memory",
+    PlanError.exit_code: "nothing fits this device's memory or the latency limit",
     MqttError.exit_code: "MQTT broker unreachable/refused",
     AccuracyError.exit_code: "converted model less accurate than `--max-drop` allows",
     EXIT_INTERNAL: "internal error",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
-    EXIT_TERMINATED: "stopped by SIGTERM before it had started (a run under way stops gracefully with 0)",
+    EXIT_TERMINATED: "stopped by SIGTERM before its work was done (a run under way stops gracefully with 0)",
 }
 
 
@@ -178,7 +178,7 @@ def run_cli(prog: str, body: Callable[[], int]) -> int:
         elif isinstance(exc, KeyboardInterrupt):
             print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
         elif isinstance(exc, Terminated):
-            print(f"{prog}: stopped by SIGTERM while starting; nothing was done", file=sys.stderr)
+            print(f"{prog}: stopped by SIGTERM before its work was done", file=sys.stderr)
         elif isinstance(exc, BrokenPipeError):
             _silence_stdout()
         elif code == EXIT_INTERNAL:

@@ -107,8 +107,9 @@ def inspect_interpreter(interpreter: Any, path: str, metadata: ModelMetadata, ou
 WEIGHT_KINDS = {
     "float32": "float32",
     "float16": "float16 (widened to float32 when loaded; runs as a float32 model)",
-    "dynamic-range": "int8, dynamic-range (int8 weights, float activations and I/O; XNNPACK on x86 runs these "
-                     "about 3x slower than float32, so measure with 'edgekit bench')",
+    "dynamic-range": "int8, dynamic-range (int8 weights, float activations and I/O; its speed against float32 "
+                     "depends on the CPU and runtime: measured from 3x slower to 3x faster, so measure with "
+                     "'edgekit bench')",
     "int8": "8-bit, full integer (quantized weights, activations and input)",
 }
 

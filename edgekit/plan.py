@@ -19,6 +19,7 @@ model (input sizes × quantization modes). The planner keeps the variants that f
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -306,8 +307,34 @@ class Variant:
     accuracy: float | None = None  # mAP50-95 recorded by edgekit-convert --eval (manifest or model metadata)
 
 
+def check_model_path(path: str, setting: tuple[str, str] | None = None) -> None:
+    """Refuse a model path that names neither a model file nor a bundle directory: a user's wrong
+    path, so a ConfigError (exit 2, like any bad argument), not a ModelError (an unusable model).
+
+    Args:
+        path: the MODEL argument or the settings file's ``model``.
+        setting: ``(settings file, key)`` the path came from: the line names them and, for a
+            relative path, the folder it was resolved against (where edgekit runs).
+    """
+    if os.path.isfile(path) or os.path.isfile(os.path.join(path, MANIFEST)):
+        return
+    named = path
+    if setting is not None:
+        named = f"{setting[0]}: {setting[1]}: {path}"
+        if not os.path.isabs(path):
+            named += f" (resolved against {os.getcwd()}, the folder edgekit runs in: relative paths are from there)"
+    if os.path.isdir(path):
+        raise ConfigError(f"{named}: a directory without {MANIFEST}; expected a .tflite file or a bundle made "
+                          "by edgekit-convert --bundle")
+    raise ConfigError(f"{named}: no such model file; expected a .tflite file or a bundle directory made by "
+                      "edgekit-convert --bundle")
+
+
 def load_variants(path: str) -> list[Variant]:
-    """The variants of a bundle directory (from its manifest), or the one model file."""
+    """The variants of a bundle directory (from its manifest), or the one model file.
+
+    Raises ConfigError for a path that names neither (:func:`check_model_path`) or a bad manifest."""
+    check_model_path(path)
     if os.path.isdir(path):
         manifest = os.path.join(path, MANIFEST)
         try:
@@ -317,15 +344,12 @@ def load_variants(path: str) -> list[Variant]:
                             v.get("mode"), (v.get("measured") or {}).get("peak_bytes"), v.get("sha256"),
                             _recorded_accuracy(v.get("accuracy")))
                     for v in doc["variants"]]
-        except FileNotFoundError:
+        except FileNotFoundError:  # removed since check_model_path
             raise ConfigError(f"{path}: a directory without {MANIFEST}; expected a .tflite file or a bundle made by "
                               "edgekit-convert --bundle") from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{manifest}: not a valid bundle manifest ({exc}); re-create it with edgekit-convert "
                               "--bundle") from None
-    if not os.path.isfile(path):  # not "listed in the bundle but missing" below: there is no bundle
-        raise ModelError(f"{path}: no such model file; expected a .tflite file or a bundle directory made by "
-                         "edgekit-convert --bundle")
     from .metadata_readers import read_metadata
 
     meta = read_metadata(path)
@@ -345,8 +369,9 @@ def _recorded_accuracy(entry: Any) -> float | None:
 
 def _mode_rank(mode: str | None, device: DeviceInfo, measured: bool) -> int:
     """Higher is preferred. int8 first where the ISA has fast int8 dot products (VNNI, AVX2,
-    ARM dot product) and in general on ARM; dynamic-range last on x86, where XNNPACK runs it
-    ~3x slower than float32 (only chosen there on a measured latency)."""
+    ARM dot product) and in general on ARM; dynamic-range last on x86 unless measured: there it
+    has run 3x slower than float32 (older XNNPACK) and 3x faster (ai-edge-litert 2.3 on an AVX-512
+    VNNI EPYC, the shapes model: 0.41 against 1.2 ms), so only a measured latency chooses it."""
     isa, arch = device.cpu.isa, device.cpu.arch
     fast_int8 = bool(isa & {"avx512_vnni", "avx_vnni", "avx2", "dotprod", "i8mm"}) or arch in ("aarch64", "armv7l")
     order = ["dynamic", "float32", "float16", "int8"] if fast_int8 else ["dynamic", "int8", "float16", "float32"]
@@ -361,7 +386,9 @@ def make_plan(model: str, *, threads: int | None = None, max_latency_ms: float |
               frames_in_flight: int = 1, decoders: int = 1, full_frames: int = 0) -> Plan:
     """Decide threads and variant for ``model`` (a .tflite or a bundle directory).
 
-    Raises PlanError (before this process loads any model) when nothing fits the memory budget.
+    Raises PlanError (before this process loads any model) when nothing fits the memory budget, or
+    when what fits is slower than ``max_latency_ms`` (the line says which limit bound, with numbers);
+    ConfigError when ``model`` is not there or is a folder that is not a bundle.
     """
     from . import image as _image  # noqa: F401  (numpy + Pillow: part of the baseline)
     from .runtime import find_runtime
@@ -438,13 +465,24 @@ def _choose(candidates: Sequence[Candidate], device: DeviceInfo, budget: int, ba
                                                                        full_frames=full_frames), threads, why, list(candidates),
                 None)
     if not fitting:
+        in_memory = [c for c in candidates if c.cost and c.predicted_peak is not None
+                     and c.predicted_peak - baseline <= budget]
+        if in_memory and max_latency_ms is not None:  # memory was not the limit: latency ruled them all out
+            fastest = min(in_memory, key=lambda c: c.cost.invoke_ms)
+            usable = device.cpu.usable_cores
+            raise PlanError(
+                f"nothing is fast enough: the limit is {max_latency_ms:g} ms per invoke, and the fastest candidate "
+                f"that fits in memory ({fastest.path}, {threads} thread{'' if threads == 1 else 's'}) takes "
+                f"{fastest.cost.invoke_ms:.1f} ms; raise the limit (--max-latency-ms, or a lower --fps) to at least "
+                f"{math.ceil(fastest.cost.invoke_ms)} ms"
+                + (f", try --threads {usable}" if threads < usable else "")
+                + ", or use a variant with a smaller input size")
         needs = [c.predicted_peak - baseline for c in candidates if c.predicted_peak]
         smallest = min(needs) if needs else None
         raise PlanError(
             f"nothing fits: this process may allocate {budget / _MIB:.0f} MiB more"
             + (f" (cgroup limit {device.memory.cgroup_limit / _MIB:.0f} MiB)" if device.memory.cgroup_limit else "")
             + (f", the smallest candidate needs {smallest / _MIB:.0f} MiB more" if smallest else "")
-            + (f" or is slower than {max_latency_ms:g} ms" if max_latency_ms else "")
             + "; use a smaller input size or int8 variant, raise the memory limit, or free memory")
     def area(c: Candidate) -> int:
         return c.input_size[0] * c.input_size[1] if c.input_size else 0

@@ -11,9 +11,9 @@ The summary ends the run in the same cases:
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, Callable, Mapping, Sequence, TextIO
 
-__all__ = ["BatchProgress", "show_progress"]
+__all__ = ["BatchProgress", "show_progress", "interrupted_line"]
 
 TTY_INTERVAL = 0.5  # seconds between rewrites of the terminal line
 LOG_INTERVAL = 10.0  # seconds between progress lines with -v on a non-terminal
@@ -22,6 +22,18 @@ LOG_INTERVAL = 10.0  # seconds between progress lines with -v on a non-terminal
 def show_progress(stream: TextIO, verbose: bool) -> bool:
     """Whether a run shows progress and a summary on ``stream``: a terminal, or ``-v``."""
     return verbose or _isatty(stream)
+
+
+def interrupted_line(done: int, sources: Sequence[Any]) -> str:
+    """The line a run stopped by Ctrl-C ends with: how many inputs went through (their results are
+    kept) of how many, when every source is a list of images whose length is known
+    (``ImageFiles.total``), e.g. ``stopped after 13 of 38 images``."""
+    totals = [getattr(s, "total", None) for s in sources]
+    if sources and all(t is not None for t in totals):
+        total = sum(totals)
+        return (f"edgekit: interrupted (Ctrl-C): stopped after {done} of {total} image{'' if total == 1 else 's'}; "
+                f"the results of those {done} are kept, the other {total - done} were not processed")
+    return f"edgekit: interrupted (Ctrl-C): stopped after {done} frame(s); the rest were not processed"
 
 
 def _isatty(stream: TextIO) -> bool:

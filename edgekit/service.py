@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .errors import EXIT_INTERRUPTED, ConfigError, ImageError
-from .service_settings import ServiceSettings, _options, _tracker_options, _zones, tracking
+from .service_settings import ServiceSettings, _options, _tracker_options, _zones, label_filter_error, tracking
 
 __all__ = ["ServiceSettings", "serve", "check"]
 
@@ -66,7 +66,10 @@ def _detector(settings: ServiceSettings, err: TextIO):
         label_allowlist=frozenset(settings.allow) if settings.allow else None,
         label_denylist=frozenset(settings.deny) if settings.deny else None,
         input=InputSpec(mean=settings.mean, std=settings.std) if settings.mean or settings.std else None)
-    detector = Detector(model, options, labels_path=settings.labels)
+    try:
+        detector = Detector(model, options, labels_path=settings.labels)
+    except ConfigError as exc:
+        raise label_filter_error(settings, exc) from None
     for note in detector.notes:
         print(f"edgekit: note: {note}", file=err)
     if settings.verbose:
@@ -282,8 +285,9 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
     if progress is not None:
         print(progress.summary(getattr(publisher, "final_stats", None)), file=err)
     if runner.stopped_by == signal.SIGINT:
-        print(f"edgekit: interrupted (Ctrl-C): stopped after {summary.processed} frame(s); the rest were not "
-              "processed", file=err, flush=True)
+        from .progress import interrupted_line
+
+        print(interrupted_line(summary.processed + summary.failed, sources), file=err, flush=True)
         return EXIT_INTERRUPTED
     if summary.failed:
         rest = f"the other {summary.processed} were processed" if summary.processed else "nothing was processed"
@@ -294,9 +298,9 @@ def serve(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | No
 
 def check(settings: ServiceSettings, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Validate a run without starting it (``edgekit run --check``): the settings (already typed
-    and in range), the model (it exists, plans and loads), the sources (they parse; nothing is
-    read), zones, motion, the preview's options and the MQTT settings (no connection). Prints a
-    short summary on ``out``; returns 0.
+    and in range, their files checked by :meth:`ServiceSettings.from_file`), the model (it exists,
+    plans and loads), the sources (they parse; nothing is read), zones, motion, the preview's
+    options and the MQTT settings (no connection). Prints a short summary on ``out``; returns 0.
 
     Raises the error tree's errors, as :func:`serve` would at start.
     """

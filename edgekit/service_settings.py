@@ -11,9 +11,9 @@ from typing import Any
 
 from .errors import ConfigError
 from .postprocess import IOU_THRESHOLD, MAX_RESULTS, SCORE_THRESHOLD
-from .settings_schema import number, rule
+from .settings_schema import NOT_A_KEY, found, number, rule
 
-__all__ = ["ServiceSettings", "file_schema", "tracking"]
+__all__ = ["ServiceSettings", "file_schema", "label_filter_error", "tracking"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class ServiceSettings:
     snapshots: bool = False  # the best picture of each tracked object: saved privately, published retained
     preview: Any = None  # "HOST:PORT", a preview.PreviewOptions, or a table of its fields (settings [preview])
     motion: Any = None  # gate inference by motion: true, a gate.GateOptions, or a table (settings [motion])
+    #: the settings file these came from (from_file): errors found later (labels, zones) name its keys
+    origin: str | None = field(default=None, compare=False, repr=False, metadata=NOT_A_KEY)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -76,6 +78,10 @@ class ServiceSettings:
         unknown, of the wrong type or out of range is refused with one line naming the file and
         the key (``mqtt.port``, ``sources[1].motion.threshold``).
 
+        The files the run will read or write (labels, outbox, videos, the preview's secrets) and
+        the names that go into topics are checked too, without creating anything, so that
+        ``run --check`` refuses what ``run`` would refuse, with the same line.
+
         ``overrides`` replace the file's settings, except ``preview`` given as a mapping (the
         ``--preview*`` flags): it is laid over the file's preview settings.
         """
@@ -92,7 +98,7 @@ class ServiceSettings:
             flags = overrides["preview"]
             overrides["preview"] = built(lambda: preview_options(doc.get("preview"), **flags), "preview", path)
         doc.update({k: v for k, v in overrides.items() if v is not None})
-        settings = built(lambda: cls(**doc), "", path, cls)
+        settings = built(lambda: cls(**doc, origin=path), "", path, cls)
         _build_tables(settings, path)
         return settings
 
@@ -166,13 +172,87 @@ def _build_tables(settings: ServiceSettings, path: str) -> None:
     if isinstance(settings.mqtt, dict):
         from .mqtt.settings import MqttSettings
 
-        built(lambda: MqttSettings.from_table(settings.mqtt), "mqtt", path, MqttSettings)
+        _check_mqtt(built(lambda: MqttSettings.from_table(settings.mqtt), "mqtt", path, MqttSettings), path)
+    _check_files(settings, path)
+
+
+def _check_files(settings: ServiceSettings, path: str) -> None:
+    """The files and names the run will write or read, refused now as the run would refuse them
+    later (so ``run --check`` and ``run`` say the same line), without creating anything."""
+    from .mqtt.settings import check_topic_level
+    from .preview import preview_options
+    from .settings_schema import built
+    from .userdirs import check_creatable
+
+    for i, entry in enumerate(settings.sources):
+        if isinstance(entry, dict) and "name" in entry:  # in topics and file names, as the device id
+            built(lambda: check_topic_level(f"sources[{i}].name", entry["name"]), "", path)
+    if settings.labels is not None:
+        _check_labels(settings.labels, path)
+    if settings.save_annotated:
+        built(lambda: check_creatable(settings.save_annotated, folder=True), "save_annotated", path)
+    if settings.save_video:
+        from .videowriter import check_output, choose_codec
+
+        built(lambda: (check_output(settings.save_video), choose_codec(settings.save_video)), "save_video", path)
+    preview = built(lambda: preview_options(settings.preview), "preview", path) if settings.preview else None
+    if preview is not None:  # read as the preview's Access reads them when it starts
+        from .preview._options import read_password, read_secret
+
+        if preview.password_file:
+            built(lambda: read_password(preview.password_file), "preview.password_file", path)
+        if preview.token_file:
+            built(lambda: read_secret(preview.token_file, "token"), "preview.token_file", path)
+
+
+def _check_mqtt(mqtt: Any, path: str) -> None:
+    """The outbox can be made, the password file read (as the publisher will at start)."""
+    from .mqtt.settings import default_outbox
+    from .settings_schema import built
+    from .userdirs import check_creatable
+
+    outbox = mqtt.outbox or default_outbox(mqtt.device_id)
+    built(lambda: check_creatable(outbox, private=True), "mqtt.outbox" if mqtt.outbox else
+          f"mqtt.outbox (default {outbox})", path)
+    if mqtt.username:
+        built(lambda: mqtt.password(), "mqtt.password_file" if mqtt.password_file else "mqtt", path)
+
+
+def _check_labels(labels: str, path: str) -> None:
+    from .metadata import read_labels
+
+    try:
+        with open(labels, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{path}: labels: expected a labels file (UTF-8 text, one label per line), found "
+                          f"{labels!r}, which cannot be read ({exc.strerror or exc}); fix the path, or leave labels "
+                          "out to use the model's own") from None
+    try:
+        read_labels(labels)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: labels: {exc}") from None
 
 
 def _channels(value: Any, refused: float | None = None) -> bool:
     return value is None or (len(value) in (1, 3) and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf") and v != refused
         for v in value))
+
+
+def label_filter_error(settings: ServiceSettings, error: ConfigError) -> ConfigError:
+    """``error`` (the detector refusing an ``allow``/``deny`` label the model does not have) worded
+    with the settings file's key, when the settings came from one; else ``error`` itself."""
+    key = getattr(error, "option", None)
+    if settings.origin is None or key not in ("allow", "deny"):
+        return error
+    labels = error.labels  # type: ignore[attr-defined]
+    if not labels:
+        return ConfigError(f"{settings.origin}: {key}: expected class_N names (the model has no label names), found "
+                           f"{found(error.value)}; give labels = \"FILE\" (one name per line), or use class_N")  # type: ignore[attr-defined]
+    shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
+    return ConfigError(f"{settings.origin}: {key}: expected labels of the model ({len(labels)}: {shown}), found "
+                       f"{found(error.value)}; {str(error).rpartition('; ')[2]}")  # type: ignore[attr-defined]
 
 
 def tracking(settings: ServiceSettings) -> bool:
@@ -226,8 +306,10 @@ def _zones(settings: ServiceSettings, names: list[str]) -> list:
             doc = dict(value)
             source = doc.pop("source", None)
             if source is not None and source not in names:
-                raise ConfigError(f"zone {key!r} is for source {source!r}, which this run does not have; its "
-                                  f"sources are: {', '.join(names)}")
+                where = f"{settings.origin}: " if settings.origin else ""
+                raise ConfigError(f"{where}zones.{key}.source: expected the name of one of this run's sources "
+                                  f"({', '.join(map(repr, names))}), found {found(source)}; name one of them, or "
+                                  "give the source a name in its table ([[sources]] name = \"...\")")
             zones.append(zone_from_settings(key, doc, source))
         else:
             raise ConfigError(f"zones: expected NAME=x1,y1,x2,y2,... strings or a table of zones, found {value!r}")

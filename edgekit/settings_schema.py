@@ -21,9 +21,11 @@ from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Table", "OneOf", "ListOf", "Custom", "check", "built", "found", "rule", "number", "check_rules"]
+__all__ = ["NOT_A_KEY", "Table", "OneOf", "ListOf", "Custom", "check", "built", "found", "rule", "number", "check_rules"]
 
 _RULE = "edgekit.rule"
+_KEY = "edgekit.key"  # False: a field that is not a settings-file key (where the settings came from)
+NOT_A_KEY = {_KEY: False}  #: field metadata: the field is no key of a settings file
 
 
 def rule(test: Callable[[Any], bool], expected: str, **metadata: Any) -> dict:
@@ -71,7 +73,8 @@ def check_rules(obj: Any) -> None:
 
 @dataclass(frozen=True)
 class Table:
-    """A table whose keys are ``of``'s dataclass fields (their annotations are the types) and/or the
+    """A table whose keys are ``of``'s dataclass fields (their annotations are the types; not those
+    with :data:`NOT_A_KEY` metadata) and/or the
     specs in ``keys``; ``specs`` replace a field's annotation (an ``Any`` field needs one);
     ``required`` keys must be there; ``what`` names its keys in messages ("setting")."""
 
@@ -85,7 +88,7 @@ class Table:
         out: dict[str, Any] = {}
         if self.of is not None:
             hints = typing.get_type_hints(self.of)
-            out.update({f.name: hints[f.name] for f in dataclasses.fields(self.of)})
+            out.update({f.name: hints[f.name] for f in dataclasses.fields(self.of) if f.metadata.get(_KEY, True)})
         out.update(self.keys)
         out.update(self.specs)
         return out

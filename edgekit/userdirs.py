@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["cache_dir", "state_dir", "private_dir", "private_file", "create_private"]
+__all__ = ["cache_dir", "state_dir", "private_dir", "private_file", "create_private", "check_creatable"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -90,6 +90,38 @@ def create_private(path: str | os.PathLike) -> None:
         os.fchmod(fd, FILE_MODE)  # the umask may have removed bits we need (e.g. umask 0o200)
     finally:
         os.close(fd)
+
+
+def check_creatable(path: str | os.PathLike, *, folder: bool = False, private: bool = False) -> None:
+    """Refuse, without creating anything, a file (``folder``: a folder) that could not be written
+    at ``path``, creating its missing parents (``edgekit run --check`` and a settings file's paths).
+
+    Args:
+        path: the file or folder.
+        folder: ``path`` is a folder (``save_annotated``), else a file (``mqtt.outbox``).
+        private: the file must be ours, as :func:`private_file` keeps it (the outbox).
+    Raises: ConfigError naming what is in the way, what was expected and what to do.
+    """
+    path = os.path.abspath(path)
+    kind = "folder" if folder else "file"
+    if os.path.lexists(path):
+        st = _check_owned(path, want_dir=folder) if private else os.stat(path)
+        if stat.S_ISDIR(st.st_mode) != folder:
+            raise ConfigError(f"{path}: expected a {kind}, found {'a folder' if not folder else 'a file'}; "
+                              f"give the path of a {kind}")
+        if not os.access(path, os.W_OK | (os.X_OK if folder else os.R_OK)):
+            raise ConfigError(f"{path}: expected a {kind} you may write, found one you may not; fix its "
+                              "permissions or choose another path")
+        return
+    parent = os.path.dirname(path)
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{path}: expected a folder at {parent} to make the {kind} in, found a file; choose "
+                          "another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: expected a folder you may write in at {parent}, found one you may not; "
+                          "fix its permissions or choose another path")
 
 
 def _check_owned(path: str | os.PathLike, want_dir: bool) -> os.stat_result:

@@ -115,7 +115,7 @@ def test_edgekit_codes_1_and_3_without_a_runtime(no_runtime, ssd, images):
 
 def test_edgekit_code_6_refused_by_the_planner(ssd, images, tmp_path):
     r = run_cli(*EDGEKIT, "plan", str(ssd), "--max-latency-ms", "0.001", env={"EDGEKIT_CACHE_DIR": str(tmp_path)})
-    assert r.returncode == 6 and "nothing fits" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 6 and "nothing is fast enough" in r.stderr and "Traceback" not in r.stderr
 
 
 def _children(pid: int) -> list[str]:

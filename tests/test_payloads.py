@@ -237,35 +237,72 @@ def test_publish_result_without_the_runner(only_on_change):
     assert s.frames == 4 and (s.latency_ms_p50, s.latency_ms_max) == (10.0, 15.0)
 
 
-def test_transition_messages_follow_their_schema_and_the_readme_table():
-    """The zone transition topic: bare ``entered`` / ``left`` text, QoS 1, never retained, as
-    edgekit/schemas/transition-1.json and the README's topic table say."""
-    from types import SimpleNamespace
+def test_every_published_schema_is_named_in_the_readme():
+    """Each JSON Schema in edgekit/schemas is named where the README lists the MQTT topics."""
+    from pathlib import Path
 
-    from edgekit.zones import ZoneTransition
-
-    schema = json.loads((REPO / "edgekit" / "schemas" / "transition-1.json").read_text())
-    pub = _Recorder(_settings())
-    sink = MqttSink(pub, "detect.tflite")
-    tracks = SimpleNamespace(tracks=(SimpleNamespace(id=1, label="car"),), ended=(SimpleNamespace(id=2, label="dog"),))
-    zones = SimpleNamespace(transitions=(ZoneTransition(1, "drive", "entered", 1.0), ZoneTransition(2, "drive", "left", 1.0),
-                                         ZoneTransition(1, "drive", "loitering", 1.0)))
-    messages = sink._transition_messages(SimpleNamespace(source="cam", zones=zones, tracks=tracks))
-    assert [(m.topic, m.payload, m.qos, m.retain) for m in messages] == [
-        ("edgekit/garage/cam/drive/car/transition", b"entered", 1, False),
-        ("edgekit/garage/cam/drive/dog/transition", b"left", 1, False)]
-    for m in messages:
-        jsonschema.validate(m.payload.decode(), schema)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate("loitering", schema)
-    readme = (REPO / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| `<source>/<zone>/<label>/transition`"))
-    assert "transition-1.json" in row and "| 1 | no |" in row, row
+    root = Path(__file__).parents[1]
+    readme = root.joinpath("README.md").read_text()
+    mqtt = readme[readme.index("## Publish over MQTT"):readme.index("## Settings file")]
+    schemas = sorted(p.name for p in (root / "edgekit" / "schemas").glob("*.json"))
+    assert "transition-1.json" in schemas
+    latest = {}
+    for name in schemas:
+        kind, _, version = name.removesuffix(".json").rpartition("-")
+        latest[kind] = max(latest.get(kind, 0), int(version))
+    missing = [f"{k}-{v}.json" for k, v in latest.items() if f"edgekit/schemas/{k}-{v}.json" not in mqtt]
+    assert not missing, missing
+    assert "`<source>/<zone>/<label>/transition`" in mqtt
 
 
-def test_the_stats_schema_says_how_fps_and_fps_out_differ():
-    schema = json.loads((REPO / "edgekit" / "schemas" / "stats-1.json").read_text())
-    fps = schema["properties"]["fps"]["description"]
-    source = schema["properties"]["sources"]["items"]["properties"]
-    assert "all sources" in fps and "fps_out" in fps
-    assert "wall-clock" in source["fps_in"]["description"] and "fps_in" in source["fps_out"]["description"]
+def test_at_rest_messages_zero_counts_and_take_live_sources_down():
+    from edgekit.mqtt.payloads import at_rest_messages, source_status_message
+
+    s = MqttSettings(host="h", device_id="garage")
+    up = source_status_message(s, "cam 1", "up")
+    retained = [("edgekit/garage/counts/cat", (b"3", 1)), ("edgekit/garage/counts/dog", (b"0", 1)),
+                ("frigate/cam/person", (b"12", 0)), (up.topic, (up.payload, 1)),
+                ("edgekit/garage/cam/motion", (b"ON", 1)), ("homeassistant/sensor/x/config", (b"{}", 1)),
+                ("edgekit/garage/cam/cat/snapshot", (b"\xff\xd8", 1))]
+    rest = at_rest_messages(s, retained)
+    assert [(m.topic, m.qos, m.retain) for m in rest] == [
+        ("edgekit/garage/counts/cat", 1, True), ("frigate/cam/person", 0, True), (up.topic, 1, True)]
+    assert rest[0].payload == rest[1].payload == b"0"
+    down = json.loads(rest[2].payload)
+    assert (down["source"], down["status"], down["reason"]) == ("cam 1", "down", "edgekit stopped")
+    assert at_rest_messages(s, [(m.topic, (m.payload, m.qos)) for m in rest]) == []  # at rest: nothing more
+
+
+def test_takeovers_are_said_once_per_ten_minutes_and_only_for_short_connections():
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edgekit.mqtt.client import Takeovers
+
+    s = MqttSettings(host="broker", device_id="garage")
+    now = [0.0]
+    watch = Takeovers(clock=lambda: now[0])
+    lost = ReasonCode(PacketTypes.DISCONNECT, "Unspecified error")
+    said = []
+    for _ in range(20):  # two edgekits flapping: a close 1.5 s after each connect, for 30 s
+        watch.connected_at = now[0]
+        now[0] += 1.5
+        said.append(watch.closed(lost, s))
+    lines = [x for x in said if x]
+    assert said[:2] == [None, None] and len(lines) == 1
+    assert "another edgekit is connected as device garage to broker:1883: give each device its own device_id" in lines[0]
+    now[0] += 600
+    watch.connected_at = now[0] - 1
+    assert watch.closed(lost, s) is None  # the minute's closes have aged out: one alone says nothing
+    watch = Takeovers(clock=lambda: now[0])
+    for _ in range(5):  # a long-lived connection closed now and then (a broker restart): never said
+        watch.connected_at = now[0]
+        now[0] += 40
+        assert watch.closed(lost, s) is None
+    taken = ReasonCode(PacketTypes.DISCONNECT, "Session taken over")
+    answers = []
+    for _ in range(2):  # MQTT 5 says so: the second close is enough
+        watch.connected_at = now[0]
+        now[0] += 1
+        answers.append(watch.closed(taken, s))
+    assert answers[0] is None and answers[1] and watch.kicked(taken)

@@ -47,7 +47,7 @@ def test_sigterm_while_starting_says_so_and_exits_143(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == EXIT_TERMINATED == 143, (proc.returncode, err)
-    assert err.strip().splitlines() == ["edgekit: stopped by SIGTERM while starting; nothing was done"], err
+    assert err.strip().splitlines() == ["edgekit: stopped by SIGTERM before its work was done"], err
     assert out == ""
 
 

@@ -190,3 +190,28 @@ def test_window_of_a_real_run_matches_each_frames_own_timings(ssd, shared):
     latencies = sorted(fr.result.latency_ms for fr in results)
     assert s.latency_ms_p50 == latencies[11] and s.latency_ms_p95 == latencies[math.ceil(0.95 * 24) - 1]
     assert s.latency_ms_max == latencies[-1] and s.stage_ms["invoke"] > 0 and s.fps > 0
+
+
+def test_fps_is_the_rate_while_frames_came_and_fps_out_the_rate_over_the_clock():
+    """What the stats schema and the README say the three rates mean: 10 frames in 10 s, then a
+    40 s pause. ``fps`` still says 1/s (the window's frames, first to last); per source,
+    ``fps_out`` (processed) and ``fps_in`` (read) are over the 50 s of the clock."""
+    import json
+    from pathlib import Path
+
+    clock = Clock()
+    window = FrameWindow(clock=clock)
+    cam = SourceStats("cam")
+    rates = CounterRates([cam], seconds=60, clock=clock)
+    for _ in range(10):
+        clock.t += 1
+        cam.read, cam.processed = cam.read + 2, cam.processed + 1  # every other frame sampled out
+        window.add("cam", 5.0)
+    clock.t += 40
+    doc = stats_fields(window, [cam], rates)
+    assert doc["fps"] == pytest.approx(1.0)
+    assert (doc["sources"][0]["fps_in"], doc["sources"][0]["fps_out"]) == (pytest.approx(0.4), pytest.approx(0.2))
+    schema = json.loads((Path(__file__).parents[1] / "edgekit" / "schemas" / "stats-1.json").read_text())
+    assert "while frames came" in schema["properties"]["fps"]["description"]
+    per_source = schema["properties"]["sources"]["items"]["properties"]
+    assert "read" in per_source["fps_in"]["description"] and "processed" in per_source["fps_out"]["description"]

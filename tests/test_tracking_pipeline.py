@@ -277,4 +277,5 @@ def test_settings_file_named_sources_with_their_zones(video, tmp_path):
     assert east == {"square"}  # the zone's label filter
     settings.write_text(settings.read_text().replace('source = "yard"\npoints', 'source = "nope"\npoints'))
     r = run_cli("-m", "edgekit", "run", str(settings))
-    assert r.returncode == 2 and "zone 'west' is for source 'nope'" in r.stderr and "yard" in r.stderr, r.stderr
+    assert r.returncode == 2 and "zones.west.source: expected the name of one of this run's sources" in r.stderr \
+        and "'nope'" in r.stderr and "yard" in r.stderr, r.stderr

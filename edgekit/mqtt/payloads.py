@@ -13,9 +13,11 @@ as one topic level each, see :func:`topic_safe`)::
     events                     QoS 1: new / update / end of tracked objects (schema "edgekit.events/1")
     <source>/<zone|all>/<label|all>         retained: tracked objects there now
     <source>/<zone|all>/<label|all>/active  retained: the same, leaving out stationary objects
-    <source>/<zone>/<label>/transition      QoS 1, not retained: "entered" / "left", bare text
-                               (edgekit/schemas/transition-1.json; Home Assistant's device triggers)
-    status                     retained "online" / "offline"; "offline" is also the last will
+    <source>/<zone>/<label>/transition      QoS 1, not retained: "entered" / "left", the bare word
+                               (schema edgekit/schemas/transition-1.json; HA's device triggers)
+    <source>/motion            retained "ON" / "OFF" (motion gating)
+    status                     retained "online" / "offline"; "offline" is also the last will (on a
+                               clean exit the retained counts go to 0 first: Publisher.close)
     stats                      every stats_interval: fps, latency, per-stage ms, per-source counters,
                                RSS, messages queued/sent/dropped, connection state
     snapshot                   JPEG of each published frame (off by default: ``snapshot``)
@@ -54,12 +56,12 @@ __all__ = [
     "SCHEMA",
     "STATS_SCHEMA",
     "Message",
+    "at_rest_messages",
     "MAX_PAYLOAD_BYTES",
     "MAX_TOPIC_BYTES",
     "MessageRefused",
     "changed_labels",
     "check_message",
-    "closing_messages",
     "count_messages",
     "detection_message",
     "detection_payload",
@@ -241,19 +243,6 @@ def object_count_messages(settings: MqttSettings, source: str,
     return messages
 
 
-def closing_messages(settings: MqttSettings, counts: Mapping[str, int],
-                     objects: Mapping[str, Mapping[str, Mapping[str, tuple[int, int]]]],
-                     moving: Iterable[str] = ()) -> list[Message]:
-    """A run's clean end: its retained states back to rest — ``counts/<label>`` above 0 to ``0``,
-    each source's tracked-object counts (``objects``: source → ``object_counts``) to ``0``, and the
-    ``<source>/motion`` of the ``moving`` sources to ``OFF``."""
-    messages = count_messages(settings, counts, {})
-    for source in sorted(objects):
-        messages += object_count_messages(settings, source, objects[source], {})
-    messages += [Message(settings.topic(topic_safe(source), "motion"), b"OFF", settings.qos, True) for source in moving]
-    return messages
-
-
 def object_snapshot_messages(settings: MqttSettings, snapshot: Any) -> list[Message]:
     """A tracked object's best picture, retained: the full frame with its box on
     ``<prefix>/<device>/<source>/<label>/snapshot``, the crop on ``…/snapshot/crop`` (and on
@@ -264,3 +253,25 @@ def object_snapshot_messages(settings: MqttSettings, snapshot: Any) -> list[Mess
     if settings.frigate:
         messages.append(Message("/".join((settings.frigate_prefix, *base)), snapshot.crop_jpeg, settings.qos, True))
     return messages
+
+
+def at_rest_messages(settings: MqttSettings, retained: Iterable[tuple[str, tuple[bytes, int]]]) -> list[Message]:
+    """What a run that ends cleanly publishes so that its retained states stop claiming what it
+    last saw (``retained``: topic -> (payload, QoS) of each retained message it published): a
+    count (a positive integer: ``counts/<label>``, tracked-object counts, Frigate's) becomes
+    ``0``, a source's ``up`` status ``down`` (reason ``edgekit stopped``). Discovery configs,
+    snapshots and ``<source>/motion`` (it goes OFF by its own off delay) are left as they are."""
+    sources = settings.topic("sources") + "/"
+    rest: list[Message] = []
+    for topic, (payload, qos) in retained:
+        if payload.isdigit() and payload.strip(b"0"):
+            rest.append(Message(topic, b"0", qos, True))
+        elif topic.startswith(sources) and topic.endswith("/status"):
+            try:
+                doc = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and doc.get("status") == "up":
+                down = source_status_message(settings, str(doc.get("source", "")), "down", "edgekit stopped")
+                rest.append(Message(topic, down.payload, down.qos, True))
+    return rest

@@ -20,9 +20,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigError, MqttError
+from ..errors import MqttError
+from .client import Takeovers, forget_unacknowledged, make_client
 from .outbox import Outbox, OutboxMessage
-from .payloads import STATS_SCHEMA, MessageRefused, check_message
+from .payloads import STATS_SCHEMA, MessageRefused, at_rest_messages, check_message
 from .settings import MqttSettings, default_outbox
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = ["Publisher"]
 
 #: MQTT 5 PUBACK reasons worth sending again later (packet identifier in use, quota exceeded)
 _RETRY_LATER = frozenset({0x91, 0x97})
+_ACKED = object()  # Publisher._settle's answer for a delivered message
 
 
 class Publisher:
@@ -81,6 +83,8 @@ class Publisher:
         if role is not None:
             root, ext = os.path.splitext(path)
             path = f"{root}-{role}{ext or '.db'}"
+        # the client first: a bad TLS file raises here, before the outbox (a sqlite handle) is opened
+        self._client = self._make_client()
         self.outbox = Outbox(path, settings.outbox_max, warn=self.warn)
         self._retained: dict[str, tuple[bytes, int]] = {}  # topic -> (payload, qos): replayed on HA's birth
         self._subscriptions: list[tuple[str, Callable[[Any], None]]] = []
@@ -92,7 +96,10 @@ class Publisher:
         self._results: Any = None  # the MqttSink behind publish_result, made on first use
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._early: dict[int, tuple[float, Any]] = {}  # PUBACKs (time, reason) that came before their mid was recorded
-        self._map_lock = threading.Lock()  # the maps only: never held across sqlite, socket or paho (see _claim)
+        # guards the maps below and nothing else: never held across I/O (sqlite, a socket, a paho
+        # call: paho's own locks would deadlock, a slow disk would stall paho's network thread)
+        self._map_lock = threading.Lock()
+        self._settling: set[int] = set()  # outbox ids answered by the broker, being acked/set aside
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._suspects: set[int] = set()  # outbox ids in flight when the connection was lost: sent alone
@@ -102,55 +109,18 @@ class Publisher:
         self._outage_said = False
         self._dead_said = False
         self._ever_connected = False
+        self._takeovers = Takeovers()  # another edgekit with our device id (the same client id)
         self._wake = threading.Condition()
         self._stop = False
-        self._settling: set[int] = set()  # outbox ids answered, their outbox write not done yet (outside _map_lock)
-        self._takeovers: list[float] = []  # monotonic times of connections lost and at once taken back
-        self._dropped_at: float | None = None  # the last lost connection that was up, until the next connect
-        self._takeover_said: float | None = None
-        #: messages queued at a clean close before ``offline`` (the sink's counts back to 0)
-        self.closing_messages: Callable[[], list] | None = None
-        try:
-            self._client = self._make_client()
-        except BaseException:  # TLS files: nothing of the outbox (sqlite handle) may outlive the error
-            self.outbox.close()
-            raise
         self._sender = threading.Thread(target=self._send_loop, name="edgekit-mqtt-sender", daemon=True)
         if settings.ha_discovery and role is None:
             self.subscribe(f"{settings.ha_prefix}/status", self._on_ha_status)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _make_client(self):
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        s = self.settings
-        v5 = s.protocol == "5"
-        client_id = f"edgekit-{s.device_id}" if self.role is None else f"edgekit-{s.device_id}-{self.role}-{os.getpid()}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
-        if s.username:
-            client.username_pw_set(s.username, s.password())
-        if s.tls:
-            import ssl
-
-            _check_tls_files(s)
-            try:
-                client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
-                               cert_reqs=ssl.CERT_NONE if s.insecure else ssl.CERT_REQUIRED)
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                raise ConfigError(f"TLS set-up failed ({exc}); check the CA/cert/key files") from None
-            client.tls_insecure_set(s.insecure)
-        if self.role is None:
-            client.will_set(s.topic("status"), b"offline", qos=1, retain=True)
-        client.max_inflight_messages_set(s.window)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
+        return make_client(self.settings, self.role, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+                           on_publish=self._on_publish, on_connect_fail=self._on_connect_fail,
+                           on_message=self._on_message)
 
     def start(self) -> "Publisher":
         """Connect in the background and start delivering."""
@@ -195,9 +165,11 @@ class Publisher:
         """Deliver what can be delivered within ``flush_timeout``, mark us offline, disconnect.
         Undelivered messages stay in the outbox for the next run.
 
-        Before that it queues ``closing_messages()`` (set by the sink: its retained counts back to
-        0, motion OFF), so the broker does not keep claiming the run's last values after it ended."""
-        self._queue_closing()
+        Before that, the retained states this run published are put at rest (:meth:`_at_rest`):
+        counts to 0, live sources down: the device is going offline, and a consumer
+        that does not read ``status`` (Frigate's, a script) must not see a person counted all night."""
+        if self.role is None and self.final_stats is None:
+            self._at_rest()
         if flush_timeout and self._connected.is_set():  # offline: nothing to wait for, the outbox keeps them
             self.flush(flush_timeout)
         if self.final_stats is None:  # once: a second close() (a sink, then the with block) has nothing to add
@@ -222,17 +194,15 @@ class Publisher:
         self._client.loop_stop()
         self.outbox.close()
 
-    def _queue_closing(self) -> None:
-        make, self.closing_messages = self.closing_messages, None  # once, as final_stats
-        if make is None or self.role is not None:
-            return
-        try:
-            messages = list(make())
-        except Exception as exc:  # a bug there must not keep the rest from being delivered
-            self.last_error = f"closing messages: {type(exc).__name__}: {exc}"
-            return
-        for message in messages:
+    def _at_rest(self) -> int:
+        """Queue :func:`~edgekit.mqtt.payloads.at_rest_messages` of the retained states this run
+        published; returns how many."""
+        with self._map_lock:
+            entries = list(self._retained.items())
+        rest = at_rest_messages(self.settings, entries)
+        for message in rest:
             self.publish(*message)
+        return len(rest)
 
     @staticmethod
     def _wait(info: Any, timeout: float = 2.0) -> None:
@@ -371,7 +341,8 @@ class Publisher:
         self._down_since = None
         self._outage_said = False
         self._ever_connected = True
-        self._note_reconnect()
+        self._takeovers.connected_at = time.monotonic()
+        self._takeovers.connected()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -400,26 +371,34 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._went_down()
-        self._dropped_at = None  # the broker was not there: an outage, not another client taking over
+        self._takeovers.failed()  # the close before was an outage, not a twin
         if not (self.last_error or "").startswith("connection refused"):
             self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
                                else "connection failed (host unreachable or not an MQTT broker)")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        was_up = self._connected.is_set()
         self._connected.clear()
-        if was_up and not self._stop and _maybe_taken_over(reason_code):
-            self._dropped_at = time.monotonic()
         self._went_down()
-        _forget_unacknowledged(client)
+        forget_unacknowledged(client)
+        # kicked off by a twin (another edgekit with our device id), not closed on the probe: no strike
+        kicked = self._takeovers.kicked(reason_code)
         with self._map_lock:
             inflight = set(self._inflight.values())
-            if self._probe is not None and self._probe in inflight:
+            probed = self._probe is not None and self._probe in inflight
+            if probed and not kicked:
                 self._strikes[self._probe] = self._strikes.get(self._probe, 0) + 1
             self._probe = None
             self._suspects |= inflight
         if reason_code.is_failure and not (self.last_error or "").startswith("connection refused"):
             self.last_error = f"disconnected: {reason_code}"  # a refusal's reason says more: keep it
+        if reason_code.is_failure and not probed:
+            line = self._takeovers.closed(reason_code, self.settings)
+            if line or self._takeovers.kicked(reason_code):
+                self.last_error = f"another client connected with the client id edgekit-{self.settings.device_id}"
+            if line:
+                self.warn(line)
+        else:
+            self._takeovers.connected_at = None
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._map_lock:
@@ -428,76 +407,45 @@ class Publisher:
                 now = time.monotonic()
                 self._early = {m: t for m, t in self._early.items() if now - t[0] < 60}  # status/stats mids age out
                 self._early[mid] = (now, reason_code)
-                kind = None
+                answer = None
             else:
-                kind = self._claim(outbox_id, reason_code)
-                if kind is None:
+                answer = self._settle(outbox_id, reason_code)
+                if answer is None:
                     return  # stays queued, sent again on the sender's next round (not at once: no storm)
-        if outbox_id is not None:
-            self._settle(outbox_id, kind, reason_code)
+        if answer is not None:
+            self._finish(outbox_id, answer)
         self._notify()
 
-    # The map lock guards only the maps (_inflight, _settling, _suspects, _strikes, _probe, _early,
-    # _retained); no sqlite, socket or paho call is made under it, so a slow disk never holds up
-    # paho's network thread or a publish. A message the broker answered moves from _inflight to
-    # _settling under the lock and leaves _settling only once the outbox has written the answer:
-    # the sender excludes both, so it never sees a message neither in flight nor gone (it would
-    # send it again).
-    def _claim(self, outbox_id: int, reason_code: Any) -> str | None:
-        """Under ``_map_lock``: the broker's answer to a message: ``"ack"`` (delivered),
-        ``"refuse"`` (an MQTT 5 failure reason: a dead letter) or None (sent again later)."""
-        failed = getattr(reason_code, "is_failure", False)
-        if failed and getattr(reason_code, "value", None) in _RETRY_LATER:
+    def _settle(self, outbox_id: int, reason_code: Any) -> Any:
+        """Under ``_map_lock``, no I/O: the broker's answer to a message (None: QoS 0, no answer
+        comes). Returns None when it asked to be sent the message again later; else the answer
+        for :meth:`_finish`, and the message is marked settling until then, so that the sender,
+        which skips what is in flight or settling, never sends it again meanwhile."""
+        if getattr(reason_code, "is_failure", False) and getattr(reason_code, "value", None) in _RETRY_LATER:
             return None
         self._suspects.discard(outbox_id)
         self._strikes.pop(outbox_id, None)
         if self._probe == outbox_id:
             self._probe = None
         self._settling.add(outbox_id)
-        return "refuse" if failed else "ack"
+        return reason_code if getattr(reason_code, "is_failure", False) else _ACKED
 
-    def _settle(self, outbox_id: int, kind: str, reason_code: Any) -> None:
-        """Not under ``_map_lock``: write a claimed answer to the outbox. A refused message (MQTT 5
-        PUBACK/PUBREC with a failure reason: not authorized, topic name invalid…) was not delivered
-        and sending it again gets the same answer, so it is a dead letter, never counted as sent."""
+    def _finish(self, outbox_id: int, answer: Any) -> None:
+        """Outside ``_map_lock`` (sqlite may be slow: a busy SD card): acknowledge the message in
+        the outbox, or, for an MQTT 5 failure reason (not authorized, topic name invalid…), set it
+        aside as a dead letter: sending it again gets the same answer, and it never counts as sent."""
         try:
-            if kind == "ack":
+            if answer is _ACKED:
                 self.outbox.ack(outbox_id)
+                with self._map_lock:
+                    self.sent += 1
             else:
                 for msg in self.outbox.get([outbox_id]):
-                    self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({reason_code}); "
+                    self._dead_letter(msg, f"the broker refused the message on {msg.topic[:80]!r} ({answer}); "
                                            "check the broker's ACL for that topic")
         finally:
             with self._map_lock:
                 self._settling.discard(outbox_id)
-                if kind == "ack":
-                    self.sent += 1
-
-    #: connections lost and at once taken back this many times within TAKEOVER_WINDOW_S: another
-    #: client uses our client id (the broker lets the newest connection in and closes the older)
-    TAKEOVERS = 3
-    TAKEOVER_WINDOW_S = 60.0
-    #: the line about it is said again at most this often while it goes on
-    TAKEOVER_REPEAT_S = 600.0
-
-    def _note_reconnect(self) -> None:
-        """On a connect: was the connection before it closed by the broker, and taken back at once
-        (no failed attempt between)? Repeatedly so is two processes with one device id."""
-        dropped, self._dropped_at = self._dropped_at, None
-        if dropped is None or self.role is not None:
-            return
-        now = time.monotonic()
-        self._takeovers = [t for t in self._takeovers if now - t < self.TAKEOVER_WINDOW_S] + [now]
-        if len(self._takeovers) < self.TAKEOVERS:
-            return
-        if self._takeover_said is not None and now - self._takeover_said < self.TAKEOVER_REPEAT_S:
-            return
-        self._takeover_said = now
-        s = self.settings
-        self.warn(f"edgekit: another edgekit is connected as device {s.device_id} to {s.host}:{s.port}: give each "
-                  f"device its own device_id (--device-id); the broker lets one client id in at a time, so the "
-                  f"two keep disconnecting each other ({len(self._takeovers)} times in the last "
-                  f"{self.TAKEOVER_WINDOW_S:.0f} s)")
 
     def _went_down(self) -> None:
         if self._down_since is None:
@@ -604,64 +552,15 @@ class Publisher:
             return True
         if info.rc != 0:
             return False
-        kind = reason = None
+        answer = None
         with self._map_lock:
             early = None if msg.qos == 0 else self._early.pop(info.mid, None)
             if msg.qos == 0:
-                kind = self._claim(msg.id, None)  # QoS 0: no acknowledgement will come
+                answer = self._settle(msg.id, None)  # QoS 0: no acknowledgement will come
             elif early is not None:
-                reason = early[1]
-                kind = self._claim(msg.id, reason)
+                answer = self._settle(msg.id, early[1])
             else:
                 self._inflight[info.mid] = msg.id
-        if kind is not None:
-            self._settle(msg.id, kind, reason)
+        if answer is not None:
+            self._finish(msg.id, answer)
         return True
-
-
-def _maybe_taken_over(reason_code: Any) -> bool:
-    """A lost connection that another client with our id may have taken. Brokers mostly just
-    close the socket (mosquitto 2 does so under MQTT 5 too, rather than sending reason 0x8E,
-    session taken over), so any failure counts but a broker that said it is shutting down (0x8B);
-    only its being taken back at once, again and again, says it (see ``_note_reconnect``)."""
-    return bool(getattr(reason_code, "is_failure", False)) and getattr(reason_code, "value", None) != 0x8B
-
-
-def _check_tls_files(s: MqttSettings) -> None:
-    """Load each TLS file the settings name on its own, so that the one at fault is named.
-
-    Raises:
-        ConfigError: a CA, certificate or key file that is missing, unreadable or not PEM.
-    """
-    import ssl
-
-    files = (("CA file", "--mqtt-ca / ca_file", s.ca_file), ("client certificate", "--mqtt-cert / cert_file",
-             s.cert_file), ("client key", "--mqtt-key / key_file", s.key_file))
-    for what, option, path in files:
-        if path is None:
-            continue
-        try:
-            if what == "CA file":
-                ssl.create_default_context().load_verify_locations(cafile=path)
-            elif what == "client certificate":
-                ssl.create_default_context().load_cert_chain(path, s.key_file)
-            else:
-                with open(path, "rb"):
-                    pass
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(f"MQTT TLS {what} {path}: expected a readable PEM file, found: {reason}; "
-                              f"fix {option}") from None
-
-
-def _forget_unacknowledged(client: Any) -> None:
-    """Empty paho's own queue of unacknowledged messages when the connection is lost: the outbox
-    sends them again after the reconnect, one at a time when needed. Left there, paho would resend
-    them all first, so a message the broker closes the connection on would be sent again at every
-    reconnect, ahead of everything (paho 2.x keeps them in ``_out_messages``)."""
-    lock, queue = getattr(client, "_out_message_mutex", None), getattr(client, "_out_messages", None)
-    if lock is None or queue is None:
-        return
-    with lock:
-        queue.clear()
-        client._inflight_messages = 0

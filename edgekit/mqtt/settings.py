@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..settings_schema import Table, built, check, check_rules, number
+from ..settings_schema import Table, built, check, check_rules, found, number
 
-__all__ = ["MqttSettings", "MQTT_TABLE", "default_outbox"]
+__all__ = ["MqttSettings", "MQTT_TABLE", "TOPIC_LEVEL", "check_topic_level", "default_outbox"]
 
 
 def default_outbox(device_id: str) -> str:
@@ -24,7 +24,17 @@ def default_outbox(device_id: str) -> str:
     return os.path.join(base, "edgekit", f"outbox-{device_id}.db")
 
 
-def _check_topic_part(name: str, value: str) -> str:
+#: What a name that is one topic level (and a file name) may hold, as messages say it.
+TOPIC_LEVEL = "any printable characters but '/', '+', '#' and whitespace, and not '.' or '..'"
+
+
+def _check_topic_part(name: str, value: str, level: bool = False) -> str:
+    """``value`` if it can be part of every topic (``level``: be one topic level, and a file name:
+    a device id, a source's name); else ConfigError ``"NAME: expected ..., found ..."``."""
+    if level and (not value or value in (".", "..") or any(c in "/+#" or c.isspace() or not c.isprintable()
+                                                            for c in value)):  # a lone surrogate too
+        raise ConfigError(f"{name}: expected one MQTT topic level, also a file name: {TOPIC_LEVEL}; found "
+                          f"{found(value)}, not usable in a topic")
     if not value or any(c in value for c in "+#\0") or "//" in value or value.startswith("/") or value.endswith("/"):
         raise ConfigError(f"MQTT {name} {value!r} is not usable in a topic: no '+', '#', empty levels or "
                           "leading/trailing '/'")
@@ -36,6 +46,15 @@ def _check_topic_part(name: str, value: str) -> str:
         raise ConfigError(f"MQTT {name} of {size} bytes is not usable in a topic: expected at most "
                           f"{_MAX_TOPIC_PART} bytes (MQTT topics are limited to 65,535)")
     return value
+
+
+def check_topic_level(name: str, value: str) -> str:
+    """``value`` if it can be one MQTT topic level and a file name (a device id, a source's name:
+    :data:`TOPIC_LEVEL`); ``name`` is its key in messages.
+
+    Raises ConfigError: ``"NAME: expected one MQTT topic level ...; found ..."``.
+    """
+    return _check_topic_part(name, value, level=True)
 
 
 _MAX_TOPIC_PART = 65_535 // 4  # prefix, device id and the rest of a topic must fit in MQTT's 65,535 bytes
@@ -83,13 +102,17 @@ class MqttSettings:
             raise ConfigError(f"host: expected a broker host name or address, found {self.host!r}; give "
                               "host = \"HOST\" or url = \"mqtt://HOST:1883\"")
         _check_topic_part("prefix", self.prefix)
-        _check_topic_part("device id", self.device_id)
+        check_topic_level("device_id", self.device_id)
         _check_topic_part("frigate prefix", self.frigate_prefix)
         _check_topic_part("Home Assistant prefix (ha_prefix)", self.ha_prefix)  # also a subscription filter
         if self.qos not in (0, 1, 2):
             raise ConfigError(f"MQTT QoS must be 0, 1 or 2, found {self.qos}")
         if self.protocol not in ("3.1.1", "5"):
             raise ConfigError(f"MQTT protocol must be 3.1.1 or 5, found {self.protocol!r}")
+        if self.password_file and not self.username:  # the publisher sends a password only with a user name
+            raise ConfigError(f"password_file: expected a username with it (username, EDGEKIT_MQTT_USERNAME or "
+                              f"mqtt://USER@HOST), found none, so {self.password_file} would never be sent; add the "
+                              "user name, or leave password_file out")
         if self.insecure and not self.allow_insecure:
             raise ConfigError("refusing to skip TLS certificate verification; use a CA file (ca_file), or set "
                               "allow_insecure as well if you really mean it")

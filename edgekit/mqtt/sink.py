@@ -59,7 +59,6 @@ class MqttSink:
 
         self._motion = MotionState(OFF_DELAY if motion_off_delay is None else motion_off_delay)
         self._motion_announced: set[str] = set()
-        self._motion_on: set[str] = set()  # sources whose retained motion says ON
 
         self.publisher = publisher
         self.model = model
@@ -78,8 +77,6 @@ class MqttSink:
         self._several = len({source for source, _zone in zones}) > 1
         theirs = getattr(publisher, "extra_stats", None)  # a user's own fields stay, after ours
         publisher.extra_stats = self.stats.fields if theirs is None else (lambda: {**self.stats.fields(), **theirs()})
-        if hasattr(publisher, "closing_messages"):
-            publisher.closing_messages = self.closing_messages
         self._listen()
         if publisher.settings.ha_discovery:
             self._announce_known(labels or (), zones, live_sources)
@@ -183,16 +180,6 @@ class MqttSink:
     def close(self) -> None:
         self.publisher.close()
 
-    def closing_messages(self) -> list:
-        """What a clean end of the run publishes before ``offline``: every retained count it left
-        above 0 back to 0 (per label, per source × zone × label) and motion OFF, so the broker
-        (and whatever reads it without availability) no longer claims the run's last values."""
-        s = self.publisher.settings
-        with self._lock:
-            counts, objects, moving = self._counts, dict(self._objects), sorted(self._motion_on)
-            self._counts, self._objects, self._motion_on = {}, {}, set()
-        return payloads.closing_messages(s, counts, objects, moving)
-
     # -- messages -----------------------------------------------------------------------------
     def _frame_messages(self, result: Any, image: Any, model: str, event_id: str | None = None) -> list:
         from ..stages import label_counts
@@ -227,8 +214,6 @@ class MqttSink:
             self._motion_announced.add(fr.source)
             messages += homeassistant.configs_messages([homeassistant.motion_configs(s, fr.source)])
         messages.append(payloads.Message(s.topic(payloads.topic_safe(fr.source), "motion"), state.encode(), s.qos, True))
-        with self._lock:
-            (self._motion_on.add if state == "ON" else self._motion_on.discard)(fr.source)
         return messages
 
     def _event_messages(self, fr: Any) -> list:

@@ -9,7 +9,19 @@ from typing import Iterator
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFiles", "WatchedFolder", "expand_sources"]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+def _image_extensions() -> frozenset[str]:
+    """The file name extensions of the formats edgekit decodes (:data:`edgekit.image.LOCAL_FORMATS`,
+    the one list), as Pillow registers them: .ppm/.pgm/.pbm with PPM, .jpe/.jfif with JPEG …"""
+    from PIL import Image
+
+    from ..image import LOCAL_FORMATS
+
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in LOCAL_FORMATS)
+
+
+IMAGE_EXTENSIONS = _image_extensions()  # what a folder or a watched folder takes; any named file is decoded
 
 
 def expand_sources(sources: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -63,6 +75,7 @@ class ImageFiles:
     def __init__(self, arguments: list[str]) -> None:
         self.arguments = list(arguments)
         self.name = arguments[0] if len(arguments) == 1 else f"{len(arguments)} image arguments"
+        self.total: int | None = None  # the images (and arguments naming nothing) listed, once frames() began
         self._closed = False
 
     def frames(self):
@@ -70,7 +83,9 @@ class ImageFiles:
 
         from ..frames import Frame
 
-        for index, (path, problem) in enumerate(expand_sources(self.arguments)):
+        listed = list(expand_sources(self.arguments))  # listed first: a run stopped early can say "N of M"
+        self.total = len(listed)
+        for index, (path, problem) in enumerate(listed):
             if self._closed:
                 return
             yield Frame(source=path, index=index, timestamp=0.0, captured=time.monotonic(), path=path,
@@ -261,8 +276,9 @@ class WatchedFolder:
             return
         self.status, self.reason = status, reason
         log = logging.getLogger("edgekit.sources")
-        if status == "down":
-            log.warning("%s: folder unavailable (%s)", self.name, reason)
+        if status == "down":  # said once: by the on_status callback when there is one (the CLI's line), else here
+            (log.debug if self.on_status is not None else log.warning)("%s: folder unavailable (%s)", self.name,
+                                                                        reason)
         if self.on_status is not None:
             try:
                 self.on_status(self.name, status, reason)
