@@ -109,23 +109,27 @@ def _open(settings: ServiceSettings, checkpoints: str | None) -> tuple[list, lis
     """The run's sources — SOURCE strings as the CLI takes them, and settings-file tables
     ``{name = "drive", source = "rtsp://…", zones = {…}, motion = …}`` (one source each, named) —
     and, for each, its table's ``motion`` setting (``_TOP``: the run's own)."""
-    from .sources import open_sources
+    from .sources import close_sources, open_sources
 
     strings = [s for s in settings.sources if not isinstance(s, dict)]
     opened = open_sources([str(s) for s in strings], follow=settings.follow, checkpoints=checkpoints) if strings else []
     motions: list = [_TOP] * len(opened)
-    for entry in settings.sources:
-        if not isinstance(entry, dict):
-            continue
-        unknown = sorted(set(entry) - {"name", "source", "zones", "motion"})
-        if unknown or not isinstance(entry.get("source"), str):
-            raise ConfigError(f"sources: a source table needs source = \"URL or path\" and may have name, zones "
-                              f"and motion; found {entry!r}")
-        for source in open_sources([entry["source"]], follow=settings.follow, checkpoints=checkpoints):
-            if entry.get("name"):
-                source.name = str(entry["name"])
-            opened.append(source)
-            motions.append(entry.get("motion", _TOP))
+    try:
+        for entry in settings.sources:
+            if not isinstance(entry, dict):
+                continue
+            unknown = sorted(set(entry) - {"name", "source", "zones", "motion"})
+            if unknown or not isinstance(entry.get("source"), str):
+                raise ConfigError(f"sources: a source table needs source = \"URL or path\" and may have name, "
+                                  f"zones and motion; found {entry!r}")
+            for source in open_sources([entry["source"]], follow=settings.follow, checkpoints=checkpoints):
+                if entry.get("name"):
+                    source.name = str(entry["name"])
+                opened.append(source)
+                motions.append(entry.get("motion", _TOP))
+    except BaseException:  # a later table failed: what was opened before is closed, not left behind
+        close_sources(opened)
+        raise
     return opened, motions
 
 

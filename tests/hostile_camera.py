@@ -4,13 +4,19 @@ Modes (the path of the URL): /endless (image/jpeg, no length, never ends), /tric
 byte every ``trickle`` seconds), /trickle-headers (the status line a byte at a time), /noboundary
 (a multipart header, then endless bytes without a boundary), /slow-noboundary (the same, a few bytes
 a second), /random (MJPEG parts of random bytes), /png (a PNG of ``png_size`` pixels, as a snapshot),
-/huge-sof (a JPEG whose header claims 30000x30000).
+/huge-sof (a JPEG whose header claims 30000x30000), /status-404, /status-401, /status-403 (that
+HTTP status, as a camera answers a wrong path or wrong credentials), /html-snapshot (Content-Type
+image/jpeg, an HTML page as body, as a camera's login page), /switch (MJPEG parts: random bytes
+while ``garbage`` is set, real JPEGs otherwise). ``silent_address()`` is a host:port that accepts
+no connection and refuses none (its SYNs are dropped), as a camera that is off.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import socketserver
 import struct
 import sys
@@ -49,9 +55,37 @@ def huge_sof_jpeg(width: int = 30000, height: int = 30000) -> bytes:
     return bytes(data)
 
 
+@contextlib.contextmanager
+def silent_address():
+    """("127.0.0.1", port) where a connect gets no answer: a listening socket whose accept queue is
+    full drops every further SYN (Linux), as a host that is off or behind a dropping firewall."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    try:
+        while True:  # fill the accept queue until a connect goes unanswered
+            client = socket.socket()
+            client.settimeout(0.5)
+            fillers.append(client)
+            try:
+                client.connect(server.getsockname())
+            except TimeoutError:
+                break
+            if len(fillers) > 16:
+                raise RuntimeError("the accept queue does not fill: cannot make a silent address here")
+        yield server.getsockname()
+    finally:
+        for client in fillers:
+            client.close()
+        server.close()
+
+
 class HostileCamera:
     def __init__(self, trickle: float = 1.0, png_size: int = 9000, port: int = 0) -> None:
         self.trickle, self.png_size, self._png_bytes = trickle, png_size, None
+        self.garbage = threading.Event()  # /switch sends random parts while set
+        self.requests: list[str] = []
         self.stopping = threading.Event()
         camera = self
 
@@ -66,6 +100,7 @@ class HostileCamera:
                             return
                         request += chunk
                     path = request.split(b" ")[1].decode()
+                    camera.requests.append(path)
                     getattr(camera, "_" + path.strip("/").replace("-", "_"))(self.request)
                 except OSError:
                     pass
@@ -119,6 +154,33 @@ class HostileCamera:
         self._head(sock, "multipart/x-mixed-replace; boundary=frame")
         while not self.stopping.wait(0.01):
             body = os.urandom(2000)
+            sock.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+                         + b"\r\n")
+
+    def _status(self, sock, line: str):
+        body = b"<html><body>" + line.encode() + b"</body></html>"
+        sock.sendall(f"HTTP/1.0 {line}\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                     + body)
+
+    def _status_404(self, sock):
+        self._status(sock, "404 Not Found")
+
+    def _status_401(self, sock):
+        self._status(sock, "401 Unauthorized")
+
+    def _status_403(self, sock):
+        self._status(sock, "403 Forbidden")
+
+    def _html_snapshot(self, sock):
+        body = b"<!DOCTYPE html>\n<html><body>Please log in\x1b[2J</body></html>"
+        self._head(sock, "image/jpeg", f"Content-Length: {len(body)}\r\n")
+        sock.sendall(body)
+
+    def _switch(self, sock):
+        self._head(sock, "multipart/x-mixed-replace; boundary=frame")
+        good = jpeg()
+        while not self.stopping.wait(0.02):
+            body = os.urandom(2000) if self.garbage.is_set() else good
             sock.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(body) + body
                          + b"\r\n")
 

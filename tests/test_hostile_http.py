@@ -7,8 +7,10 @@ never durations."""
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -171,26 +173,34 @@ def test_failed_frames_are_said_once_then_rate_limited():
 
 
 # --- the CLI, under a real 300 MB limit ------------------------------------------------------------
+# Each run is stopped with SIGINT (as Ctrl-C) as soon as the line it waits for was said, plus a few
+# seconds to see it is not said again (tests/stop_on_line.py); short limits in the URL's fragment
+# (#frame_timeout=2) make the outages come in seconds. The outcome is read from what it said.
 
-def _cli(url: str, seconds: int):
-    # timeout -s INT: the run stops as after Ctrl-C; the outcome is read from what it said before
-    return run_constrained("detect", str(SHAPES), url, mem="300M", timeout=seconds + 300,
-                           wrapper=["timeout", "-s", "INT", str(seconds)])
+STOP_ON_LINE = Path(__file__).with_name("stop_on_line.py")
+
+
+def _cli(url: str, until: str, linger: float = 3.0, limit: float = 300):
+    return run_constrained("detect", str(SHAPES), url, mem="300M", timeout=limit + 300,
+                           wrapper=[sys.executable, str(STOP_ON_LINE), until, str(linger), str(limit), "--"])
 
 
 def test_cli_endless_jpeg_body_under_300mb(camera):
-    r = _cli(camera.url("/endless"), 40)
+    r = _cli(camera.url("/endless"), "/endless is down")
     assert not r.oom_killed, r
     down = [line for line in r.lines if "/endless is down" in line]
     assert len(down) == 1 and "bytes" in down[0], r.lines
 
 
 def test_cli_9000px_png_snapshot_under_300mb_is_refused_like_a_file(camera):
-    r = _cli(camera.url("/png"), 60)
+    # polled 5 times a second for 14 s after the first refusal: 70 failures, a line per 10 s
+    r = _cli(camera.url("/png#interval=0.2"), "9000x9000", linger=14)
     assert not r.oom_killed, r
     refused = [line for line in r.lines if "9000x9000" in line]
     assert refused and "MiB" in refused[0] and not REPR.search(refused[0]), r.lines
-    assert len(r.lines) <= 60 // 10 + 3, r.lines  # rate-limited: one line per 10 s, not one per poll (60)
+    counted = [int(n) for n in re.findall(r"(\d+) more failed frame", "\n".join(r.lines))]
+    assert counted and sum(counted) >= 5, r.lines  # many polls failed…
+    assert len(r.lines) <= 14 // 10 + 5, r.lines  # …and were said once per 10 s, not once per poll
 
 
 def test_cli_outage_is_said_once():
@@ -199,22 +209,25 @@ def test_cli_outage_is_said_once():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens there
-    r = _cli(f"http://127.0.0.1:{port}/cam", 15)
+    r = _cli(f"http://127.0.0.1:{port}/cam", "is down", linger=4)
     said = [line for line in r.lines if f"127.0.0.1:{port}" in line]
-    assert len(said) == 1 and "down" in said[0], r.lines
+    assert len(said) == 1 and "down" in said[0] and "refused the connection" in said[0], r.lines
 
 
-@pytest.mark.parametrize("path, why", [("/trickle", "frame timeout"), ("/noboundary", "boundary")])
+@pytest.mark.parametrize("path, why", [("/trickle#frame_timeout=2", "2 s frame timeout"),
+                                       ("/noboundary", "boundary")])
 def test_cli_trickle_and_no_boundary_are_reported_down_once(camera, path, why):
-    r = _cli(camera.url(path), 60)  # the default frame timeout is 20 s
+    name = path.partition("#")[0]
+    r = _cli(camera.url(path), f"{name} is down")
     assert not r.oom_killed, r
-    down = [line for line in r.lines if f"{path} is down" in line]
+    down = [line for line in r.lines if f"{name} is down" in line]
     assert len(down) == 1 and why in down[0], r.lines
 
 
 def test_cli_random_parts_are_rate_limited_with_plain_messages(camera):
-    r = _cli(camera.url("/random"), 15)
+    r = _cli(camera.url("/random"), "/random is down", linger=5)
     assert not r.oom_killed, r
     camera_lines = [line for line in r.lines if "/random" in line]
-    assert 1 <= len(camera_lines) <= 15 // 10 + 3, r.lines  # the old code said ~300 lines in 15 s
+    assert 2 <= len(camera_lines) <= 5, r.lines  # the old code said ~300 lines in 15 s
+    assert any("/random is down" in line and "not usable pictures" in line for line in camera_lines), r.lines
     assert not any(REPR.search(line) for line in r.lines), r.lines

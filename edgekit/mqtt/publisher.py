@@ -149,8 +149,8 @@ class Publisher:
                 time.sleep(0.05)
             if not self._connected.is_set():
                 self.close(flush_timeout=0)
-                raise MqttError(f"MQTT broker {s.host}:{s.port}: " + (self.last_error or
-                                f"not reachable within {self.connect_timeout:.0f} s") + "; check --mqtt, "
+                raise MqttError(f"MQTT broker {s.host}:{s.port}" + (": " if self._refused.is_set() else " unreachable: ")
+                                + (self.last_error or f"no answer within {self.connect_timeout:.0f} s") + "; check --mqtt, "
                                 "credentials and TLS settings (without --mqtt-required edgekit keeps the "
                                 "messages and delivers them later)")
         return self
@@ -373,8 +373,13 @@ class Publisher:
         self._went_down()
         self._takeovers.failed()  # the close before was an outage, not a twin
         if not (self.last_error or "").startswith("connection refused"):
-            self.last_error = ("connection failed (TLS handshake or certificate problem)" if self.settings.tls
-                               else "connection failed (host unreachable or not an MQTT broker)")
+            # paho calls this while it handles the connect's OSError: that error tells which way it failed
+            from ..netreason import connect_reason
+
+            s = self.settings
+            self.last_error = connect_reason(sys.exc_info()[1], s.host, s.port, client.connect_timeout, "broker") or (
+                "connection failed (TLS handshake or certificate problem)" if s.tls
+                else "connection failed (host unreachable or not an MQTT broker)")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()

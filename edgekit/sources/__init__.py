@@ -32,7 +32,7 @@ from ..frames import Frame
 from .files import IMAGE_EXTENSIONS, ImageFiles, WatchedFolder, expand_sources
 from .video import VIDEO_EXTENSIONS
 
-__all__ = ["Source", "open_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "WatchedFolder",
+__all__ = ["Source", "open_sources", "close_sources", "register_source_kind", "IMAGE_EXTENSIONS", "ImageFiles", "WatchedFolder",
            "expand_sources"]
 
 
@@ -57,8 +57,29 @@ def open_sources(arguments: Sequence[str], follow: bool = False, checkpoints: st
     form one :class:`ImageFiles` source; other kinds (video files, URLs, cameras) one source each.
     With ``follow``, each folder (or a path that is neither a file nor a glob: a folder that may
     appear later, e.g. a mount) is a :class:`WatchedFolder` instead: its images, then new ones as
-    they arrive, until stopped; with ``checkpoints`` (a folder), each keeps its checkpoint there."""
+    they arrive, until stopped; with ``checkpoints`` (a folder), each keeps its checkpoint there.
+
+    Raises the error of the first argument that cannot be opened, after closing the sources
+    already opened (a plugin's kind may hold a connection or a thread from the start)."""
     sources: list[Source] = []
+    try:
+        _open_all(arguments, follow, checkpoints, sources)
+    except BaseException:
+        close_sources(sources)
+        raise
+    return sources
+
+
+def close_sources(sources: Sequence[Source]) -> None:
+    """Close every source; one that fails to close does not keep the others open."""
+    for source in sources:
+        try:
+            source.close()
+        except Exception:  # closing is best effort: the error that got us here is the one to say
+            pass
+
+
+def _open_all(arguments: Sequence[str], follow: bool, checkpoints: str | None, sources: list[Source]) -> None:
     images: list[str] = []
     for arg in arguments:
         opener = _opener_for(arg)
@@ -74,7 +95,6 @@ def open_sources(arguments: Sequence[str], follow: bool = False, checkpoints: st
         sources.append(opener(arg))
     if images:
         sources.append(ImageFiles(images))
-    return sources
 
 
 def _watched_folder(folder: str, checkpoints: str | None) -> WatchedFolder:
