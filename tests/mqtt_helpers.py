@@ -204,14 +204,47 @@ class CuttableLink:
         self.server.close()
 
 
-def retained(port: int, topic: str, wait: float = 1.0) -> dict[str, bytes]:
+def retained(port: int, topic: str = "#", wait: float = 30.0) -> dict[str, bytes]:
     """What the broker keeps retained under ``topic`` (a filter), as a fresh subscriber sees it:
-    topic -> payload of the messages that came with the retain flag."""
-    sub = Subscriber(port, topic, client_id=f"retained-{time.monotonic_ns()}")
-    time.sleep(wait)
-    if not sub.messages and sub.wait_for(lambda s: bool(s.messages), 5):  # a loaded machine: they come late
-        time.sleep(wait)  # and the rest with them
-    with sub.lock:
-        out = {t: p for t, p, was_retained in sub.messages if was_retained}
-    sub.close()
-    return out
+    topic -> payload of the messages that came with the retain flag.
+
+    No sleeping and hoping: it subscribes at QoS 0 (the broker sends the retained messages in
+    order, right after the SUBACK), then sends itself a marker on a topic of its own; the marker
+    comes after every retained message of the first subscription, so when it arrives they all
+    have. ``wait`` only bounds a broker that never answers (AssertionError).
+    """
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    marker = f"edgekit-test-marker/{uuid.uuid4().hex}"
+    out: dict[str, bytes] = {}
+    done = threading.Event()
+    marker_mid: list[int] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"retained-{uuid.uuid4().hex[:12]}")
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        c.subscribe(topic, qos=0)
+        marker_mid.append(c.subscribe(marker, qos=0)[1])
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties):
+        if marker_mid and mid == marker_mid[-1]:  # the first subscription's retained messages are on their way
+            c.publish(marker, b"end", qos=0)
+
+    def on_message(c, userdata, msg):
+        if msg.topic == marker:
+            done.set()
+        elif msg.retain:
+            out[msg.topic] = msg.payload
+
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        if not done.wait(max(wait, 30.0)):
+            raise AssertionError(f"the broker on port {port} did not echo the marker")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return dict(out)

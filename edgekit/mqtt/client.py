@@ -78,6 +78,19 @@ class Takeovers:
         self.connected_at: float | None = None  # the current connection's CONNACK (clock time)
         self._closes: list[float] = []  # short connections closed by the broker, the last minute
         self._said: float | None = None
+        self._close_pending = False  # the newest of _closes has not been followed by a connect yet
+
+    def failed(self) -> None:
+        """A connect attempt failed: the broker was not there after the last close, so that close
+        was an outage (a broker restarting, a network down), not a twin's connect: forget it. (A
+        twin's close is always followed by a connect that works: the broker is up.)"""
+        if self._close_pending and self._closes:
+            self._closes.pop()
+        self._close_pending = False
+
+    def connected(self) -> None:
+        """A connect worked: the last close stays counted."""
+        self._close_pending = False
 
     @property
     def taken_over(self) -> bool:
@@ -99,6 +112,7 @@ class Takeovers:
         if now - connected_at >= self.LIVED_S and not said_by_broker:
             return None
         self._closes = [t for t in self._closes if now - t < 60] + [now]
+        self._close_pending = True
         if len(self._closes) < (2 if said_by_broker else self.COUNT):
             return None
         if self._said is not None and now - self._said < self.SAY_EVERY_S:

@@ -342,6 +342,7 @@ class Publisher:
         self._outage_said = False
         self._ever_connected = True
         self._takeovers.connected_at = time.monotonic()
+        self._takeovers.connected()
         if self.role is None:
             client.publish(self.settings.topic("status"), b"online", qos=1, retain=True)
         for topic, _callback in self._subscriptions:
@@ -370,6 +371,7 @@ class Publisher:
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._went_down()
+        self._takeovers.failed()  # the close before was an outage, not a twin
         if not (self.last_error or "").startswith("connection refused"):
             # paho calls this while it handles the connect's OSError: that error tells which way it failed
             from ..netreason import connect_reason
